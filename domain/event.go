@@ -1,0 +1,177 @@
+package domain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind names the type of aggregate an event belongs to.
+type Kind string
+
+// Aggregate kinds. Each aggregate is one subject of the log.
+const (
+	KindTenant Kind = "tenant"
+	KindUser   Kind = "user"
+)
+
+// Wire names of events. A name never changes once written; a new meaning gets a new name.
+const (
+	EventTenantCreated = "tenant.created"
+	EventUserCreated   = "user.created"
+)
+
+// An Event is one immutable fact about one aggregate.
+type Event struct {
+	// ID is unique per event and doubles as the log's de-duplication key.
+	ID string
+	// Tenant owns the aggregate.
+	Tenant TenantID
+	// Kind and AggregateID name the aggregate (for a tenant, AggregateID is the tenant id).
+	Kind        Kind
+	AggregateID string
+	// Type is the wire name, Schema the payload's schema version for that type.
+	Type   string
+	Schema int
+	// Version is the event's position in the log; zero until appended.
+	Version Version
+	// At is when the command was decided (the injected clock).
+	At time.Time
+	// Actor says who caused it ("scim:<tokenID>", "admin", "system"); never a name or email.
+	Actor string
+	// Correlation ties the events of one request together (the request id).
+	Correlation string
+	// Data is the typed payload (for example [UserCreated]); nil for an unknown type.
+	Data any
+}
+
+// A Write is one event to append and the version of its aggregate it was decided on.
+type Write struct {
+	Event    Event
+	Expected Version
+}
+
+// A UniqueOp claims or releases a tenant-wide unique value (such as a folded userName) for a
+// holder, atomically with the writes of the same [Batch].
+type UniqueOp struct {
+	// Field names the constraint, for example "userName".
+	Field string
+	// Value is the already-normalised value (for userName: [FoldUserName]).
+	Value string
+	// Holder is the aggregate id that holds (or held) the value.
+	Holder string
+	// Release frees the value instead of claiming it.
+	Release bool
+}
+
+// A Batch is everything one command appends: it is stored whole or not at all.
+type Batch struct {
+	Tenant TenantID
+	Writes []Write
+	Unique []UniqueOp
+}
+
+// EventLog is the write side's view of the log.
+type EventLog interface {
+	// Append stores the batch atomically and returns the log position of its last message.
+	// It returns an error wrapping ErrConflict if an aggregate moved past its expected version,
+	// and ErrUniqueness if a claimed value is held by another holder.
+	Append(ctx context.Context, b Batch) (Version, error)
+	// Load returns the events of one aggregate in order and its current version. An aggregate
+	// without events returns no events and version 0.
+	Load(ctx context.Context, tenant TenantID, kind Kind, id string) ([]Event, Version, error)
+}
+
+// EventSource delivers the whole log in order, for projectors.
+type EventSource interface {
+	// Subscribe returns a subscription delivering every event after the given position.
+	Subscribe(ctx context.Context, after Version) (Subscription, error)
+	// Head returns the position of the last message in the log (0 if empty).
+	Head(ctx context.Context) (Version, error)
+}
+
+// A Subscription delivers events in log order. It is not safe for concurrent use.
+type Subscription interface {
+	// Next blocks until at least one event is available (or ctx ends), then returns up to max
+	// events that are already available. An event the log cannot decode is an error carrying
+	// its position.
+	Next(ctx context.Context, max int) ([]Event, error)
+	// Close stops the subscription.
+	Close() error
+}
+
+// Request describes who is making a request; it is carried in the context and stamped on every
+// event the request appends.
+type Request struct {
+	Actor       string
+	Correlation string
+}
+
+type requestKey struct{}
+
+// WithRequest returns a context carrying r.
+func WithRequest(ctx context.Context, r Request) context.Context {
+	return context.WithValue(ctx, requestKey{}, r)
+}
+
+// RequestFrom returns the Request carried by ctx, or one with actor "system".
+func RequestFrom(ctx context.Context) Request {
+	if r, ok := ctx.Value(requestKey{}).(Request); ok {
+		return r
+	}
+	return Request{Actor: "system"}
+}
+
+// ErrUnknownEvent is returned by DecodeData for a type this code does not know. Projectors
+// ignore such events; replay tools report them.
+var ErrUnknownEvent = errors.New("unknown event type")
+
+// schemas maps each wire name to its current payload schema version and a decoder.
+var schemas = map[string]struct {
+	version int
+	decode  func([]byte) (any, error)
+}{
+	EventTenantCreated: {1, decodeJSON[TenantCreated]},
+	EventUserCreated:   {1, decodeJSON[UserCreated]},
+}
+
+func decodeJSON[T any](b []byte) (any, error) {
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// SchemaOf returns the current payload schema version of an event type, or 0 if unknown.
+func SchemaOf(eventType string) int {
+	return schemas[eventType].version
+}
+
+// EncodeData returns the wire form of an event payload.
+func EncodeData(data any) ([]byte, error) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("domain: encode event: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeData decodes a payload of the given type and schema version into its current typed
+// form, upcasting older schema versions. It returns ErrUnknownEvent for an unknown type.
+func DecodeData(eventType string, schema int, b []byte) (any, error) {
+	s, ok := schemas[eventType]
+	if !ok {
+		return nil, fmt.Errorf("domain: %q: %w", eventType, ErrUnknownEvent)
+	}
+	if schema < 1 || schema > s.version {
+		return nil, fmt.Errorf("domain: %s schema %d: no upcaster to %d", eventType, schema, s.version)
+	}
+	v, err := s.decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("domain: decode %s: %w", eventType, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,311 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// SCIM schema URNs (RFC 7643 §8.7).
+const (
+	SchemaUser           = "urn:ietf:params:scim:schemas:core:2.0:User"
+	SchemaGroup          = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	SchemaEnterpriseUser = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+)
+
+// Attribute types of RFC 7643 §2.3.
+const (
+	TypeString    = "string"
+	TypeBoolean   = "boolean"
+	TypeComplex   = "complex"
+	TypeReference = "reference"
+	TypeDateTime  = "dateTime"
+	TypeDecimal   = "decimal"
+	TypeInteger   = "integer"
+	TypeBinary    = "binary"
+)
+
+// An Attribute describes one SCIM attribute (RFC 7643 §7). The zero Mutability is readWrite,
+// the zero Returned is default.
+type Attribute struct {
+	Name          string
+	Type          string
+	MultiValued   bool
+	Required      bool
+	CaseExact     bool
+	Mutability    string
+	Returned      string
+	Uniqueness    string
+	Description   string
+	SubAttributes []Attribute
+	Canonical     []string
+	References    []string
+}
+
+func str(name, desc string) Attribute { return Attribute{Name: name, Type: TypeString, Description: desc} }
+
+// multi returns the sub-attributes shared by most multi-valued attributes (RFC 7643 §2.4).
+func multi(valueType string, canonical ...string) []Attribute {
+	return []Attribute{
+		{Name: "value", Type: valueType, Description: "The attribute's significant value."},
+		str("display", "A human-readable name, primarily used for display purposes."),
+		{Name: "type", Type: TypeString, Canonical: canonical, Description: "A label indicating the attribute's function."},
+		{Name: "primary", Type: TypeBoolean, Description: "Indicates the 'primary' or preferred attribute value."},
+	}
+}
+
+// UserAttributes are the core User schema's attributes (RFC 7643 §4.1), without the common
+// attributes id, externalId and meta which every resource has.
+var UserAttributes = []Attribute{
+	{Name: "userName", Type: TypeString, Required: true, Uniqueness: "server",
+		Description: "Unique identifier for the User, typically used by the user to directly authenticate to the service provider."},
+	{Name: "name", Type: TypeComplex, Description: "The components of the user's real name.", SubAttributes: []Attribute{
+		str("formatted", "The full name, including all middle names, titles, and suffixes as appropriate, formatted for display."),
+		str("familyName", "The family name of the User."),
+		str("givenName", "The given name of the User."),
+		str("middleName", "The middle name(s) of the User."),
+		str("honorificPrefix", "The honorific prefix(es) of the User."),
+		str("honorificSuffix", "The honorific suffix(es) of the User."),
+	}},
+	str("displayName", "The name of the User, suitable for display to end-users."),
+	str("nickName", "The casual way to address the user in real life."),
+	{Name: "profileUrl", Type: TypeReference, References: []string{"external"}, Description: "A fully qualified URL pointing to a page representing the User's online profile."},
+	str("title", "The user's title, such as \"Vice President\"."),
+	str("userType", "Used to identify the relationship between the organization and the user."),
+	str("preferredLanguage", "Indicates the User's preferred written or spoken language."),
+	str("locale", "Used to indicate the User's default location for purposes of localizing items."),
+	str("timezone", "The User's time zone in the 'Olson' time zone database format."),
+	{Name: "active", Type: TypeBoolean, Description: "A Boolean value indicating the User's administrative status."},
+	{Name: "password", Type: TypeString, Mutability: "writeOnly", Returned: "never", Description: "The User's cleartext password; idledger never stores it."},
+	{Name: "emails", Type: TypeComplex, MultiValued: true, Description: "Email addresses for the user.", SubAttributes: multi(TypeString, "work", "home", "other")},
+	{Name: "phoneNumbers", Type: TypeComplex, MultiValued: true, Description: "Phone numbers for the User.", SubAttributes: multi(TypeString, "work", "home", "mobile", "fax", "pager", "other")},
+	{Name: "ims", Type: TypeComplex, MultiValued: true, Description: "Instant messaging addresses for the User.", SubAttributes: multi(TypeString)},
+	{Name: "photos", Type: TypeComplex, MultiValued: true, Description: "URLs of photos of the User.", SubAttributes: multi(TypeReference, "photo", "thumbnail")},
+	{Name: "addresses", Type: TypeComplex, MultiValued: true, Description: "A physical mailing address for this User.", SubAttributes: []Attribute{
+		str("formatted", "The full mailing address, formatted for display or use with a mailing label."),
+		str("streetAddress", "The full street address component."),
+		str("locality", "The city or locality component."),
+		str("region", "The state or region component."),
+		str("postalCode", "The zip code or postal code component."),
+		str("country", "The country name component."),
+		{Name: "type", Type: TypeString, Canonical: []string{"work", "home", "other"}, Description: "A label indicating the attribute's function."},
+		{Name: "primary", Type: TypeBoolean, Description: "Indicates the 'primary' or preferred attribute value."},
+	}},
+	{Name: "groups", Type: TypeComplex, MultiValued: true, Mutability: "readOnly", Description: "A list of groups to which the user belongs.", SubAttributes: multi(TypeString)},
+	{Name: "entitlements", Type: TypeComplex, MultiValued: true, Description: "A list of entitlements for the User.", SubAttributes: multi(TypeString)},
+	{Name: "roles", Type: TypeComplex, MultiValued: true, Description: "A list of roles for the User.", SubAttributes: multi(TypeString)},
+	{Name: "x509Certificates", Type: TypeComplex, MultiValued: true, Description: "A list of certificates issued to the User.", SubAttributes: multi(TypeBinary)},
+}
+
+// EnterpriseUserAttributes are the enterprise User extension's attributes (RFC 7643 §4.3).
+var EnterpriseUserAttributes = []Attribute{
+	str("employeeNumber", "Numeric or alphanumeric identifier assigned to a person."),
+	str("costCenter", "Identifies the name of a cost center."),
+	str("organization", "Identifies the name of an organization."),
+	str("division", "Identifies the name of a division."),
+	str("department", "Identifies the name of a department."),
+	{Name: "manager", Type: TypeComplex, Description: "The User's manager.", SubAttributes: []Attribute{
+		{Name: "value", Type: TypeString, Description: "The id of the SCIM resource representing the User's manager."},
+		{Name: "$ref", Type: TypeReference, References: []string{"User"}, Description: "The URI of the SCIM resource representing the User's manager."},
+		{Name: "displayName", Type: TypeString, Mutability: "readOnly", Description: "The displayName of the User's manager."},
+	}},
+}
+
+// findAttr looks an attribute up by name, case-insensitively (RFC 7643 §2.1).
+func findAttr(attrs []Attribute, name string) (Attribute, bool) {
+	for _, a := range attrs {
+		if strings.EqualFold(a.Name, name) {
+			return a, true
+		}
+	}
+	return Attribute{}, false
+}
+
+// CanonicalUser validates a client's User representation and returns the attributes to store:
+// canonical attribute names, booleans sent as strings coerced, nulls and empty lists dropped,
+// unknown and read-only attributes ignored, the enterprise extension and any other
+// extension object (a key that is a URN) kept. It also returns the schemas to echo.
+// It returns an error wrapping ErrInvalid when a value has the wrong type or userName is missing.
+func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
+	out := make(map[string]any)
+	schemas := []string{SchemaUser}
+	for k, v := range in {
+		if v == nil {
+			continue
+		}
+		lk := strings.ToLower(k)
+		switch {
+		case lk == "id" || lk == "meta" || lk == "schemas":
+			continue
+		case lk == "externalid":
+			s, err := asString(v, "externalId")
+			if err != nil {
+				return nil, nil, err
+			}
+			if s != "" {
+				out["externalId"] = s
+			}
+		case strings.EqualFold(k, SchemaEnterpriseUser):
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return nil, nil, Errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
+			}
+			ext, err := canonicalObject(EnterpriseUserAttributes, obj, SchemaEnterpriseUser)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(ext) > 0 {
+				out[SchemaEnterpriseUser] = ext
+				schemas = append(schemas, SchemaEnterpriseUser)
+			}
+		case strings.HasPrefix(lk, "urn:"):
+			// A custom extension: kept as sent, without interpretation.
+			if obj, ok := v.(map[string]any); ok && len(obj) > 0 {
+				out[k] = cloneMap(obj)
+				schemas = append(schemas, k)
+			}
+		default:
+			a, ok := findAttr(UserAttributes, k)
+			if !ok || a.Mutability == "readOnly" || a.Mutability == "writeOnly" {
+				continue // unknown attributes are ignored (entra-scim.md §4.2)
+			}
+			cv, err := canonicalValue(a, v, a.Name)
+			if err != nil {
+				return nil, nil, err
+			}
+			if cv != nil {
+				out[a.Name] = cv
+			}
+		}
+	}
+	name, _ := out["userName"].(string)
+	if strings.TrimSpace(name) == "" {
+		return nil, nil, Errorf(ErrInvalid, "userName is required")
+	}
+	if _, ok := out["active"]; !ok {
+		out["active"] = true
+	}
+	return out, schemas, nil
+}
+
+func canonicalObject(attrs []Attribute, obj map[string]any, path string) (map[string]any, error) {
+	out := make(map[string]any)
+	for k, v := range obj {
+		if v == nil {
+			continue
+		}
+		a, ok := findAttr(attrs, k)
+		if !ok || a.Mutability == "readOnly" {
+			continue
+		}
+		cv, err := canonicalValue(a, v, path+"."+a.Name)
+		if err != nil {
+			return nil, err
+		}
+		if cv != nil {
+			out[a.Name] = cv
+		}
+	}
+	return out, nil
+}
+
+// canonicalValue checks and normalises one attribute value; nil means "absent".
+func canonicalValue(a Attribute, v any, path string) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if a.MultiValued {
+		list, ok := v.([]any)
+		if !ok {
+			list = []any{v}
+		}
+		var out []any
+		primaries := 0
+		for _, e := range list {
+			single := a
+			single.MultiValued = false
+			ce, err := canonicalValue(single, e, path)
+			if err != nil {
+				return nil, err
+			}
+			if ce == nil {
+				continue
+			}
+			if m, ok := ce.(map[string]any); ok && m["primary"] == true {
+				primaries++
+			}
+			out = append(out, ce)
+		}
+		if primaries > 1 {
+			return nil, Errorf(ErrInvalid, "%s: at most one value may be primary", path)
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
+	switch a.Type {
+	case TypeComplex:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			// A bare value stands for {"value": v} (e.g. Entra's manager as a plain id).
+			if _, hasValue := findAttr(a.SubAttributes, "value"); hasValue {
+				obj = map[string]any{"value": v}
+			} else {
+				return nil, Errorf(ErrInvalid, "%s must be an object", path)
+			}
+		}
+		m, err := canonicalObject(a.SubAttributes, obj, path)
+		if err != nil || len(m) == 0 {
+			return nil, err
+		}
+		return m, nil
+	case TypeBoolean:
+		b, err := asBool(v, path)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	case TypeInteger, TypeDecimal:
+		switch n := v.(type) {
+		case float64, json.Number:
+			return n, nil
+		}
+		return nil, Errorf(ErrInvalid, "%s must be a number", path)
+	default:
+		s, err := asString(v, path)
+		if err != nil || s == "" {
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
+func asString(v any, path string) (string, error) {
+	switch s := v.(type) {
+	case string:
+		return s, nil
+	case json.Number:
+		return s.String(), nil
+	case float64:
+		return fmt.Sprint(s), nil
+	case bool:
+		return fmt.Sprint(s), nil
+	}
+	return "", Errorf(ErrInvalid, "%s must be a string", path)
+}
+
+func asBool(v any, path string) (bool, error) {
+	switch b := v.(type) {
+	case bool:
+		return b, nil
+	case string:
+		switch strings.ToLower(strings.TrimSpace(b)) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	}
+	return false, Errorf(ErrInvalid, "%s must be a boolean", path)
+}

@@ -1,0 +1,119 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// maxConflictRetries bounds how often a command is decided again after losing a race.
+const maxConflictRetries = 5
+
+// Service runs idledger's commands: it loads an aggregate from the log, folds it, decides, and
+// appends the resulting events at the version it decided on. It is safe for concurrent use.
+type Service struct {
+	Log EventLog
+	// Now returns the current time; NewID returns a fresh aggregate or event id. Both are
+	// injected so tests are deterministic.
+	Now   func() time.Time
+	NewID func() string
+	// Random is the source of secrets; nil means crypto/rand.
+	Random io.Reader
+}
+
+func (s *Service) random() io.Reader {
+	if s.Random != nil {
+		return s.Random
+	}
+	return defaultRandom
+}
+
+// newEvent stamps an event with id, time and the request's actor and correlation.
+func (s *Service) newEvent(ctx context.Context, tenant TenantID, kind Kind, id, typ string, data any) Event {
+	r := RequestFrom(ctx)
+	return Event{
+		ID:          s.NewID(),
+		Tenant:      tenant,
+		Kind:        kind,
+		AggregateID: id,
+		Type:        typ,
+		Schema:      SchemaOf(typ),
+		At:          s.Now().UTC(),
+		Actor:       r.Actor,
+		Correlation: r.Correlation,
+		Data:        data,
+	}
+}
+
+// CreateTenant creates a company and returns it with its SCIM bearer token. The token is
+// returned only here; the log keeps its hash.
+func (s *Service) CreateTenant(ctx context.Context, name string) (Tenant, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return Tenant{}, "", Errorf(ErrInvalid, "name is required")
+	}
+	if len(name) > 200 {
+		return Tenant{}, "", Errorf(ErrInvalid, "name is longer than 200 characters")
+	}
+	token, err := NewSecret(s.random())
+	if err != nil {
+		return Tenant{}, "", err
+	}
+	id := TenantID(s.NewID())
+	e := s.newEvent(ctx, id, KindTenant, string(id), EventTenantCreated,
+		TenantCreated{Name: name, SCIMTokenHash: HashToken(token)})
+	v, err := s.Log.Append(ctx, Batch{Tenant: id, Writes: []Write{{Event: e}}})
+	if err != nil {
+		return Tenant{}, "", fmt.Errorf("create tenant: %w", err)
+	}
+	e.Version = v
+	var t Tenant
+	t.Apply(e)
+	return t, token, nil
+}
+
+// CreateUser creates a user from a client's SCIM representation (see [CanonicalUser]). The
+// userName is claimed tenant-wide in the same atomic append, so of two concurrent creates with
+// the same userName (in any letter case) one fails with ErrUniqueness.
+func (s *Service) CreateUser(ctx context.Context, tenant TenantID, in map[string]any) (User, error) {
+	attrs, schemas, err := CanonicalUser(in)
+	if err != nil {
+		return User{}, err
+	}
+	id := s.NewID()
+	name, _ := attrs["userName"].(string)
+	e := s.newEvent(ctx, tenant, KindUser, id, EventUserCreated, UserCreated{Schemas: schemas, Attributes: attrs})
+	b := Batch{
+		Tenant: tenant,
+		Writes: []Write{{Event: e}},
+		Unique: []UniqueOp{{Field: "userName", Value: FoldUserName(name), Holder: id}},
+	}
+	v, err := s.appendRetry(ctx, b)
+	if err != nil {
+		if errors.Is(err, ErrUniqueness) {
+			return User{}, Errorf(ErrUniqueness, "userName %q is already used by another user", name)
+		}
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	e.Version = v
+	var u User
+	u.Apply(e)
+	return u, nil
+}
+
+// appendRetry appends a batch whose decision does not depend on loaded state, retrying a lost
+// race a few times (a conflict on a fresh aggregate can only come from a racing index record).
+func (s *Service) appendRetry(ctx context.Context, b Batch) (Version, error) {
+	var err error
+	for range maxConflictRetries {
+		var v Version
+		v, err = s.Log.Append(ctx, b)
+		if !errors.Is(err, ErrConflict) {
+			return v, err
+		}
+	}
+	return 0, err
+}

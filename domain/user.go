@@ -1,0 +1,94 @@
+package domain
+
+import (
+	"context"
+	"time"
+)
+
+// User is a user's state, folded from its events. Resource holds the SCIM representation as
+// stored (canonical attribute names, without id, meta and schemas), so that what was sent is what
+// is returned.
+type User struct {
+	ID       UserID         `json:"id"`
+	Tenant   TenantID       `json:"tenant"`
+	Schemas  []string       `json:"schemas,omitempty"`
+	Resource map[string]any `json:"resource"`
+	Created  time.Time      `json:"created"`
+	Modified time.Time      `json:"modified"`
+	Version  Version        `json:"version"`
+}
+
+// UserCreated records a new user with its complete initial attributes.
+type UserCreated struct {
+	Schemas    []string       `json:"schemas,omitempty"`
+	Attributes map[string]any `json:"attributes"`
+}
+
+// Exists reports whether the user has been created.
+func (u *User) Exists() bool { return u.Version != 0 }
+
+// UserName returns the user's SCIM userName as stored.
+func (u *User) UserName() string { s, _ := u.Resource["userName"].(string); return s }
+
+// ExternalID returns the client-owned externalId, or "".
+func (u *User) ExternalID() string { s, _ := u.Resource["externalId"].(string); return s }
+
+// Active reports whether the user may sign in. A user without an "active" attribute is active.
+func (u *User) Active() bool {
+	b, ok := u.Resource["active"].(bool)
+	return !ok || b
+}
+
+// Apply folds one event into the user. Events of other aggregates and unknown types are ignored
+// except for advancing the version.
+func (u *User) Apply(e Event) {
+	if e.Kind != KindUser {
+		return
+	}
+	switch d := e.Data.(type) {
+	case UserCreated:
+		u.ID = UserID(e.AggregateID)
+		u.Tenant = e.Tenant
+		u.Schemas = append([]string(nil), d.Schemas...)
+		u.Resource = cloneMap(d.Attributes)
+		u.Created = e.At
+		u.Modified = e.At
+	}
+	u.Version = e.Version
+}
+
+// UserReader reads users from a read model.
+type UserReader interface {
+	// FindUser returns the user, or an error wrapping ErrNotFound.
+	FindUser(ctx context.Context, tenant TenantID, id UserID) (User, error)
+	// FindUserByUserName returns the user whose folded userName equals FoldUserName(name), or an
+	// error wrapping ErrNotFound.
+	FindUserByUserName(ctx context.Context, tenant TenantID, name string) (User, error)
+}
+
+// cloneMap deep-copies a JSON-shaped value tree.
+func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneValue(v)
+	}
+	return out
+}
+
+func cloneValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return cloneMap(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cloneValue(e)
+		}
+		return out
+	default:
+		return v
+	}
+}

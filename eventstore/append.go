@@ -1,0 +1,208 @@
+package eventstore
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// JetStream error codes that mean "a subject moved past the expected sequence".
+const (
+	codeWrongLastSeq      jetstream.ErrorCode = 10071
+	codeWrongLastSeqConst jetstream.ErrorCode = 10164
+)
+
+// maxBatch is the server's limit of messages in one atomic batch.
+const maxBatch = 1000
+
+// claimPayload is the body of a claim index record. It holds only an opaque holder id.
+type claimPayload struct {
+	Holder string `json:"holder"`
+}
+
+// Append stores one request's messages as one atomic batch: the claim and release records of
+// b.Unique first, then b.Writes, each asserting its subject's expected last sequence. It
+// returns the sequence of the last message stored. A lost race wraps domain.ErrConflict; a
+// value held by another holder wraps domain.ErrUniqueness. A batch with nothing to write
+// returns 0.
+func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, error) {
+	var msgs []*nats.Msg
+	var claims []claimCheck
+	for _, u := range b.Unique {
+		m, c, err := s.uniqueMsg(ctx, b.Tenant, u)
+		if err != nil {
+			return 0, err
+		}
+		if m != nil {
+			msgs = append(msgs, m)
+			claims = append(claims, c)
+		}
+	}
+	seen := make(map[string]bool)
+	for _, w := range b.Writes {
+		m, err := encode(w.Event)
+		if err != nil {
+			return 0, err
+		}
+		// Only the first message of a subject in a batch may carry its expectation.
+		if !seen[m.Subject] {
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(uint64(w.Expected)))
+			seen[m.Subject] = true
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	if len(msgs) > maxBatch {
+		return 0, domain.Errorf(domain.ErrTooMany, "one request may change at most %d records", maxBatch)
+	}
+	last := msgs[len(msgs)-1]
+	lastID := last.Header.Get(hdrMsgID)
+	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs)
+	if err == nil {
+		return domain.Version(ack.Sequence), nil
+	}
+	// An earlier attempt of this very batch may have been stored (a retry after a lost ack):
+	// then the last subject's last message carries our id.
+	if seq, ok := s.lastHasID(ctx, last.Subject, lastID); ok {
+		return domain.Version(seq), nil
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == codeWrongLastSeq || apiErr.ErrorCode == codeWrongLastSeqConst) {
+		for _, c := range claims {
+			if holder, _, _ := s.claimHolder(ctx, c.subject); holder != "" && holder != c.holder && !c.release {
+				return 0, fmt.Errorf("eventstore: append: %w", domain.ErrUniqueness)
+			}
+		}
+		return 0, fmt.Errorf("eventstore: append: %w", domain.ErrConflict)
+	}
+	return 0, fmt.Errorf("eventstore: append %d messages: %w", len(msgs), err)
+}
+
+type claimCheck struct {
+	subject string
+	holder  string
+	release bool
+}
+
+// uniqueMsg returns the claim or release record for u, or nil if nothing needs writing (the
+// holder already holds the value, or releases a value it does not hold).
+func (s *Store) uniqueMsg(ctx context.Context, tenant domain.TenantID, u domain.UniqueOp) (*nats.Msg, claimCheck, error) {
+	key, err := s.claimKey(ctx, tenant, u.Field, u.Value)
+	if err != nil {
+		return nil, claimCheck{}, err
+	}
+	subj := "idl." + string(tenant) + "." + claimKind + "." + key
+	holder, seq, err := s.claimHolder(ctx, subj)
+	if err != nil {
+		return nil, claimCheck{}, err
+	}
+	typ := typeClaimed
+	switch {
+	case u.Release && holder != u.Holder:
+		return nil, claimCheck{}, nil
+	case u.Release:
+		typ = typeReleased
+	case holder == u.Holder:
+		return nil, claimCheck{}, nil
+	case holder != "":
+		return nil, claimCheck{}, fmt.Errorf("eventstore: claim %s: %w", u.Field, domain.ErrUniqueness)
+	}
+	body, _ := json.Marshal(claimPayload{Holder: u.Holder})
+	m := nats.NewMsg(subj)
+	m.Data = body
+	m.Header.Set(hdrMsgID, nuid.Next())
+	m.Header.Set(hdrType, typ)
+	m.Header.Set(hdrSchema, "1")
+	m.Header.Set(hdrTenant, string(tenant))
+	m.Header.Set(hdrAggregate, claimKind+":"+key)
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(seq))
+	return m, claimCheck{subject: subj, holder: u.Holder, release: u.Release}, nil
+}
+
+// claimHolder returns who holds a claim subject ("" if never claimed or released) and the
+// subject's last sequence.
+func (s *Store) claimHolder(ctx context.Context, subj string) (string, uint64, error) {
+	msg, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("eventstore: read claim: %w", err)
+	}
+	if msg.Header.Get(hdrType) != typeClaimed {
+		return "", msg.Sequence, nil
+	}
+	var p claimPayload
+	if err := json.Unmarshal(msg.Data, &p); err != nil {
+		return "", 0, fmt.Errorf("eventstore: claim at seq %d: %w", msg.Sequence, err)
+	}
+	return p.Holder, msg.Sequence, nil
+}
+
+// lastHasID reports whether the last message on subj has the given Nats-Msg-Id, and its
+// sequence.
+func (s *Store) lastHasID(ctx context.Context, subj, id string) (uint64, bool) {
+	msg, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if err != nil || msg.Header.Get(hdrMsgID) != id {
+		return 0, false
+	}
+	return msg.Sequence, true
+}
+
+// claimKey returns base32(HMAC-SHA256(tenant key, field ":" value))[:26], so that subjects
+// never carry a userName (event-model.md §2.1).
+func (s *Store) claimKey(ctx context.Context, tenant domain.TenantID, field, value string) (string, error) {
+	secret, err := s.tenantSecret(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(field + ":" + value))
+	enc := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(mac.Sum(nil))
+	return strings.ToLower(enc[:26]), nil
+}
+
+// tenantSecret returns the tenant's claim key from IDL_KEYS, creating it on first use.
+func (s *Store) tenantSecret(ctx context.Context, tenant domain.TenantID) ([]byte, error) {
+	s.mu.Lock()
+	k, ok := s.claimSecret[string(tenant)]
+	s.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	name := "claim." + string(tenant)
+	entry, err := s.keys.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, fmt.Errorf("eventstore: tenant key: %w", err)
+		}
+		if _, err = s.keys.Create(ctx, name, fresh); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("eventstore: create tenant key: %w", err)
+		}
+		entry, err = s.keys.Get(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: tenant key: %w", err)
+	}
+	k = entry.Value()
+	s.mu.Lock()
+	s.claimSecret[string(tenant)] = k
+	s.mu.Unlock()
+	return k, nil
+}

@@ -1,0 +1,135 @@
+// Package eventstore keeps idledger's event log in NATS JetStream.
+//
+// It implements [domain.EventLog] and [domain.EventSource] and is the only package that speaks
+// JetStream. Without a NATS URL it starts an embedded nats-server (JetStream file store in
+// DIR/nats, no network listener, in-process client connection); with one it connects to an
+// external server or cluster.
+//
+// # Layout
+//
+// One stream, IDL_EVENTS, holds every event under subjects of the form
+//
+//	idl.<tenant>.tenant               the company aggregate
+//	idl.<tenant>.user.<userID>        one user aggregate
+//	idl.<tenant>.uname.<claimKey>     one userName claim (an index record, not a domain event)
+//
+// The stream denies delete and purge and discards new messages rather than old ones: nothing
+// that was acknowledged ever leaves the log. Each request's messages are appended as one atomic
+// batch; each message asserts its subject's last sequence (optimistic concurrency) and carries a
+// Nats-Msg-Id (de-duplication). Claim keys are keyed hashes, so no userName appears in a subject.
+// The per-tenant hash keys live in the KV bucket IDL_KEYS, which, unlike the log, may be deleted.
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the name of the event stream.
+const StreamName = "IDL_EVENTS"
+
+// keysBucket holds per-tenant secrets that must stay out of the immutable log.
+const keysBucket = "IDL_KEYS"
+
+// Config says where the log lives and how durable it is.
+type Config struct {
+	// Dir is the data directory; the embedded server stores JetStream data in Dir/nats.
+	Dir string
+	// URL, when set, connects to an external NATS server or cluster instead.
+	URL string
+	// Replicas is the stream's replication factor: 1 for the embedded server (the default),
+	// typically 3 on a cluster.
+	Replicas int
+	// NoSync turns off fsync before acknowledgement on the embedded server. The default (false)
+	// fsyncs every write before it is acknowledged.
+	NoSync bool
+	// DuplicateWindow is the de-duplication window for Nats-Msg-Id (default 2 minutes).
+	DuplicateWindow time.Duration
+	// Logger receives operational messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is the event log. It is safe for concurrent use; Close releases it.
+type Store struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // nil with an external NATS
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	keys   jetstream.KeyValue
+
+	mu          sync.Mutex        // guards claimSecret
+	claimSecret map[string][]byte // tenant id → claim HMAC key
+}
+
+// Open starts or connects to NATS, ensures the stream exists with the expected configuration
+// and returns the Store. A stream that exists with a different configuration is an error that
+// names each difference.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.DuplicateWindow <= 0 {
+		cfg.DuplicateWindow = 2 * time.Minute
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger, claimSecret: make(map[string][]byte)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	var err error
+	if cfg.URL == "" {
+		s.srv, s.nc, err = startEmbedded(cfg)
+	} else {
+		s.nc, err = nats.Connect(cfg.URL, nats.Name("idledger"), nats.MaxReconnects(-1))
+		if err != nil {
+			err = fmt.Errorf("eventstore: connect %s: %w", cfg.URL, err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("eventstore: jetstream: %w", err)
+	}
+	if err := s.ensure(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close drains the connection and shuts the embedded server down. It is safe to call twice.
+func (s *Store) Close() error {
+	if s.nc != nil {
+		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			s.nc.Close()
+		}
+		for s.nc.IsDraining() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.nc.Close()
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+		s.srv = nil
+	}
+	return nil
+}
+
+// Embedded reports whether the store runs its own nats-server.
+func (s *Store) Embedded() bool { return s.srv != nil }
+
+// Conn returns the NATS connection, for tests and tools that inspect the raw stream.
+func (s *Store) Conn() *nats.Conn { return s.nc }

@@ -1,0 +1,169 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// loadBatch is how many messages one direct-get batch request returns.
+const loadBatch = 512
+
+// Load returns one aggregate's events in order and its version (the sequence of its last
+// message), reading only that aggregate's subject with direct gets.
+func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Kind, id string) ([]domain.Event, domain.Version, error) {
+	if !validToken(string(tenant)) || (kind != domain.KindTenant && !validToken(id)) {
+		return nil, 0, nil
+	}
+	subj := subject(tenant, kind, id)
+	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("eventstore: load %s: %w", subj, err)
+	}
+	var events []domain.Event
+	next := uint64(1)
+	for next <= last.Sequence {
+		msgs, err := jetstreamext.GetBatch(ctx, s.js, StreamName, loadBatch,
+			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(subj))
+		if err != nil {
+			return nil, 0, fmt.Errorf("eventstore: load %s: %w", subj, err)
+		}
+		n := 0
+		for m, err := range msgs {
+			if err != nil {
+				return nil, 0, fmt.Errorf("eventstore: load %s: %w", subj, err)
+			}
+			if m.Sequence > last.Sequence {
+				break
+			}
+			e, err := decode(m.Subject, m.Header, m.Data, m.Sequence, m.Time)
+			if err != nil {
+				return nil, 0, err
+			}
+			events = append(events, e)
+			next = m.Sequence + 1
+			n++
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return events, domain.Version(last.Sequence), nil
+}
+
+// Subscribe delivers every message after the given sequence through an ordered consumer.
+func (s *Store) Subscribe(ctx context.Context, after domain.Version) (domain.Subscription, error) {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if after > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = uint64(after) + 1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: subscribe: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: subscribe: %w", err)
+	}
+	sub := &subscription{it: it, ch: make(chan item, 1024), done: make(chan struct{})}
+	go sub.pump()
+	return sub, nil
+}
+
+type item struct {
+	e   domain.Event
+	err error
+}
+
+// subscription turns the ordered consumer's blocking iterator into batches.
+type subscription struct {
+	it     jetstream.MessagesContext
+	ch     chan item
+	done   chan struct{}
+	failed error // set once the stream of events has ended; returned by every later Next
+}
+
+func (s *subscription) pump() {
+	defer close(s.ch)
+	for {
+		m, err := s.it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
+		var it item
+		if err != nil {
+			it.err = fmt.Errorf("eventstore: subscription: %w", err)
+		} else if md, merr := m.Metadata(); merr != nil {
+			it.err = fmt.Errorf("eventstore: subscription metadata: %w", merr)
+		} else {
+			it.e, it.err = decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+		}
+		select {
+		case s.ch <- it:
+		case <-s.done:
+			return
+		}
+		if it.err != nil {
+			return
+		}
+	}
+}
+
+// Next blocks for the first event, then adds those already buffered, up to max. A message
+// that cannot be decoded ends the batch before it and is returned as the error of the next call.
+func (s *subscription) Next(ctx context.Context, max int) ([]domain.Event, error) {
+	if s.failed != nil {
+		return nil, s.failed
+	}
+	var out []domain.Event
+	for len(out) < max {
+		var it item
+		var ok bool
+		if len(out) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case it, ok = <-s.ch:
+			}
+		} else {
+			select {
+			case it, ok = <-s.ch:
+			default:
+				return out, nil
+			}
+		}
+		if !ok {
+			s.failed = errors.New("eventstore: subscription closed")
+			break
+		}
+		if it.err != nil {
+			s.failed = it.err
+			break
+		}
+		out = append(out, it.e)
+	}
+	if len(out) == 0 {
+		return nil, s.failed
+	}
+	return out, nil
+}
+
+// Close stops the consumer.
+func (s *subscription) Close() error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.it.Stop()
+	return nil
+}

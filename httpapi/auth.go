@@ -1,0 +1,66 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idledger/idledger/domain"
+)
+
+type tenantKey struct{}
+
+// bearer returns the token of an "Authorization: Bearer" header, or "".
+func bearer(c echo.Context) string {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// requireAdmin admits requests carrying the operator token.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token := bearer(c)
+		if s.cfg.AdminToken == "" || token == "" ||
+			subtle.ConstantTimeCompare([]byte(domain.HashToken(token)), []byte(domain.HashToken(s.cfg.AdminToken))) != 1 {
+			return domain.Errorf(domain.ErrUnauthorized, "a valid operator bearer token is required")
+		}
+		setActor(c, "admin")
+		return next(c)
+	}
+}
+
+// requireSCIMToken resolves the bearer token to its company. The token is looked up by its
+// hash, so the comparison never touches the secret itself.
+func (s *Server) requireSCIMToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token := bearer(c)
+		if token == "" {
+			return domain.Errorf(domain.ErrUnauthorized, "a bearer token is required")
+		}
+		t, err := s.read.FindTenantByTokenHash(c.Request().Context(), domain.HashToken(token))
+		if errors.Is(err, domain.ErrNotFound) {
+			return domain.Errorf(domain.ErrUnauthorized, "the bearer token is not valid")
+		}
+		if err != nil {
+			return err
+		}
+		// The actor names the token by its hash prefix, never by the secret.
+		setActor(c, "scim:"+domain.HashToken(token)[:16])
+		ctx := context.WithValue(c.Request().Context(), tenantKey{}, t.ID)
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+// tenantOf returns the company resolved by requireSCIMToken.
+func tenantOf(c echo.Context) domain.TenantID {
+	id, _ := c.Request().Context().Value(tenantKey{}).(domain.TenantID)
+	return id
+}

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// SCIM message schema of error bodies (RFC 7644 §3.12).
+const schemaError = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+// scimError is the RFC 7644 §3.12 error body; status is a string.
+type scimError struct {
+	Schemas  []string `json:"schemas"`
+	Status   string   `json:"status"`
+	ScimType string   `json:"scimType,omitempty"`
+	Detail   string   `json:"detail"`
+}
+
+// errorKinds maps each domain error kind to its status and SCIM scimType.
+var errorKinds = []struct {
+	kind     error
+	status   int
+	scimType string
+}{
+	{domain.ErrNotFound, http.StatusNotFound, ""},
+	{domain.ErrUniqueness, http.StatusConflict, "uniqueness"},
+	{domain.ErrInvalid, http.StatusBadRequest, "invalidValue"},
+	{domain.ErrInvalidSyntax, http.StatusBadRequest, "invalidSyntax"},
+	{domain.ErrInvalidFilter, http.StatusBadRequest, "invalidFilter"},
+	{domain.ErrInvalidPath, http.StatusBadRequest, "invalidPath"},
+	{domain.ErrNoTarget, http.StatusBadRequest, "noTarget"},
+	{domain.ErrMutability, http.StatusBadRequest, "mutability"},
+	{domain.ErrTooMany, http.StatusBadRequest, "tooMany"},
+	{domain.ErrConflict, http.StatusConflict, ""},
+	{domain.ErrLocked, http.StatusConflict, ""},
+	{domain.ErrPrecondition, http.StatusPreconditionFailed, ""},
+	{domain.ErrUnauthorized, http.StatusUnauthorized, ""},
+	{domain.ErrForbidden, http.StatusForbidden, ""},
+}
+
+// handleError is the only place an error becomes a response. SCIM routes answer with SCIM
+// error bodies, the others with {"error","code"}. Only 5xx responses log the full error.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, scimType, detail := http.StatusInternalServerError, "", "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		detail = strings.ToLower(http.StatusText(status))
+		if m, ok := he.Message.(string); ok && m != "" {
+			detail = m
+		}
+		if status == http.StatusRequestEntityTooLarge {
+			detail = "request body exceeds " + strconv.FormatInt(s.cfg.BodyLimit, 10) + " bytes"
+		}
+	} else {
+		for _, k := range errorKinds {
+			if errors.Is(err, k.kind) {
+				status, scimType = k.status, k.scimType
+				detail = domain.ErrorDetail(err)
+				if detail == "" {
+					detail = k.kind.Error()
+				}
+				break
+			}
+		}
+	}
+	if status >= 500 {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", status, "err", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	if status == http.StatusUnauthorized {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idledger"`)
+	}
+	var werr error
+	if isSCIM(c) {
+		werr = writeSCIM(c, status, scimError{
+			Schemas: []string{schemaError}, Status: strconv.Itoa(status), ScimType: scimType, Detail: detail,
+		})
+	} else {
+		code := "internal"
+		if scimType != "" {
+			code = scimType
+		} else if status < 500 {
+			code = strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
+		}
+		werr = c.JSON(status, map[string]string{"error": detail, "code": code})
+	}
+	if werr != nil {
+		s.log.Error("write error response", "err", werr)
+	}
+}
+
+func isSCIM(c echo.Context) bool {
+	return strings.HasPrefix(c.Request().URL.Path, "/scim/")
+}
+
+func (s *Server) handleSCIMNotFound(c echo.Context) error {
+	return domain.Errorf(domain.ErrNotFound, "no SCIM endpoint %s %s", c.Request().Method, c.Request().URL.Path)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }

@@ -1,0 +1,178 @@
+// Package httpapi is idledger's HTTP interface, built on echo v4: the operator API
+// (/admin/v1), SCIM 2.0 (/scim/v2, RFC 7643/7644) and health.
+//
+// It adapts HTTP to the domain and nothing else: handlers call a [domain.Service] for writes and
+// read models for reads, and every error becomes a response in one place (errors.go). A write
+// answers only once the local projector has applied it (read-your-writes), so a client's next GET
+// or filter query sees its change.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// Reader is what the handlers read from the projections.
+type Reader interface {
+	domain.UserReader
+	FindTenantByTokenHash(ctx context.Context, hash string) (domain.Tenant, error)
+	ListUsers(ctx context.Context, tenant domain.TenantID, keep func(*domain.User) bool, offset, limit int) ([]domain.User, int, error)
+}
+
+// Projector is the local projector: writes wait on it, health reports it.
+type Projector interface {
+	WaitFor(ctx context.Context, v domain.Version) error
+	Ready() error
+}
+
+// Config holds the server's settings.
+type Config struct {
+	// BaseURL is the public URL prefix for meta.location and the URLs handed to clients.
+	BaseURL string
+	// AdminToken guards /admin; empty disables the operator API.
+	AdminToken string
+	// BodyLimit is the largest request body accepted, in bytes (default 1 MiB).
+	BodyLimit int64
+	// WriteWait bounds how long a write waits to become visible before answering (default 2 s).
+	WriteWait time.Duration
+}
+
+// Server serves the HTTP API. Create it with New; it is an http.Handler.
+type Server struct {
+	cfg       Config
+	svc       *domain.Service
+	read      Reader
+	projector Projector
+	log       *slog.Logger
+	echo      *echo.Echo
+}
+
+// New returns a Server with its routes.
+func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log *slog.Logger) *Server {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.WriteWait <= 0 {
+		cfg.WriteWait = 2 * time.Second
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New()}
+	s.echo.HideBanner = true
+	s.echo.HidePort = true
+	s.echo.HTTPErrorHandler = s.handleError
+	s.echo.Pre(normalizePath)
+	s.echo.Use(s.requestContext)
+	s.echo.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: byteSize(cfg.BodyLimit)}))
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", s.handleHealth)
+
+	admin := e.Group("/admin/v1", s.requireAdmin)
+	admin.POST("/tenants", s.handleCreateTenant)
+
+	scim := e.Group("/scim/v2", s.requireSCIMToken)
+	scim.POST("/Users", s.handleCreateUser)
+	scim.GET("/Users", s.handleListUsers)
+	scim.GET("/Users/:id", s.handleGetUser)
+	scim.Any("/*", s.handleSCIMNotFound)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.echo.ServeHTTP(w, r)
+}
+
+// requestContext gives every request an id (X-Request-Id or a fresh one), echoes it, and puts
+// it in the context for the events the request appends.
+func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if id == "" || len(id) > 128 {
+			id = uuid.NewString()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		ctx := domain.WithRequest(c.Request().Context(), domain.Request{Actor: "anonymous", Correlation: id})
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+// setActor records who is acting for the rest of the request.
+func setActor(c echo.Context, actor string) {
+	r := domain.RequestFrom(c.Request().Context())
+	r.Actor = actor
+	c.SetRequest(c.Request().WithContext(domain.WithRequest(c.Request().Context(), r)))
+}
+
+// waitVisible waits until a write at v is visible to reads; a timeout is logged, not failed,
+// because the write is durable.
+func (s *Server) waitVisible(c echo.Context, v domain.Version) {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.WriteWait)
+	defer cancel()
+	if err := s.projector.WaitFor(ctx, v); err != nil {
+		s.log.Warn("write acknowledged before it became visible", "seq", v, "err", err,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+}
+
+func (s *Server) handleHealth(c echo.Context) error {
+	if err := s.projector.Ready(); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// scimResources are the SCIM resource segments, in canonical case.
+var scimResources = []string{"Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas"}
+
+// normalizePath drops a trailing slash and canonicalises the case of the SCIM resource segment
+// (Entra and others send /users and /Users/), before routing.
+func normalizePath(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		p := r.URL.Path
+		if len(p) > 1 && strings.HasSuffix(p, "/") {
+			p = strings.TrimRight(p, "/")
+		}
+		const prefix = "/scim/v2/"
+		if len(p) > len(prefix) && strings.EqualFold(p[:len(prefix)], prefix) {
+			rest := p[len(prefix):]
+			seg, tail, _ := strings.Cut(rest, "/")
+			for _, name := range scimResources {
+				if strings.EqualFold(seg, name) {
+					seg = name
+				}
+			}
+			p = prefix + seg
+			if tail != "" {
+				p += "/" + tail
+			}
+		}
+		if p != r.URL.Path {
+			r.URL.Path = p
+			r.URL.RawPath = ""
+		}
+		return next(c)
+	}
+}
+
+func byteSize(n int64) string {
+	return strconv.FormatInt(n, 10) + "B"
+}
