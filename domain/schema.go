@@ -309,3 +309,16 @@ func asBool(v any, path string) (bool, error) {
 	}
 	return false, Errorf(ErrInvalid, "%s must be a boolean", path)
 }
+
+// GroupAttributes are the core Group schema's attributes (RFC 7643 §4.2), without id,
+// externalId and meta.
+var GroupAttributes = []Attribute{
+	{Name: "displayName", Type: TypeString, Required: true, Uniqueness: "server",
+		Description: "A human-readable name for the Group."},
+	{Name: "members", Type: TypeComplex, MultiValued: true, Description: "A list of members of the Group.", SubAttributes: []Attribute{
+		{Name: "value", Type: TypeString, Mutability: "immutable", Description: "Identifier of the member of this Group."},
+		{Name: "$ref", Type: TypeReference, Mutability: "immutable", References: []string{"User", "Group"}, Description: "The URI corresponding to a SCIM resource that is a member of this Group."},
+		{Name: "display", Type: TypeString, Description: "A human-readable name for the member."},
+		{Name: "type", Type: TypeString, Mutability: "immutable", Canonical: []string{"User", "Group"}, Description: "A label indicating the type of resource."},
+	}},
+}

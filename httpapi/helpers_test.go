@@ -1,0 +1,182 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/eventstore"
+	"github.com/idledger/idledger/httpapi"
+	"github.com/idledger/idledger/projections"
+)
+
+const testAdminToken = "test-admin"
+
+// testEnv is a real server: embedded JetStream and a bbolt file in a temp dir, the projector
+// running, and the echo router behind httptest.
+type testEnv struct {
+	URL       string
+	Store     *eventstore.Store
+	DB        *projections.DB
+	Projector *projections.Projector
+	Service   *domain.Service
+	Clock     *testClock
+}
+
+// testClock is an injectable clock: it starts at a fixed time and moves only when told.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// newTestEnv starts a server; everything is closed when the test ends.
+func newTestEnv(tb testing.TB) *testEnv {
+	tb.Helper()
+	dir := tb.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := projections.Open(filepath.Join(dir, "projections.db"), projections.Options{NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	proj := projections.NewProjector(db, store, nil)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = proj.Run(ctx) }()
+	clock := &testClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	svc := &domain.Service{Log: store, Now: clock.Now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }}
+	srv := httptest.NewServer(nil)
+	srv.Config.Handler = httpapi.New(httpapi.Config{BaseURL: srv.URL, AdminToken: testAdminToken}, svc, db, proj, nil)
+	tb.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		if err := db.Check(); err != nil {
+			tb.Errorf("bbolt check: %v", err)
+		}
+		db.Close()
+		store.Close()
+	})
+	return &testEnv{URL: srv.URL, Store: store, DB: db, Projector: proj, Service: svc, Clock: clock}
+}
+
+// tenant creates a company through the operator API and returns its id and SCIM token.
+func (e *testEnv) tenant(tb testing.TB, name string) (string, string) {
+	tb.Helper()
+	res := e.do(tb, testAdminToken, "POST", "/admin/v1/tenants", fmt.Sprintf(`{"name":%q}`, name))
+	if res.Status != http.StatusCreated {
+		tb.Fatalf("create tenant: %d %s", res.Status, res.Body)
+	}
+	m := res.JSON(tb)
+	return m["id"].(string), m["scimToken"].(string)
+}
+
+// response is a buffered HTTP response.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body as an object.
+func (r response) JSON(tb testing.TB) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		tb.Fatalf("body %q: %v", r.Body, err)
+	}
+	return m
+}
+
+// do sends a request with a bearer token (none if empty) and a JSON body (none if empty).
+func (e *testEnv) do(tb testing.TB, token, method, path, body string) response {
+	tb.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/scim+json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+func TestHealthz(t *testing.T) {
+	e := newTestEnv(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res := e.do(t, "", "GET", "/healthz", "")
+		if res.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz: %d %s", res.Status, res.Body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSCIMPathNormalisation(t *testing.T) {
+	e := newTestEnv(t)
+	_, token := e.tenant(t, "Acme")
+	for _, path := range []string{"/scim/v2/Users", "/scim/v2/users", "/scim/v2/Users/", "/scim/v2/USERS?foo=bar"} {
+		res := e.do(t, token, "GET", path, "")
+		if res.Status != http.StatusOK {
+			t.Errorf("GET %s = %d %s", path, res.Status, res.Body)
+		}
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	e := newTestEnv(t)
+	_, token := e.tenant(t, "Acme")
+	big := `{"userName":"a@b","displayName":"` + strings.Repeat("x", 2<<20) + `"}`
+	res := e.do(t, token, "POST", "/scim/v2/Users", big)
+	if res.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status = %d, want 413", res.Status)
+	}
+	if m := res.JSON(t); m["status"] != "413" {
+		t.Errorf("body = %s", res.Body)
+	}
+}
