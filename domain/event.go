@@ -15,12 +15,26 @@ type Kind string
 const (
 	KindTenant Kind = "tenant"
 	KindUser   Kind = "user"
+	KindGroup  Kind = "group"
 )
 
 // Wire names of events. A name never changes once written; a new meaning gets a new name.
 const (
-	EventTenantCreated = "tenant.created"
-	EventUserCreated   = "user.created"
+	EventTenantCreated         = "tenant.created"
+	EventTenantFeaturesChanged = "tenant.features_changed"
+
+	EventUserCreated           = "user.created"
+	EventUserAttributesChanged = "user.attributes_changed"
+	EventUserDeactivated       = "user.deactivated"
+	EventUserReactivated       = "user.reactivated"
+	EventUserDeleted           = "user.deleted"
+
+	EventGroupCreated           = "group.created"
+	EventGroupRenamed           = "group.renamed"
+	EventGroupAttributesChanged = "group.attributes_changed"
+	EventGroupMembersAdded      = "group.members_added"
+	EventGroupMembersRemoved    = "group.members_removed"
+	EventGroupDeleted           = "group.deleted"
 )
 
 // An Event is one immutable fact about one aggregate.
@@ -51,6 +65,9 @@ type Event struct {
 type Write struct {
 	Event    Event
 	Expected Version
+	// NoExpect appends without a version check, for commutative changes decided elsewhere
+	// (a deleted user leaving its groups).
+	NoExpect bool
 }
 
 // A UniqueOp claims or releases a tenant-wide unique value (such as a folded userName) for a
@@ -82,6 +99,9 @@ type EventLog interface {
 	// Load returns the events of one aggregate in order and its current version. An aggregate
 	// without events returns no events and version 0.
 	Load(ctx context.Context, tenant TenantID, kind Kind, id string) ([]Event, Version, error)
+	// Version returns an aggregate's current version without reading its events (0 if it
+	// has none).
+	Version(ctx context.Context, tenant TenantID, kind Kind, id string) (Version, error)
 }
 
 // EventSource delivers the whole log in order, for projectors.
@@ -133,8 +153,19 @@ var schemas = map[string]struct {
 	version int
 	decode  func([]byte) (any, error)
 }{
-	EventTenantCreated: {1, decodeJSON[TenantCreated]},
-	EventUserCreated:   {1, decodeJSON[UserCreated]},
+	EventTenantCreated:          {1, decodeJSON[TenantCreated]},
+	EventTenantFeaturesChanged:  {1, decodeJSON[TenantFeaturesChanged]},
+	EventUserCreated:            {1, decodeJSON[UserCreated]},
+	EventUserAttributesChanged:  {1, decodeJSON[UserChanged]},
+	EventUserDeactivated:        {1, decodeJSON[UserChanged]},
+	EventUserReactivated:        {1, decodeJSON[UserChanged]},
+	EventUserDeleted:            {1, decodeJSON[UserDeleted]},
+	EventGroupCreated:           {1, decodeJSON[GroupCreated]},
+	EventGroupRenamed:           {1, decodeJSON[GroupChanged]},
+	EventGroupAttributesChanged: {1, decodeJSON[GroupChanged]},
+	EventGroupMembersAdded:      {1, decodeJSON[GroupMembersAdded]},
+	EventGroupMembersRemoved:    {1, decodeJSON[GroupMembersRemoved]},
+	EventGroupDeleted:           {1, decodeJSON[GroupDeleted]},
 }
 
 func decodeJSON[T any](b []byte) (any, error) {

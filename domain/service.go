@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -16,12 +17,65 @@ const maxConflictRetries = 5
 // appends the resulting events at the version it decided on. It is safe for concurrent use.
 type Service struct {
 	Log EventLog
+	// Read is the local read model; group commands decide membership against it.
+	Read ReadModel
+	// Sync waits until the read model has applied the log up to a version (the projector's
+	// WaitFor).
+	Sync func(ctx context.Context, v Version) error
 	// Now returns the current time; NewID returns a fresh aggregate or event id. Both are
 	// injected so tests are deterministic.
 	Now   func() time.Time
 	NewID func() string
 	// Random is the source of secrets; nil means crypto/rand.
 	Random io.Reader
+
+	locks keyedMutex
+}
+
+// ReadModel is what commands read besides the log.
+type ReadModel interface {
+	UserReader
+	GroupReader
+}
+
+// keyedMutex serialises commands on one aggregate inside this process, so concurrent requests
+// for the same resource queue instead of losing optimistic-concurrency races. Other processes
+// are still kept apart by the log's expected-version checks.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock locks one aggregate and returns its unlock function.
+func (s *Service) lock(tenant TenantID, kind Kind, id string) func() {
+	k := string(tenant) + "/" + string(kind) + "/" + id
+	m := &s.locks
+	m.mu.Lock()
+	if m.locks == nil {
+		m.locks = make(map[string]*keyedLock)
+	}
+	l := m.locks[k]
+	if l == nil {
+		l = &keyedLock{}
+		m.locks[k] = l
+	}
+	l.refs++
+	m.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		m.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(m.locks, k)
+		}
+		m.mu.Unlock()
+	}
 }
 
 func (s *Service) random() io.Reader {

@@ -7,8 +7,23 @@ type Tenant struct {
 	ID            TenantID  `json:"id"`
 	Name          string    `json:"name"`
 	SCIMTokenHash string    `json:"scimTokenHash"`
+	Features      Features  `json:"features"`
 	Created       time.Time `json:"created"`
 	Version       Version   `json:"version"`
+}
+
+// Features are the product options an operator turns on or off per company.
+type Features struct {
+	// GroupsOff turns /Groups off (groups are sold as an add-on); the zero value means on.
+	GroupsOff bool `json:"groupsOff,omitempty"`
+}
+
+// Groups reports whether the company may use groups.
+func (f Features) Groups() bool { return !f.GroupsOff }
+
+// TenantFeaturesChanged records the operator switching features; nil fields are unchanged.
+type TenantFeaturesChanged struct {
+	Groups *bool `json:"groups,omitempty"`
 }
 
 // TenantCreated records a new company. Only the hash of its SCIM token is kept.
@@ -32,6 +47,10 @@ func (t *Tenant) Apply(e Event) {
 		t.Name = d.Name
 		t.SCIMTokenHash = d.SCIMTokenHash
 		t.Created = e.At
+	case TenantFeaturesChanged:
+		if d.Groups != nil {
+			t.Features.GroupsOff = !*d.Groups
+		}
 	}
 	t.Version = e.Version
 }

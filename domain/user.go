@@ -16,6 +16,23 @@ type User struct {
 	Created  time.Time      `json:"created"`
 	Modified time.Time      `json:"modified"`
 	Version  Version        `json:"version"`
+	Deleted  bool           `json:"deleted,omitempty"`
+}
+
+// UserChanged records attribute changes of a user (user.attributes_changed, and
+// user.deactivated / user.reactivated when "active" is among them). Operations keeps the
+// request's PATCH operations as received, for auditors; it is not used by the fold.
+type UserChanged struct {
+	Changes    []Change `json:"changes"`
+	Schemas    []string `json:"schemas,omitempty"`
+	Method     string   `json:"method,omitempty"`
+	Operations any      `json:"operations,omitempty"`
+}
+
+// UserDeleted records a hard delete: the id answers 404 from then on and the userName is free.
+// Groups lists the groups the user left with it.
+type UserDeleted struct {
+	Groups []GroupID `json:"groups,omitempty"`
 }
 
 // UserCreated records a new user with its complete initial attributes.
@@ -24,8 +41,8 @@ type UserCreated struct {
 	Attributes map[string]any `json:"attributes"`
 }
 
-// Exists reports whether the user has been created.
-func (u *User) Exists() bool { return u.Version != 0 }
+// Exists reports whether the user has been created and not deleted.
+func (u *User) Exists() bool { return u.Version != 0 && !u.Deleted }
 
 // UserName returns the user's SCIM userName as stored.
 func (u *User) UserName() string { s, _ := u.Resource["userName"].(string); return s }
@@ -52,6 +69,15 @@ func (u *User) Apply(e Event) {
 		u.Schemas = append([]string(nil), d.Schemas...)
 		u.Resource = cloneMap(d.Attributes)
 		u.Created = e.At
+		u.Modified = e.At
+	case UserChanged:
+		u.Resource = applyChanges(u.Resource, d.Changes)
+		if d.Schemas != nil {
+			u.Schemas = append([]string(nil), d.Schemas...)
+		}
+		u.Modified = e.At
+	case UserDeleted:
+		u.Deleted = true
 		u.Modified = e.At
 	}
 	u.Version = e.Version
@@ -92,3 +118,23 @@ func cloneValue(v any) any {
 		return v
 	}
 }
+
+// A ListQuery selects a tenant's users or groups for a list response.
+type ListQuery struct {
+	// IndexAttr and IndexValue, when set, restrict the candidates to those whose attribute
+	// equals the value according to an index: "id", "userName", "externalId", "emails.value"
+	// for users; "id", "displayName", "externalId" for groups. Keep still decides.
+	IndexAttr, IndexValue string
+	// Keep selects candidates; nil keeps all.
+	Keep func(Resource) bool
+	// Offset skips that many matches; Limit caps the page (negative means no cap).
+	Offset, Limit int
+}
+
+// Resource is a user or group as the read model holds it, for ListQuery.Keep.
+type Resource interface {
+	ResourceID() string
+}
+
+// ResourceID returns the user's id.
+func (u *User) ResourceID() string { return string(u.ID) }

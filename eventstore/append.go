@@ -58,7 +58,7 @@ func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, err
 			return 0, err
 		}
 		// Only the first message of a subject in a batch may carry its expectation.
-		if !seen[m.Subject] {
+		if !seen[m.Subject] && !w.NoExpect {
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(uint64(w.Expected)))
 			seen[m.Subject] = true
 		}
@@ -77,11 +77,18 @@ func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, err
 		return domain.Version(ack.Sequence), nil
 	}
 	// An earlier attempt of this very batch may have been stored (a retry after a lost ack):
-	// then the last subject's last message carries our id.
+	// then the last subject's last message carries our id, or, if the aggregate moved on
+	// since, the server refuses the batch as a duplicate (10201) and we find our message.
 	if seq, ok := s.lastHasID(ctx, last.Subject, lastID); ok {
 		return domain.Version(seq), nil
 	}
 	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID {
+		if seq, ok := s.findID(ctx, last.Subject, lastID); ok {
+			return domain.Version(seq), nil
+		}
+		return 0, fmt.Errorf("eventstore: append: batch holds a message id already stored elsewhere: %w", err)
+	}
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == codeWrongLastSeq || apiErr.ErrorCode == codeWrongLastSeqConst) {
 		for _, c := range claims {
 			if holder, _, _ := s.claimHolder(ctx, c.subject); holder != "" && holder != c.holder && !c.release {
@@ -106,7 +113,11 @@ func (s *Store) uniqueMsg(ctx context.Context, tenant domain.TenantID, u domain.
 	if err != nil {
 		return nil, claimCheck{}, err
 	}
-	subj := "idl." + string(tenant) + "." + claimKind + "." + key
+	kind, ok := claimKinds[u.Field]
+	if !ok {
+		return nil, claimCheck{}, fmt.Errorf("eventstore: no claim subject for field %q", u.Field)
+	}
+	subj := "idl." + string(tenant) + "." + kind + "." + key
 	holder, seq, err := s.claimHolder(ctx, subj)
 	if err != nil {
 		return nil, claimCheck{}, err
@@ -129,7 +140,7 @@ func (s *Store) uniqueMsg(ctx context.Context, tenant domain.TenantID, u domain.
 	m.Header.Set(hdrType, typ)
 	m.Header.Set(hdrSchema, "1")
 	m.Header.Set(hdrTenant, string(tenant))
-	m.Header.Set(hdrAggregate, claimKind+":"+key)
+	m.Header.Set(hdrAggregate, kind+":"+key)
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(seq))
 	return m, claimCheck{subject: subj, holder: u.Holder, release: u.Release}, nil
 }
@@ -162,6 +173,33 @@ func (s *Store) lastHasID(ctx context.Context, subj, id string) (uint64, bool) {
 		return 0, false
 	}
 	return msg.Sequence, true
+}
+
+// findID scans a subject for the message with the given Nats-Msg-Id and returns its
+// sequence. It is only used to resolve the rare retry of a batch that was already stored.
+func (s *Store) findID(ctx context.Context, subj, id string) (uint64, bool) {
+	next := uint64(1)
+	for {
+		msgs, err := jetstreamext.GetBatch(ctx, s.js, StreamName, loadBatch,
+			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(subj))
+		if err != nil {
+			return 0, false
+		}
+		n := 0
+		for m, err := range msgs {
+			if err != nil {
+				return 0, false
+			}
+			if m.Header.Get(hdrMsgID) == id {
+				return m.Sequence, true
+			}
+			next = m.Sequence + 1
+			n++
+		}
+		if n == 0 {
+			return 0, false
+		}
+	}
 }
 
 // claimKey returns base32(HMAC-SHA256(tenant key, field ":" value))[:26], so that subjects

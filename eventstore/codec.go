@@ -24,14 +24,29 @@ const (
 	hdrOccurred    = "Idl-Occurred"
 )
 
-// Index record types written next to domain events; the domain fold never sees them.
+// Index record types written next to domain events; the domain fold never sees them. The
+// same two types serve every claim kind; the subject says which.
 const (
 	typeClaimed  = "uname.claimed"
 	typeReleased = "uname.released"
 )
 
-// claimKind is the subject token of userName claims.
-const claimKind = "uname"
+// claimKinds maps a unique field to the subject token of its claims: userName claims are
+// idl.<t>.uname.<key>, group displayName claims idl.<t>.gname.<key>.
+var claimKinds = map[string]string{
+	"userName":    "uname",
+	"displayName": "gname",
+}
+
+// isClaimKind reports whether a subject's kind token is a claim index.
+func isClaimKind(kind string) bool {
+	for _, k := range claimKinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
 
 // subject returns the subject of an aggregate.
 func subject(tenant domain.TenantID, kind domain.Kind, id string) string {
@@ -100,7 +115,7 @@ func decode(subj string, h nats.Header, data []byte, seq uint64, stored time.Tim
 	if t, err := time.Parse(time.RFC3339Nano, h.Get(hdrOccurred)); err == nil {
 		e.At = t
 	}
-	if e.Kind == claimKind {
+	if isClaimKind(string(e.Kind)) {
 		return e, nil
 	}
 	schema, err := strconv.Atoi(h.Get(hdrSchema))

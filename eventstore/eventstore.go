@@ -12,6 +12,8 @@
 //	idl.<tenant>.tenant               the company aggregate
 //	idl.<tenant>.user.<userID>        one user aggregate
 //	idl.<tenant>.uname.<claimKey>     one userName claim (an index record, not a domain event)
+//	idl.<tenant>.group.<groupID>      one group aggregate (membership changes included)
+//	idl.<tenant>.gname.<claimKey>     one group displayName claim (index record)
 //
 // The stream denies delete and purge and discards new messages rather than old ones: nothing
 // that was acknowledged ever leaves the log. Each request's messages are appended as one atomic

@@ -59,6 +59,22 @@ func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Ki
 	return events, domain.Version(last.Sequence), nil
 }
 
+// Version returns the sequence of an aggregate's last message (0 if none) with one direct get.
+func (s *Store) Version(ctx context.Context, tenant domain.TenantID, kind domain.Kind, id string) (domain.Version, error) {
+	if !validToken(string(tenant)) || (kind != domain.KindTenant && !validToken(id)) {
+		return 0, nil
+	}
+	subj := subject(tenant, kind, id)
+	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: version of %s: %w", subj, err)
+	}
+	return domain.Version(last.Sequence), nil
+}
+
 // Subscribe delivers every message after the given sequence through an ordered consumer.
 func (s *Store) Subscribe(ctx context.Context, after domain.Version) (domain.Subscription, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}

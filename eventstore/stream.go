@@ -87,6 +87,17 @@ func configDiff(got, want jetstream.StreamConfig) string {
 	check("deny_purge", got.DenyPurge, want.DenyPurge)
 	check("allow_direct", got.AllowDirect, want.AllowDirect)
 	check("allow_atomic", got.AllowAtomicPublish, want.AllowAtomicPublish)
+	// Settings that would let messages leave the log or change behind its back.
+	check("allow_msg_ttl", got.AllowMsgTTL, false)
+	check("sealed", got.Sealed, false)
+	check("mirror", got.Mirror != nil, false)
+	check("sources", len(got.Sources), 0)
+	check("republish", got.RePublish != nil, false)
+	check("subject_transform", got.SubjectTransform != nil, false)
+	check("allow_rollup_hdrs", got.AllowRollup, false)
+	if got.MaxMsgSize > 0 && got.MaxMsgSize < 1<<20 {
+		d = append(d, fmt.Sprintf("max_msg_size is %d, want unlimited or at least 1 MiB", got.MaxMsgSize))
+	}
 	return strings.Join(d, "; ")
 }
 

@@ -69,7 +69,7 @@ func newTestEnv(tb testing.TB) *testEnv {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = proj.Run(ctx) }()
 	clock := &testClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
-	svc := &domain.Service{Log: store, Now: clock.Now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }}
+	svc := &domain.Service{Log: store, Read: db, Sync: proj.WaitFor, Now: clock.Now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }}
 	srv := httptest.NewServer(nil)
 	srv.Config.Handler = httpapi.New(httpapi.Config{BaseURL: srv.URL, AdminToken: testAdminToken}, svc, db, proj, nil)
 	tb.Cleanup(func() {

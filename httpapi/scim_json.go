@@ -93,4 +93,3 @@ func listResponse(total, startIndex int, resources []any) map[string]any {
 		"Resources":    resources,
 	}
 }
-

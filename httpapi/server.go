@@ -25,8 +25,12 @@ import (
 // Reader is what the handlers read from the projections.
 type Reader interface {
 	domain.UserReader
+	domain.GroupReader
+	FindTenant(ctx context.Context, id domain.TenantID) (domain.Tenant, error)
 	FindTenantByTokenHash(ctx context.Context, hash string) (domain.Tenant, error)
 	ListUsers(ctx context.Context, tenant domain.TenantID, keep func(*domain.User) bool, offset, limit int) ([]domain.User, int, error)
+	QueryUsers(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error)
+	QueryGroups(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error)
 }
 
 // Projector is the local projector: writes wait on it, health reports it.
@@ -88,6 +92,11 @@ func (s *Server) routes() {
 	admin.POST("/tenants", s.handleCreateTenant)
 
 	scim := e.Group("/scim/v2", s.requireSCIMToken)
+	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)
+	scim.GET("/ResourceTypes", s.handleListResourceTypes)
+	scim.GET("/ResourceTypes/:id", s.handleGetResourceType)
+	scim.GET("/Schemas", s.handleListSchemas)
+	scim.GET("/Schemas/:id", s.handleGetSchema)
 	scim.POST("/Users", s.handleCreateUser)
 	scim.GET("/Users", s.handleListUsers)
 	scim.GET("/Users/:id", s.handleGetUser)

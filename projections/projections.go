@@ -13,8 +13,17 @@
 //	tenant_tokens        SCIM token hash → tenantID
 //	users                tenantID "/" userID → JSON domain.User
 //	users_by_username    tenantID "/" folded userName → userID
+//	users_by_externalid  tenantID "/" externalId NUL userID → ""
+//	users_by_email       tenantID "/" folded email NUL userID → ""
+//	groups               tenantID "/" groupID → JSON domain.Group (member count, no members)
+//	groups_by_name       tenantID "/" folded displayName → groupID
+//	groups_by_externalid tenantID "/" externalId NUL groupID → ""
+//	group_members        tenantID "/" groupID "/" userID → JSON domain.Member
+//	user_groups          tenantID "/" userID "/" groupID → ""
 //
-// Keys start with the tenant id, so one tenant's rows are one contiguous key range.
+// Keys start with the tenant id, so one tenant's rows are one contiguous key range; ids are
+// time-ordered UUIDv7, so a prefix scan lists in creation order. A group's members are a key
+// range of their own, so adding one member to a 100k-member group touches two keys.
 package projections
 
 import (
@@ -24,7 +33,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,7 +46,7 @@ import (
 
 // SchemaVersion is the layout version of the read models. A file written with another version
 // is emptied and rebuilt from the log when opened.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Bucket names.
 var (
@@ -44,8 +55,17 @@ var (
 	bucketTokens    = []byte("tenant_tokens")
 	bucketUsers     = []byte("users")
 	bucketUserNames = []byte("users_by_username")
+	bucketUserExtID = []byte("users_by_externalid")
+	bucketUserEmail = []byte("users_by_email")
+	bucketGroups    = []byte("groups")
+	bucketGroupName = []byte("groups_by_name")
+	bucketGroupExt  = []byte("groups_by_externalid")
+	bucketMembers   = []byte("group_members")
+	bucketUserGrps  = []byte("user_groups")
 
-	allBuckets = [][]byte{bucketMeta, bucketTenants, bucketTokens, bucketUsers, bucketUserNames}
+	allBuckets = [][]byte{bucketMeta, bucketTenants, bucketTokens, bucketUsers, bucketUserNames,
+		bucketUserExtID, bucketUserEmail, bucketGroups, bucketGroupName, bucketGroupExt,
+		bucketMembers, bucketUserGrps}
 
 	keyCheckpoint = []byte("checkpoint")
 	keySchema     = []byte("schema")
@@ -193,31 +213,135 @@ func (db *DB) FindUserByUserName(_ context.Context, tenant domain.TenantID, name
 	return u, err
 }
 
-// ListUsers returns a tenant's users in creation order (user ids are time-ordered), calling
-// keep to select them, skipping the first offset matches and returning at most limit of them,
-// with the total number of matches.
-func (db *DB) ListUsers(_ context.Context, tenant domain.TenantID, keep func(*domain.User) bool, offset, limit int) ([]domain.User, int, error) {
+// ListUsers returns a tenant's users in creation order, calling keep to select them,
+// skipping the first offset matches and returning at most limit of them, with the total
+// number of matches.
+func (db *DB) ListUsers(ctx context.Context, tenant domain.TenantID, keep func(*domain.User) bool, offset, limit int) ([]domain.User, int, error) {
+	q := domain.ListQuery{Offset: offset, Limit: limit}
+	if keep != nil {
+		q.Keep = func(r domain.Resource) bool { return keep(r.(*domain.User)) }
+	}
+	return db.QueryUsers(ctx, tenant, q)
+}
+
+// QueryUsers returns one page of a tenant's users selected by q, in creation order, and the
+// total number of matches. An index attribute narrows the candidates first.
+func (db *DB) QueryUsers(_ context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error) {
 	var out []domain.User
 	total := 0
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		prefix := key(tenant, "")
-		c := tx.Bucket(bucketUsers).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		users := tx.Bucket(bucketUsers)
+		return candidates(tx, tenant, q, users, userIndex, func(id, raw []byte) error {
 			var u domain.User
-			if err := json.Unmarshal(v, &u); err != nil {
-				return fmt.Errorf("projections: user %s: %w", k, err)
+			if err := json.Unmarshal(raw, &u); err != nil {
+				return fmt.Errorf("projections: user %s: %w", id, err)
 			}
-			if keep != nil && !keep(&u) {
-				continue
+			if q.Keep != nil && !q.Keep(&u) {
+				return nil
 			}
-			if total >= offset && len(out) < limit {
+			if total >= q.Offset && (q.Limit < 0 || len(out) < q.Limit) {
 				out = append(out, u)
 			}
 			total++
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, total, err
+}
+
+// QueryGroups is QueryUsers for groups.
+func (db *DB) QueryGroups(_ context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error) {
+	var out []domain.Group
+	total := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		groups := tx.Bucket(bucketGroups)
+		return candidates(tx, tenant, q, groups, groupIndex, func(id, raw []byte) error {
+			var g domain.Group
+			if err := json.Unmarshal(raw, &g); err != nil {
+				return fmt.Errorf("projections: group %s: %w", id, err)
+			}
+			if q.Keep != nil && !q.Keep(&g) {
+				return nil
+			}
+			if total >= q.Offset && (q.Limit < 0 || len(out) < q.Limit) {
+				out = append(out, g)
+			}
+			total++
+			return nil
+		})
+	})
+	return out, total, err
+}
+
+// indexDef describes an index bucket: unique (value → id) or multi (value NUL id → ""), and
+// whether values are case-folded.
+type indexDef struct {
+	bucket []byte
+	unique bool
+	fold   bool
+}
+
+// userIndex and groupIndex name the index bucket of each indexable attribute and whether
+// it is unique (value → id) or multi (value NUL id → "").
+var (
+	userIndex = map[string]indexDef{
+		"username":     {bucketUserNames, true, true},
+		"externalid":   {bucketUserExtID, false, false},
+		"emails.value": {bucketUserEmail, false, true},
+	}
+	groupIndex = map[string]indexDef{
+		"displayname": {bucketGroupName, true, true},
+		"externalid":  {bucketGroupExt, false, false},
+	}
+)
+
+// candidates calls fn with the id and row of every candidate of q in creation order: all
+// rows of the tenant, or those an index names.
+func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *bolt.Bucket,
+	index map[string]indexDef, fn func(id, raw []byte) error) error {
+	attr := strings.ToLower(q.IndexAttr)
+	if attr == "" {
+		prefix := key(tenant, "")
+		c := rows.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if err := fn(k[len(prefix):], v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var ids [][]byte
+	if attr == "id" {
+		ids = [][]byte{[]byte(q.IndexValue)}
+	} else if ix, ok := index[attr]; ok {
+		value := q.IndexValue
+		if ix.fold {
+			value = domain.FoldUserName(value)
+		}
+		b := tx.Bucket(ix.bucket)
+		if ix.unique {
+			if id := b.Get(key(tenant, value)); id != nil {
+				ids = [][]byte{append([]byte(nil), id...)}
+			}
+		} else {
+			prefix := append(key(tenant, value), 0)
+			c := b.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				ids = append(ids, append([]byte(nil), k[len(prefix):]...))
+			}
+		}
+	} else {
+		return fmt.Errorf("projections: no index on %q", q.IndexAttr)
+	}
+	slices.SortFunc(ids, bytes.Compare)
+	for _, id := range slices.CompactFunc(ids, bytes.Equal) {
+		if raw := rows.Get(key(tenant, string(id))); raw != nil {
+			if err := fn(id, raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func getJSON(b *bolt.Bucket, k []byte, v any) error {

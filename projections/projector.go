@@ -36,7 +36,8 @@ func NewProjector(db *DB, src domain.EventSource, log *slog.Logger) *Projector {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Projector{db: db, src: src, log: log, changed: make(chan struct{})}
+	cp, _ := db.Checkpoint() // Run reports a read error; until then 0 only delays waiters
+	return &Projector{db: db, src: src, log: log, changed: make(chan struct{}), checkpoint: cp}
 }
 
 // Run applies events from the checkpoint on until ctx ends (returning nil) or an event cannot
@@ -54,6 +55,8 @@ func (p *Projector) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.checkpoint, p.target = cp, head
 	p.caughtUp = cp >= head
+	close(p.changed) // wake waiters for sequences the file already holds
+	p.changed = make(chan struct{})
 	p.mu.Unlock()
 	if head < cp {
 		return p.fail(fmt.Errorf("projections: checkpoint %d is ahead of the log (head %d): the read models belong to another log; delete projections.db to rebuild", cp, head))
@@ -83,6 +86,10 @@ func (p *Projector) applyBatch(events []domain.Event) error {
 	last := events[len(events)-1].Version
 	err := p.db.bolt.Update(func(tx *bolt.Tx) error {
 		cp := checkpoint(tx)
+		if last <= cp {
+			last = cp // a batch of re-delivered events: the checkpoint never moves backwards
+			return nil
+		}
 		for _, e := range events {
 			if e.Version <= cp {
 				continue // re-delivered after a crash: already applied

@@ -109,7 +109,7 @@ func (m *Main) Run(ctx context.Context) error {
 		_ = m.Projector.Run(pctx) // a failure is logged and reported by /healthz
 	}()
 
-	m.Service = &domain.Service{Log: m.Store, Now: m.Now, NewID: m.NewID}
+	m.Service = &domain.Service{Log: m.Store, Read: m.DB, Sync: m.Projector.WaitFor, Now: m.Now, NewID: m.NewID}
 	m.listener, err = net.Listen("tcp", m.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", m.Listen, err)

@@ -1,0 +1,344 @@
+package domain
+
+import (
+	"strings"
+)
+
+// CanonicalGroup validates a client's Group representation (a POST or PUT body) and returns
+// the attributes to store (displayName, externalId and extension objects under their URN keys;
+// id, meta, schemas and unknown attributes dropped), the members, and the schemas to echo: the
+// core Group schema, then the extension URNs that have values, sorted. Members with the same
+// value are kept once (the first). It returns an error wrapping ErrInvalid when displayName is
+// missing or empty, a value has the wrong type, or a member has no value.
+func CanonicalGroup(in map[string]any) (map[string]any, []Member, []string, error) {
+	out := make(map[string]any)
+	var members []Member
+	for _, k := range sortedKeys(in) {
+		v := in[k]
+		if v == nil {
+			continue
+		}
+		lk := strings.ToLower(k)
+		switch {
+		case lk == "displayname", lk == "externalid":
+			s, err := asString(v, k)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if s != "" {
+				out[groupAttrName(lk)] = s
+			}
+		case lk == "members":
+			ms, err := parseMembers(v)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			members = ms
+		case strings.HasPrefix(lk, "urn:"):
+			// An extension: kept as sent, like a user's custom extension.
+			if obj, ok := v.(map[string]any); ok && len(obj) > 0 {
+				out[k] = cloneMap(obj)
+			}
+		}
+	}
+	if name, _ := out["displayName"].(string); strings.TrimSpace(name) == "" {
+		return nil, nil, nil, Errorf(ErrInvalid, "displayName is required")
+	}
+	return out, members, groupSchemas(out), nil
+}
+
+// groupSchemas returns the core Group schema followed by the extension URNs of res, sorted.
+func groupSchemas(res map[string]any) []string {
+	out := []string{SchemaGroup}
+	for _, k := range sortedKeys(res) {
+		if hasPrefixFold(k, "urn:") {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func groupAttrName(lower string) string {
+	if lower == "displayname" {
+		return "displayName"
+	}
+	return "externalId"
+}
+
+// PatchGroup applies the operations of one SCIM PATCH request to a group. res holds the group's
+// attributes without members (displayName, externalId, extension objects) and is not modified;
+// PatchGroup returns the new attributes and, in request order, what the request asks of the
+// member list. It understands both Entra dialects (entra-scim.md §2.3, §5):
+//
+//	add members [{"value": id}, …]          → MembersAdd
+//	remove members [{"value": id}, …]       → MembersRemove of exactly those (not all)
+//	remove members[value eq "id"]           → MembersRemove (also several joined by "or")
+//	remove members (no value)               → MembersRemoveAll
+//	replace members [{"value": id}, …]      → MembersReplace
+//
+// and no-path add or replace whose value object has displayName, externalId, members or
+// extension URN keys. A member is an object with "value" (and optional "display" or
+// "displayName", "type", "$ref") or a bare id string.
+//
+// PatchGroup returns an error wrapping ErrInvalid if displayName would become empty or a member
+// value is not a non-empty string, ErrInvalidPath for a target it cannot resolve (a members
+// filter other than value eq, a sub-attribute of displayName), ErrMutability for id, meta or
+// schemas, ErrNoTarget for remove without a path, and ErrInvalidSyntax for an unknown op.
+// Unknown attributes are ignored.
+func PatchGroup(res map[string]any, ops []PatchOp) (map[string]any, []MemberOp, error) {
+	work := cloneMap(res)
+	if work == nil {
+		work = make(map[string]any)
+	}
+	var mops []MemberOp
+	for i, op := range ops {
+		got, err := applyGroupOp(work, op)
+		if err != nil {
+			return nil, nil, wrapOpErr(i, err)
+		}
+		mops = append(mops, got...)
+	}
+	return work, mops, nil
+}
+
+// applyGroupOp applies one operation to work and returns the member operations it asks for.
+func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
+	op.Op = strings.ToLower(op.Op) // the parser lower-cases; this guards other callers
+	switch op.Op {
+	case PatchAdd, PatchReplace, PatchRemove:
+	default:
+		return nil, Errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
+	}
+	if op.Path == nil {
+		if op.Op == PatchRemove {
+			return nil, Errorf(ErrNoTarget, "remove needs a path")
+		}
+		v, err := unwrapSingle(op.Value, "value")
+		if err != nil {
+			return nil, err
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				return nil, nil
+			}
+			return nil, Errorf(ErrInvalid, "value must be an object when path is omitted")
+		}
+		var mops []MemberOp
+		for _, k := range sortedKeys(obj) {
+			if strings.EqualFold(k, "schemas") {
+				continue
+			}
+			if strings.ContainsAny(k, "[]") {
+				return nil, Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
+			}
+			got, err := applyGroupPath(work, op.Op, k, nil, "", obj[k])
+			if err != nil {
+				return nil, err
+			}
+			mops = append(mops, got...)
+		}
+		return mops, nil
+	}
+	return applyGroupPath(work, op.Op, attrPathText(op.Path.Path), op.Path.Filter, op.Path.ElemSub, op.Value)
+}
+
+// applyGroupPath applies one operation on the path text (with an optional value filter).
+func applyGroupPath(work map[string]any, op, text string, f Filter, elemSub string, value any) ([]MemberOp, error) {
+	s := strings.TrimSpace(text)
+	if strings.ContainsAny(s, "[] \"") || s == "" {
+		return nil, Errorf(ErrInvalidPath, "invalid path %q", text)
+	}
+	if rest, ok := cutURN(s, SchemaGroup); ok {
+		s = rest
+	}
+	if hasPrefixFold(s, "urn:") {
+		ext, rest, err := splitGroupURN(work, s)
+		if err != nil {
+			return nil, err
+		}
+		t := userTarget{path: s, ext: keyFold(work, ext), filter: f}
+		t.name, t.sub, _ = strings.Cut(rest, ".")
+		if rest != "" && (t.name == "" || strings.HasSuffix(rest, ".")) {
+			return nil, Errorf(ErrInvalidPath, "invalid path %q", text)
+		}
+		return nil, applyRaw(work, op, t, value)
+	}
+	name, sub, _ := strings.Cut(s, ".")
+	switch strings.ToLower(name) {
+	case "id", "meta", "schemas":
+		return nil, Errorf(ErrMutability, "%s is read-only", name)
+	case "members":
+		if sub != "" {
+			return nil, Errorf(ErrInvalidPath, "%q: members sub-attributes cannot be patched", text)
+		}
+		return membersOp(op, f, elemSub, value)
+	case "displayname", "externalid":
+		if sub != "" || f != nil {
+			return nil, Errorf(ErrInvalidPath, "%s has no sub-attributes", name)
+		}
+		return nil, setGroupString(work, op, groupAttrName(strings.ToLower(name)), value)
+	}
+	return nil, nil // unknown attributes are ignored
+}
+
+// splitGroupURN splits an extension path of a group into the URN and the attribute path: an
+// extension already stored wins, then a last segment "Group" ends the URN, and failing that the
+// last colon separates the attribute.
+func splitGroupURN(work map[string]any, s string) (string, string, error) {
+	best := ""
+	for _, k := range sortedKeys(work) {
+		if hasPrefixFold(k, "urn:") && len(k) > len(best) {
+			if _, ok := cutURN(s, k); ok {
+				best = k
+			}
+		}
+	}
+	if best != "" {
+		rest, _ := cutURN(s, best)
+		return best, rest, nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	seg := s[i+1:]
+	switch {
+	case strings.EqualFold(seg, "Group"):
+		return s, "", nil
+	case hasPrefixFold(seg, "Group."):
+		return s[:i+6], seg[6:], nil
+	case seg == "" || i <= len("urn:"):
+		return "", "", Errorf(ErrInvalidPath, "invalid path %q", s)
+	}
+	return s[:i], seg, nil
+}
+
+// setGroupString sets or clears displayName or externalId.
+func setGroupString(work map[string]any, op, name string, value any) error {
+	var v any
+	if op != PatchRemove {
+		var err error
+		if v, err = unwrapSingle(value, name); err != nil {
+			return err
+		}
+	}
+	if isEmptyValue(v) {
+		if name == "displayName" {
+			return Errorf(ErrInvalid, "displayName may not be empty")
+		}
+		delete(work, name)
+		return nil
+	}
+	s, err := asString(v, name)
+	if err != nil {
+		return err
+	}
+	if name == "displayName" && strings.TrimSpace(s) == "" {
+		return Errorf(ErrInvalid, "displayName may not be empty")
+	}
+	work[name] = s
+	return nil
+}
+
+// membersOp turns an operation on "members" into a MemberOp.
+func membersOp(op string, f Filter, elemSub string, value any) ([]MemberOp, error) {
+	if f != nil {
+		ids, ok := memberFilterValues(f)
+		if op != PatchRemove || !ok || (elemSub != "" && !strings.EqualFold(elemSub, "value")) {
+			return nil, Errorf(ErrInvalidPath, `members filters are supported only in remove, as value eq "id" joined by or`)
+		}
+		ms := make([]Member, 0, len(ids))
+		seen := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				ms = append(ms, Member{Value: id})
+			}
+		}
+		return []MemberOp{{Kind: MembersRemove, Members: ms}}, nil
+	}
+	if op == PatchRemove && value == nil {
+		return []MemberOp{{Kind: MembersRemoveAll}}, nil
+	}
+	ms, err := parseMembers(value)
+	if err != nil {
+		return nil, err
+	}
+	switch op {
+	case PatchReplace:
+		return []MemberOp{{Kind: MembersReplace, Members: ms}}, nil
+	case PatchRemove:
+		// Entra's default dialect lists the members to remove in value (entra-scim.md §5); an
+		// empty list removes nobody.
+		if len(ms) == 0 {
+			return nil, nil
+		}
+		return []MemberOp{{Kind: MembersRemove, Members: ms}}, nil
+	}
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	return []MemberOp{{Kind: MembersAdd, Members: ms}}, nil
+}
+
+// memberFilterValues returns the ids of a filter made of `value eq "id"` comparisons joined by
+// "or", and false for any other filter.
+func memberFilterValues(f Filter) ([]string, bool) {
+	switch x := f.(type) {
+	case CompareFilter:
+		id, ok := x.Value.(string)
+		if x.Op != OpEq || x.Path.URN != "" || x.Path.Sub != "" || !strings.EqualFold(x.Path.Attr, "value") ||
+			!ok || strings.TrimSpace(id) == "" {
+			return nil, false
+		}
+		return []string{id}, true
+	case LogicalFilter:
+		if x.Op != "or" {
+			return nil, false
+		}
+		l, ok1 := memberFilterValues(x.Left)
+		r, ok2 := memberFilterValues(x.Right)
+		return append(l, r...), ok1 && ok2
+	}
+	return nil, false
+}
+
+// parseMembers reads a members value: a list (or a single element) of objects with "value"
+// and optional "display"/"displayName" and "type", or bare id strings. null elements are
+// skipped and repeated values kept once.
+func parseMembers(v any) ([]Member, error) {
+	list, ok := v.([]any)
+	if !ok {
+		if v == nil {
+			return nil, nil
+		}
+		list = []any{v}
+	}
+	out := make([]Member, 0, len(list))
+	seen := make(map[string]bool, len(list))
+	for _, e := range list {
+		var m Member
+		switch x := e.(type) {
+		case nil:
+			continue
+		case string:
+			m.Value = x
+		case map[string]any:
+			m.Value, _ = getFold(x, "value").(string)
+			if d, ok := getFold(x, "display").(string); ok {
+				m.Display = d
+			} else if d, ok := getFold(x, "displayName").(string); ok {
+				m.Display = d
+			}
+			m.Type, _ = getFold(x, "type").(string)
+		default:
+			return nil, Errorf(ErrInvalid, "members: each member must be an object with a value")
+		}
+		if strings.TrimSpace(m.Value) == "" {
+			return nil, Errorf(ErrInvalid, "members: each member needs a non-empty string value")
+		}
+		if !seen[m.Value] {
+			seen[m.Value] = true
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,810 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// PatchUser applies the operations of one SCIM PATCH request (RFC 7644 §3.5.2, with the Entra
+// dialects of entra-scim.md §2.3 and §4.4) to a user resource in the canonical form of
+// [CanonicalUser] and returns the new resource, again canonical, and the new schemas list:
+// schemas starts from the given one, an extension URN is added when its extension gains values
+// and removed when it becomes empty. res is not modified. The operations apply atomically: on
+// error there is no result.
+//
+// Paths may be simple ("title"), sub-attributes ("name.givenName", case-insensitive), filtered
+// multi-valued paths ("emails[type eq \"work\"].value"; add and replace create the element when
+// the filter matches none), enterprise or custom extension paths
+// ("urn:…:enterprise:2.0:User:department", also the legacy "…:2.0:User.manager"), a bare
+// "manager" (the enterprise one), or absent, in which case Value is an object whose keys are
+// such paths or bare extension URNs. Unknown attributes are ignored, as by CanonicalUser; an
+// empty string or null value clears the target.
+//
+// PatchUser returns an error wrapping ErrInvalidPath for a path it cannot resolve (a filter on
+// a single-valued attribute, a sub-attribute of a simple attribute, a filtered path as a value
+// key), ErrMutability for add or replace of id, meta, schemas or groups, ErrNoTarget for remove
+// without a path, ErrInvalid for a value of the wrong type or an empty userName, and
+// ErrInvalidSyntax for an unknown op.
+func PatchUser(res map[string]any, schemas []string, ops []PatchOp) (map[string]any, []string, error) {
+	work := cloneMap(res)
+	if work == nil {
+		work = make(map[string]any)
+	}
+	for i, op := range ops {
+		if err := applyUserOp(work, schemas, op); err != nil {
+			return nil, nil, wrapOpErr(i, err)
+		}
+	}
+	out, _, err := CanonicalUser(work)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, userSchemas(schemas, out), nil
+}
+
+// wrapOpErr prefixes a domain error's detail with the operation's position, keeping its kind,
+// so a client can tell which operation of a request failed.
+func wrapOpErr(i int, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return &Error{Kind: e.Kind, Detail: fmt.Sprintf("operation %d: %s", i+1, e.Detail)}
+	}
+	return err
+}
+
+// userSchemas returns the schemas of a patched user: the core schema first, then the old
+// list's extension URNs that still have values, then extensions that gained values, sorted.
+func userSchemas(old []string, res map[string]any) []string {
+	out := []string{SchemaUser}
+	has := func(s string) bool {
+		return slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, s) })
+	}
+	for _, s := range old {
+		if has(s) {
+			continue
+		}
+		if _, ok := res[keyFold(res, s)]; ok && hasPrefixFold(s, "urn:") {
+			out = append(out, s)
+		}
+	}
+	for _, k := range sortedKeys(res) {
+		if hasPrefixFold(k, "urn:") && !has(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// externalIDAttr describes externalId, a common attribute (RFC 7643 §3.1) that UserAttributes
+// leaves out.
+var externalIDAttr = Attribute{Name: "externalId", Type: TypeString, CaseExact: true}
+
+// typeUnique names the multi-valued attributes in which a "type" occurs at most once
+// (entra-scim.md §4.2). roles, entitlements and x509Certificates are not among them: Entra
+// sends every app role with type "WindowsAzureActiveDirectoryRole".
+var typeUnique = map[string]bool{"emails": true, "phoneNumbers": true, "ims": true, "photos": true, "addresses": true}
+
+// A userTarget is a PATCH target resolved against the User schemas.
+type userTarget struct {
+	path string // the path as written, for error details
+	// ext is "" for a core attribute, SchemaEnterpriseUser, or a custom extension's key.
+	ext string
+	// attr describes a core or enterprise attribute; nil for a custom extension (kept raw).
+	attr *Attribute
+	// name is the attribute's name as stored; "" targets the whole extension object.
+	name string
+	// sub is the sub-attribute after a dot ("givenName" in name.givenName).
+	sub string
+	// filter and elemSub come from a value filter path: emails[filter].elemSub.
+	filter  Filter
+	elemSub string
+	// ignore marks an unknown attribute: add and replace do nothing, remove too.
+	ignore bool
+}
+
+// applyUserOp applies one operation to work in place.
+func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
+	op.Op = strings.ToLower(op.Op) // the parser lower-cases; this guards other callers
+	switch op.Op {
+	case PatchAdd, PatchReplace, PatchRemove:
+	default:
+		return Errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
+	}
+	if op.Path == nil {
+		if op.Op == PatchRemove {
+			return Errorf(ErrNoTarget, "remove needs a path")
+		}
+		v, err := unwrapSingle(op.Value, "value")
+		if err != nil {
+			return err
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			if v == nil {
+				return nil
+			}
+			return Errorf(ErrInvalid, "value must be an object when path is omitted")
+		}
+		for _, k := range sortedKeys(obj) {
+			if strings.EqualFold(k, "schemas") {
+				continue // the schemas list follows from the attributes
+			}
+			if strings.ContainsAny(k, "[]") {
+				return Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
+			}
+			t, err := resolveUserPath(work, schemas, k)
+			if err != nil {
+				return err
+			}
+			if err := applyUserTarget(work, schemas, op.Op, t, obj[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	t, err := resolveUserPath(work, schemas, attrPathText(op.Path.Path))
+	if err != nil {
+		return err
+	}
+	if op.Path.Filter != nil {
+		if t.sub != "" || (t.attr == nil && !t.ignore) {
+			return Errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
+		}
+		t.filter, t.elemSub = op.Path.Filter, op.Path.ElemSub
+	} else if op.Path.ElemSub != "" {
+		return Errorf(ErrInvalidPath, "%q: a sub-attribute after a filter needs a filter", t.path)
+	}
+	return applyUserTarget(work, schemas, op.Op, t, op.Value)
+}
+
+// resolveUserPath resolves a path written as text: "userName", "name.givenName",
+// "urn:…:core:2.0:User:userName", "urn:…:enterprise:2.0:User:manager" (or "….User.manager"),
+// a custom "urn:…:<Name>:2.0:User:<attr>", or a bare extension URN.
+func resolveUserPath(work map[string]any, schemas []string, text string) (userTarget, error) {
+	s := strings.TrimSpace(text)
+	t := userTarget{path: s}
+	if strings.ContainsAny(s, "[] \"") || s == "" {
+		return t, Errorf(ErrInvalidPath, "invalid path %q", text)
+	}
+	if rest, ok := cutURN(s, SchemaUser); ok {
+		if rest == "" {
+			return t, Errorf(ErrInvalidPath, "path %q names no attribute", text)
+		}
+		return resolveAttr(t, "", UserAttributes, rest)
+	}
+	if rest, ok := cutURN(s, SchemaEnterpriseUser); ok {
+		t.ext = SchemaEnterpriseUser
+		if rest == "" {
+			return t, nil
+		}
+		return resolveAttr(t, SchemaEnterpriseUser, EnterpriseUserAttributes, rest)
+	}
+	if hasPrefixFold(s, "urn:") {
+		ext, rest, err := splitCustomURN(work, schemas, s)
+		if err != nil {
+			return t, err
+		}
+		t.ext = keyFold(work, ext)
+		t.name, t.sub, _ = strings.Cut(rest, ".")
+		if rest != "" && (t.name == "" || strings.HasSuffix(rest, ".")) {
+			return t, Errorf(ErrInvalidPath, "invalid path %q", text)
+		}
+		return t, nil
+	}
+	return resolveAttr(t, "", UserAttributes, s)
+}
+
+// cutURN reports whether s is urn or begins with urn followed by ":" or "." (case-insensitive),
+// and returns what follows.
+func cutURN(s, urn string) (string, bool) {
+	if !hasPrefixFold(s, urn) {
+		return "", false
+	}
+	rest := s[len(urn):]
+	if rest == "" {
+		return "", true
+	}
+	if rest[0] == ':' || rest[0] == '.' {
+		return rest[1:], true
+	}
+	return "", false
+}
+
+// splitCustomURN splits a custom extension path into the extension URN and the attribute path.
+// A URN already stored or listed in schemas wins; otherwise a last segment "User" ends the URN
+// (…:2.0:User, …:2.0:User.attr), and failing that the last colon separates the attribute.
+func splitCustomURN(work map[string]any, schemas []string, s string) (string, string, error) {
+	best := ""
+	candidates := append(sortedKeys(work), schemas...)
+	for _, c := range candidates {
+		if !hasPrefixFold(c, "urn:") || len(c) <= len(best) {
+			continue
+		}
+		if _, ok := cutURN(s, c); ok {
+			best = c
+		}
+	}
+	if best != "" {
+		rest, _ := cutURN(s, best)
+		return best, rest, nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	seg := s[i+1:]
+	switch {
+	case strings.EqualFold(seg, "User"):
+		return s, "", nil
+	case hasPrefixFold(seg, "User."):
+		return s[:i+5], seg[5:], nil
+	case seg == "" || i <= len("urn:"):
+		return "", "", Errorf(ErrInvalidPath, "invalid path %q", s)
+	}
+	return s[:i], seg, nil
+}
+
+// resolveAttr resolves "attr" or "attr.sub" among attrs (core or enterprise).
+func resolveAttr(t userTarget, ext string, attrs []Attribute, p string) (userTarget, error) {
+	name, sub, dotted := strings.Cut(p, ".")
+	if name == "" || (dotted && (sub == "" || strings.Contains(sub, "."))) || strings.Contains(name, ":") {
+		return t, Errorf(ErrInvalidPath, "invalid path %q", t.path)
+	}
+	t.ext, t.sub = ext, sub
+	var a Attribute
+	var ok bool
+	if ext == "" {
+		switch strings.ToLower(name) {
+		case "id", "meta", "schemas":
+			return t, Errorf(ErrMutability, "%s is read-only", name)
+		case "externalid":
+			a, ok = externalIDAttr, true
+		case "manager":
+			// A bare "manager" is the enterprise extension's (entra-scim.md §4.4).
+			t.ext = SchemaEnterpriseUser
+			a, ok = findAttr(EnterpriseUserAttributes, name)
+		default:
+			a, ok = findAttr(attrs, name)
+		}
+	} else {
+		a, ok = findAttr(attrs, name)
+	}
+	switch {
+	case !ok || a.Mutability == "writeOnly":
+		t.ignore = true // unknown attributes are ignored, like CanonicalUser does
+		return t, nil
+	case a.Mutability == "readOnly":
+		return t, Errorf(ErrMutability, "%s is read-only", a.Name)
+	case sub != "" && a.Type != TypeComplex:
+		return t, Errorf(ErrInvalidPath, "%s has no sub-attributes", a.Name)
+	}
+	t.attr, t.name = &a, a.Name
+	return t, nil
+}
+
+// applyUserTarget applies one operation to a resolved target.
+func applyUserTarget(work map[string]any, schemas []string, op string, t userTarget, value any) error {
+	if t.ignore {
+		return nil
+	}
+	if t.attr == nil {
+		if t.ext == SchemaEnterpriseUser {
+			return applyWholeEnterprise(work, schemas, op, t, value)
+		}
+		return applyRaw(work, op, t, value)
+	}
+	c := work
+	if t.ext != "" {
+		c = childMap(work, t.ext, op != PatchRemove)
+		if c == nil {
+			return nil // removing from an absent extension
+		}
+		defer func() {
+			if len(c) == 0 {
+				delete(work, t.ext)
+			}
+		}()
+	}
+	a := *t.attr
+	switch {
+	case t.filter != nil:
+		return applyFiltered(c, a, op, t, value)
+	case t.sub != "":
+		return applySub(c, a, op, t, value)
+	default:
+		return applyWhole(c, a, op, t, value)
+	}
+}
+
+// applyWholeEnterprise applies an operation whose target is the enterprise extension itself:
+// remove drops it, add and replace apply each key of the value object to it.
+func applyWholeEnterprise(work map[string]any, schemas []string, op string, t userTarget, value any) error {
+	if op == PatchRemove {
+		delete(work, SchemaEnterpriseUser)
+		return nil
+	}
+	v, err := unwrapSingle(value, t.path)
+	if err != nil {
+		return err
+	}
+	if isEmptyValue(v) {
+		delete(work, SchemaEnterpriseUser)
+		return nil
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return Errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
+	}
+	for _, k := range sortedKeys(obj) {
+		at, err := resolveAttr(userTarget{path: SchemaEnterpriseUser + ":" + k}, SchemaEnterpriseUser, EnterpriseUserAttributes, k)
+		if err != nil {
+			return err
+		}
+		if err := applyUserTarget(work, schemas, op, at, obj[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyWhole applies an operation to a whole core or enterprise attribute.
+func applyWhole(c map[string]any, a Attribute, op string, t userTarget, value any) error {
+	if op == PatchRemove {
+		if list, ok := value.([]any); ok && a.MultiValued && len(list) > 0 {
+			return removeListed(c, a, t, list)
+		}
+		delete(c, a.Name)
+		return nil
+	}
+	if a.MultiValued {
+		if isEmptyValue(value) {
+			delete(c, a.Name)
+			return nil
+		}
+		nv, err := canonicalValue(a, value, t.path)
+		if err != nil {
+			return err
+		}
+		newList, _ := nv.([]any)
+		if op == PatchReplace {
+			setOrDelete(c, a.Name, nv)
+			return nil
+		}
+		list := elements(c[a.Name])
+		for _, e := range newList {
+			list = mergeElement(a, list, e)
+		}
+		setList(c, a.Name, list)
+		return nil
+	}
+	v, err := unwrapSingle(value, t.path)
+	if err != nil {
+		return err
+	}
+	if isEmptyValue(v) {
+		delete(c, a.Name)
+		return nil
+	}
+	obj, isObj := v.(map[string]any)
+	if _, isRef := findAttr(a.SubAttributes, "value"); a.Type != TypeComplex || !isObj || isRef {
+		// Simple attributes and references such as manager are set whole, so a new manager
+		// keeps no $ref of the old one.
+		cv, err := canonicalValue(a, v, t.path)
+		if err != nil {
+			return err
+		}
+		setOrDelete(c, a.Name, cv)
+		return nil
+	}
+	// A complex attribute: the value's sub-attributes replace or add to the existing ones and
+	// the others stay (RFC 7644 §3.5.2.1, §3.5.2.3).
+	m := childMap(c, a.Name, true)
+	for _, k := range sortedKeys(obj) {
+		sa, ok := findAttr(a.SubAttributes, k)
+		if !ok || sa.Mutability == "readOnly" {
+			continue
+		}
+		cv, err := canonicalValue(sa, obj[k], t.path+"."+sa.Name)
+		if err != nil {
+			return err
+		}
+		setOrDelete(m, sa.Name, cv)
+	}
+	if len(m) == 0 {
+		delete(c, a.Name)
+	}
+	return nil
+}
+
+// applySub applies an operation to a sub-attribute without a filter: "name.givenName",
+// "manager.value", or "emails.value" (every element).
+func applySub(c map[string]any, a Attribute, op string, t userTarget, value any) error {
+	sa, ok := findAttr(a.SubAttributes, t.sub)
+	if !ok || sa.Mutability == "readOnly" {
+		return nil
+	}
+	var cv any
+	if op != PatchRemove {
+		v, err := unwrapSingle(value, t.path)
+		if err != nil {
+			return err
+		}
+		if !isEmptyValue(v) {
+			if cv, err = canonicalValue(sa, v, t.path); err != nil {
+				return err
+			}
+		}
+	}
+	if !a.MultiValued {
+		m := childMap(c, a.Name, cv != nil)
+		if m == nil {
+			return nil
+		}
+		setOrDelete(m, sa.Name, cv)
+		if len(m) == 0 {
+			delete(c, a.Name)
+		}
+		return nil
+	}
+	list := elements(c[a.Name])
+	if cv != nil && len(list) == 0 {
+		list = []any{map[string]any{}}
+	}
+	for _, e := range list {
+		if m, ok := e.(map[string]any); ok {
+			setOrDelete(m, sa.Name, cv)
+		}
+	}
+	setList(c, a.Name, pruneElements(list))
+	return nil
+}
+
+// applyFiltered applies an operation to the elements of a multi-valued attribute that match
+// t.filter (or to their t.elemSub). add and replace create a missing element from the filter's
+// eq-constants (entra-scim.md §4.4 rule 3); remove of nothing succeeds.
+func applyFiltered(c map[string]any, a Attribute, op string, t userTarget, value any) error {
+	if !a.MultiValued {
+		// Entra removes the manager with "manager[value eq \"…\"]" [entra-scim.md §4.4]; the
+		// single manager object is then filtered like a one-element list.
+		m, isObj := c[a.Name].(map[string]any)
+		if op != PatchRemove || a.Name != "manager" {
+			return Errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
+		}
+		if isObj && Match(t.filter, m) {
+			if t.elemSub == "" {
+				delete(c, a.Name)
+			} else {
+				delete(m, keyFold(m, t.elemSub))
+				if len(m) == 0 {
+					delete(c, a.Name)
+				}
+			}
+		}
+		return nil
+	}
+	var sa Attribute
+	if t.elemSub != "" {
+		var ok bool
+		if sa, ok = findAttr(a.SubAttributes, t.elemSub); !ok || sa.Mutability == "readOnly" {
+			return nil
+		}
+	}
+	list := elements(c[a.Name])
+	var hits []int
+	for i, e := range list {
+		if m, ok := e.(map[string]any); ok && Match(t.filter, m) {
+			hits = append(hits, i)
+		}
+	}
+	var v any
+	if op != PatchRemove {
+		var err error
+		if v, err = unwrapSingle(value, t.path); err != nil {
+			return err
+		}
+	}
+	if op == PatchRemove || isEmptyValue(v) {
+		for _, i := range hits {
+			if t.elemSub == "" {
+				list[i] = nil
+			} else {
+				delete(list[i].(map[string]any), sa.Name)
+			}
+		}
+		setList(c, a.Name, pruneElements(list))
+		return nil
+	}
+	var upd map[string]any // the sub-attributes to set on each hit
+	if t.elemSub != "" {
+		cv, err := canonicalValue(sa, v, t.path)
+		if err != nil {
+			return err
+		}
+		if cv == nil {
+			return applyFiltered(c, a, PatchRemove, t, nil)
+		}
+		upd = map[string]any{sa.Name: cv}
+	} else {
+		single := a
+		single.MultiValued = false
+		cv, err := canonicalValue(single, v, t.path)
+		if err != nil {
+			return err
+		}
+		if upd, _ = cv.(map[string]any); upd == nil {
+			return applyFiltered(c, a, PatchRemove, t, nil)
+		}
+	}
+	if len(hits) == 0 {
+		list = append(list, map[string]any{})
+		hits = []int{len(list) - 1}
+	}
+	consts := filterConstants(t.filter, a)
+	for _, i := range hits {
+		m := list[i].(map[string]any)
+		if op == PatchReplace && t.elemSub == "" {
+			// Replacing a whole element keeps what the filter selected it by.
+			clear(m)
+			maps.Copy(m, consts)
+		} else if len(m) == 0 {
+			maps.Copy(m, consts)
+		}
+		maps.Copy(m, cloneMap(upd))
+		if m["primary"] == true {
+			clearPrimary(list, i)
+		}
+	}
+	setList(c, a.Name, pruneElements(list))
+	return nil
+}
+
+// filterConstants returns the sub-attribute values a filter fixes with "eq", joined by "and"
+// ({"type": "work"} for type eq "work"), canonicalised; the rest of a filter fixes nothing.
+func filterConstants(f Filter, a Attribute) map[string]any {
+	out := make(map[string]any)
+	var walk func(Filter)
+	walk = func(f Filter) {
+		switch x := f.(type) {
+		case CompareFilter:
+			if x.Op != OpEq || x.Path.URN != "" || x.Path.Sub != "" || x.Value == nil {
+				return
+			}
+			sa, ok := findAttr(a.SubAttributes, x.Path.Attr)
+			if !ok || sa.Type == TypeComplex {
+				return
+			}
+			if cv, err := canonicalValue(sa, x.Value, sa.Name); err == nil && cv != nil {
+				out[sa.Name] = cv
+			}
+		case LogicalFilter:
+			if x.Op == "and" {
+				walk(x.Left)
+				walk(x.Right)
+			}
+		}
+	}
+	walk(f)
+	return out
+}
+
+// removeListed removes the elements matching one of the listed values, where a listed value
+// matches an element that has all its sub-attributes with equal values (the way Entra removes
+// a group member or a role by value).
+func removeListed(c map[string]any, a Attribute, t userTarget, listed []any) error {
+	rm, err := canonicalValue(a, listed, t.path)
+	if err != nil {
+		return err
+	}
+	want, _ := rm.([]any)
+	list := elements(c[a.Name])
+	for i, e := range list {
+		for _, w := range want {
+			if subsetOf(w, e) {
+				list[i] = nil
+				break
+			}
+		}
+	}
+	setList(c, a.Name, pruneElements(list))
+	return nil
+}
+
+// subsetOf reports whether every entry of the object small is in big with an equal value.
+func subsetOf(small, big any) bool {
+	s, ok1 := small.(map[string]any)
+	b, ok2 := big.(map[string]any)
+	if !ok1 || !ok2 {
+		return reflect.DeepEqual(small, big)
+	}
+	if len(s) == 0 {
+		return false
+	}
+	for k, v := range s {
+		if !reflect.DeepEqual(b[k], v) {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeElement adds e to a multi-valued attribute (RFC 7644 §3.5.2.1): an element with the
+// same type (for attributes whose types are unique) or else the same value is replaced instead
+// of duplicated, and a new primary clears the others.
+func mergeElement(a Attribute, list []any, e any) []any {
+	m, isObj := e.(map[string]any)
+	at := -1
+	if isObj {
+		typ, _ := m["type"].(string)
+		for i, old := range list {
+			om, ok := old.(map[string]any)
+			if !ok {
+				continue
+			}
+			ot, _ := om["type"].(string)
+			if typeUnique[a.Name] && typ != "" {
+				if strings.EqualFold(ot, typ) {
+					at = i
+					break
+				}
+				continue
+			}
+			if v, ok := m["value"]; ok && reflect.DeepEqual(om["value"], v) && (typeUnique[a.Name] || strings.EqualFold(ot, typ)) {
+				at = i
+				break
+			}
+		}
+	} else {
+		at = slices.IndexFunc(list, func(old any) bool { return reflect.DeepEqual(old, e) })
+	}
+	if at >= 0 {
+		list[at] = e
+	} else {
+		list = append(list, e)
+		at = len(list) - 1
+	}
+	if isObj && m["primary"] == true {
+		clearPrimary(list, at)
+	}
+	return list
+}
+
+// clearPrimary sets primary to false on every element of list but list[keep]: at most one
+// value of a multi-valued attribute is primary (RFC 7643 §2.4).
+func clearPrimary(list []any, keep int) {
+	for i, e := range list {
+		if m, ok := e.(map[string]any); ok && i != keep && m["primary"] == true {
+			m["primary"] = false
+		}
+	}
+}
+
+// elements returns a multi-valued attribute's elements as a fresh slice.
+func elements(v any) []any {
+	list, _ := v.([]any)
+	return slices.Clone(list)
+}
+
+// pruneElements drops removed (nil) elements and elements left with nothing but type, primary
+// and display, which say nothing on their own (an email whose value was cleared).
+func pruneElements(list []any) []any {
+	return slices.DeleteFunc(list, func(e any) bool {
+		if e == nil {
+			return true
+		}
+		m, ok := e.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k := range m {
+			switch k {
+			case "type", "primary", "display":
+			default:
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// setList stores a multi-valued attribute, dropping it when empty.
+func setList(c map[string]any, name string, list []any) {
+	if len(list) == 0 {
+		delete(c, name)
+		return
+	}
+	c[name] = list
+}
+
+// setOrDelete sets c[name] = v, or deletes it for a nil v.
+func setOrDelete(c map[string]any, name string, v any) {
+	if v == nil {
+		delete(c, name)
+		return
+	}
+	c[name] = v
+}
+
+// applyRaw applies an operation to a custom extension, stored without schema: its attributes
+// are set, merged and removed as sent.
+func applyRaw(work map[string]any, op string, t userTarget, value any) error {
+	if t.filter != nil {
+		return Errorf(ErrInvalidPath, "%q: value filters on custom extension attributes are not supported", t.path)
+	}
+	if t.name == "" {
+		if op == PatchRemove {
+			delete(work, t.ext)
+			return nil
+		}
+		v, err := unwrapSingle(value, t.path)
+		if err != nil {
+			return err
+		}
+		if isEmptyValue(v) {
+			delete(work, t.ext)
+			return nil
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return Errorf(ErrInvalid, "%s must be an object", t.ext)
+		}
+		c := childMap(work, t.ext, true)
+		for _, k := range sortedKeys(obj) {
+			setRaw(c, keyFold(c, k), op, obj[k])
+		}
+		if len(c) == 0 {
+			delete(work, t.ext)
+		}
+		return nil
+	}
+	c := childMap(work, t.ext, op != PatchRemove)
+	if c == nil {
+		return nil
+	}
+	key := keyFold(c, t.name)
+	if t.sub == "" {
+		if op == PatchRemove {
+			delete(c, key)
+		} else {
+			setRaw(c, key, op, value)
+		}
+	} else {
+		m := childMap(c, key, op != PatchRemove)
+		if m != nil {
+			if op == PatchRemove {
+				delete(m, keyFold(m, t.sub))
+			} else {
+				setRaw(m, keyFold(m, t.sub), op, value)
+			}
+			if len(m) == 0 {
+				delete(c, key)
+			}
+		}
+	}
+	if len(c) == 0 {
+		delete(work, t.ext)
+	}
+	return nil
+}
+
+// setRaw sets a schema-less attribute: null or "" clears it, add appends to an existing list
+// (without duplicates), anything else is stored as sent.
+func setRaw(c map[string]any, key, op string, v any) {
+	if isEmptyValue(v) {
+		delete(c, key)
+		return
+	}
+	old, oldList := c[key].([]any)
+	add, addList := v.([]any)
+	if op == PatchAdd && oldList && addList {
+		out := slices.Clone(old)
+		for _, e := range add {
+			if !slices.ContainsFunc(out, func(o any) bool { return reflect.DeepEqual(o, e) }) {
+				out = append(out, cloneValue(e))
+			}
+		}
+		c[key] = out
+		return
+	}
+	c[key] = cloneValue(v)
+}

@@ -1,0 +1,209 @@
+//go:build scimwip
+
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// requireGroups answers 403 when the operator turned groups off for the company.
+func (s *Server) requireGroups(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		t, err := s.read.FindTenant(c.Request().Context(), tenantOf(c))
+		if err != nil {
+			return err
+		}
+		if !t.Features.Groups() {
+			return domain.Errorf(domain.ErrForbidden, "groups are not enabled for this company; ask the operator to turn on the groups feature")
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) groupLocation(id domain.GroupID) string {
+	return s.cfg.BaseURL + "/scim/v2/Groups/" + string(id)
+}
+
+// groupJSON renders a group; with members it lists them from the read model.
+func (s *Server) groupJSON(ctx context.Context, g domain.Group, withMembers bool) (map[string]any, error) {
+	out := make(map[string]any, len(g.Resource)+4)
+	for k, v := range g.Resource {
+		out[k] = v
+	}
+	schemas := g.Schemas
+	if len(schemas) == 0 {
+		schemas = []string{domain.SchemaGroup}
+	}
+	out["schemas"] = schemas
+	out["id"] = g.ID
+	out["meta"] = map[string]any{
+		"resourceType": "Group",
+		"created":      g.Created.UTC().Format(time.RFC3339Nano),
+		"lastModified": g.Modified.UTC().Format(time.RFC3339Nano),
+		"location":     s.groupLocation(g.ID),
+		"version":      etag(g.Version),
+	}
+	if withMembers {
+		members := []any{}
+		err := s.read.Members(ctx, g.Tenant, g.ID, func(m domain.Member) bool {
+			el := map[string]any{"value": m.Value, "$ref": s.userLocation(domain.UserID(m.Value)), "type": "User"}
+			if m.Display != "" {
+				el["display"] = m.Display
+			}
+			members = append(members, el)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		out["members"] = members
+	}
+	return out, nil
+}
+
+// membersWanted reports whether a response should list members, given attributes and
+// excludedAttributes (Entra always excludes them on reads).
+func membersWanted(attributes, excluded string) bool {
+	has := func(list string) bool {
+		for _, a := range strings.Split(list, ",") {
+			a = strings.ToLower(strings.TrimSpace(a))
+			a = strings.TrimPrefix(a, strings.ToLower(domain.SchemaGroup)+":")
+			if a == "members" || strings.HasPrefix(a, "members.") {
+				return true
+			}
+		}
+		return false
+	}
+	if strings.TrimSpace(attributes) != "" {
+		return has(attributes)
+	}
+	return !has(excluded)
+}
+
+func (s *Server) writeGroup(c echo.Context, status int, g domain.Group) error {
+	q := c.QueryParams()
+	body, err := s.groupJSON(c.Request().Context(), g, membersWanted(q.Get("attributes"), q.Get("excludedAttributes")))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", etag(g.Version))
+	return writeSCIM(c, status, projectAttributes(body, q.Get("attributes"), q.Get("excludedAttributes")))
+}
+
+func (s *Server) handleCreateGroup(c echo.Context) error {
+	body, err := readObject(c)
+	if err != nil {
+		return err
+	}
+	g, _, skipped, err := s.svc.CreateGroup(c.Request().Context(), tenantOf(c), body)
+	if err != nil {
+		return err
+	}
+	s.logSkipped(c, g.ID, skipped)
+	s.waitVisible(c, g.Version)
+	c.Response().Header().Set(echo.HeaderLocation, s.groupLocation(g.ID))
+	return s.writeGroup(c, http.StatusCreated, g)
+}
+
+func (s *Server) logSkipped(c echo.Context, id domain.GroupID, skipped []string) {
+	if len(skipped) > 0 {
+		s.log.Warn("group members skipped: no such user in this company", "group", id, "members", skipped,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+}
+
+func (s *Server) handleGetGroup(c echo.Context) error {
+	g, err := s.read.FindGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")))
+	if err != nil {
+		return err
+	}
+	if notModified(c, g.Version) {
+		c.Response().Header().Set("ETag", etag(g.Version))
+		return c.NoContent(http.StatusNotModified)
+	}
+	return s.writeGroup(c, http.StatusOK, g)
+}
+
+func (s *Server) handleListGroups(c echo.Context) error {
+	p, err := readListParams(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	filterMembers := strings.Contains(strings.ToLower(p.filterText), "members")
+	view := func(r domain.Resource) map[string]any {
+		m, err := s.groupJSON(ctx, *r.(*domain.Group), filterMembers)
+		if err != nil {
+			return map[string]any{}
+		}
+		return m
+	}
+	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), p.query(view))
+	if err != nil {
+		return err
+	}
+	withMembers := membersWanted(p.attributes, p.excluded)
+	rendered := make([]map[string]any, len(groups))
+	for i, g := range groups {
+		if rendered[i], err = s.groupJSON(ctx, g, withMembers); err != nil {
+			return err
+		}
+	}
+	body, err := p.page(total, rendered)
+	if err != nil {
+		return err
+	}
+	return writeSCIM(c, http.StatusOK, body)
+}
+
+func (s *Server) handleReplaceGroup(c echo.Context) error {
+	body, err := readObject(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.svc.ReplaceGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), body, ifMatch(c))
+	if err != nil {
+		return err
+	}
+	s.logSkipped(c, r.Group.ID, r.Skipped)
+	s.waitVisible(c, r.Group.Version)
+	return s.writeGroup(c, http.StatusOK, r.Group)
+}
+
+func (s *Server) handlePatchGroup(c echo.Context) error {
+	body, err := readObject(c)
+	if err != nil {
+		return err
+	}
+	ops, err := parsePatchRequest(body)
+	if err != nil {
+		return err
+	}
+	r, err := s.svc.PatchGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ops, ifMatch(c))
+	if err != nil {
+		return err
+	}
+	s.logSkipped(c, r.Group.ID, r.Skipped)
+	s.waitVisible(c, r.Group.Version)
+	if wantsBody(c) {
+		return s.writeGroup(c, http.StatusOK, r.Group)
+	}
+	c.Response().Header().Set("ETag", etag(r.Group.Version))
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) handleDeleteGroup(c echo.Context) error {
+	v, err := s.svc.DeleteGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ifMatch(c))
+	if err != nil {
+		return err
+	}
+	s.waitVisible(c, v)
+	return c.NoContent(http.StatusNoContent)
+}
