@@ -77,7 +77,7 @@ func (g *Group) Apply(e Event) {
 		g.Created = e.At
 		g.Modified = e.At
 	case GroupChanged:
-		g.Resource = applyChanges(g.Resource, d.Changes)
+		g.Resource = ApplyChanges(g.Resource, d.Changes)
 		if d.Schemas != nil {
 			g.Schemas = append([]string(nil), d.Schemas...)
 		}
@@ -105,23 +105,6 @@ type GroupReader interface {
 	GroupsOf(ctx context.Context, tenant TenantID, user UserID) ([]GroupID, error)
 	// FindGroupByDisplayName returns the group whose folded displayName matches, or ErrNotFound.
 	FindGroupByDisplayName(ctx context.Context, tenant TenantID, name string) (Group, error)
-}
-
-// applyChanges is the fold's use of ApplyChanges.
-// TODO(#3): replace with ApplyChanges once the PATCH engine lands.
-func applyChanges(res map[string]any, changes []Change) map[string]any {
-	out := cloneMap(res)
-	if out == nil {
-		out = map[string]any{}
-	}
-	for _, c := range changes {
-		if c.New == nil {
-			delete(out, c.Path)
-		} else {
-			out[c.Path] = cloneValue(c.New)
-		}
-	}
-	return out
 }
 
 // ResourceID returns the group's id.

@@ -282,16 +282,16 @@ func membersOp(op string, f Filter, elemSub string, value any) ([]MemberOp, erro
 // memberFilterValues returns the ids of a filter made of `value eq "id"` comparisons joined by
 // "or", and false for any other filter.
 func memberFilterValues(f Filter) ([]string, bool) {
-	switch x := f.(type) {
+	switch x := derefFilter(f).(type) {
 	case CompareFilter:
 		id, ok := x.Value.(string)
-		if x.Op != OpEq || x.Path.URN != "" || x.Path.Sub != "" || !strings.EqualFold(x.Path.Attr, "value") ||
+		if !strings.EqualFold(x.Op, OpEq) || x.Path.URN != "" || x.Path.Sub != "" || !strings.EqualFold(x.Path.Attr, "value") ||
 			!ok || strings.TrimSpace(id) == "" {
 			return nil, false
 		}
 		return []string{id}, true
 	case LogicalFilter:
-		if x.Op != "or" {
+		if !strings.EqualFold(x.Op, "or") {
 			return nil, false
 		}
 		l, ok1 := memberFilterValues(x.Left)

@@ -441,6 +441,13 @@ var patchUserTests = []patchUserTest{
 		given: `{"userName":"a","roles":[{"value":"role1"},{"value":"role2"}]}`,
 		ops:   `[{"op":"Remove","path":"roles","value":[{"value":"role1"}]}]`,
 		want:  `{"roles":[{"value":"role2"}]}`},
+	{name: "roles remove by a single value object",
+		given: `{"userName":"a","roles":[{"value":"role1"},{"value":"role2"}]}`,
+		ops:   `[{"op":"Remove","path":"roles","value":{"value":"role2"}}]`,
+		want:  `{"roles":[{"value":"role1"}]}`},
+	{name: "roles remove with an empty list removes nothing",
+		given: `{"userName":"a","roles":[{"value":"role1"}]}`,
+		ops:   `[{"op":"Remove","path":"roles","value":[]}]`, want: `{}`},
 	{name: "roles remove by filter",
 		given: `{"userName":"a","roles":[{"value":"role1"},{"value":"role2"}]}`,
 		ops:   `[{"op":"remove","path":"roles[value eq \"role1\"]"}]`,
@@ -653,6 +660,19 @@ func TestPatchGroup(t *testing.T) {
 				t.Errorf("member ops = %s, want %s", dump(gotOps), dump(tt.wantOps))
 			}
 		})
+	}
+}
+
+func TestPatchGroup_PointerFilterNodes(t *testing.T) {
+	t.Parallel()
+	f := &LogicalFilter{Op: "OR",
+		Left:  &CompareFilter{Path: AttrPath{Attr: "Value"}, Op: "EQ", Value: "u1"},
+		Right: CompareFilter{Path: AttrPath{Attr: "value"}, Op: "eq", Value: "u2"}}
+	_, got, err := PatchGroup(map[string]any{"displayName": "G"},
+		[]PatchOp{{Op: PatchRemove, Path: &PatchPath{Path: AttrPath{Attr: "members"}, Filter: f}}})
+	want := []MemberOp{{Kind: MembersRemove, Members: []Member{{Value: "u1"}, {Value: "u2"}}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("PatchGroup = %v, %v; want %v", got, err, want)
 	}
 }
 

@@ -25,10 +25,11 @@ import (
 // empty string or null value clears the target.
 //
 // PatchUser returns an error wrapping ErrInvalidPath for a path it cannot resolve (a filter on
-// a single-valued attribute, a sub-attribute of a simple attribute, a filtered path as a value
-// key), ErrMutability for add or replace of id, meta, schemas or groups, ErrNoTarget for remove
-// without a path, ErrInvalid for a value of the wrong type or an empty userName, and
-// ErrInvalidSyntax for an unknown op.
+// a single-valued attribute other than manager, a sub-attribute of a simple attribute, a
+// filtered path as a value key, a filter on a custom extension attribute), ErrMutability for
+// an operation on id, meta, schemas or groups (a "schemas" key of a no-path value is skipped),
+// ErrNoTarget for remove without a path, ErrInvalid for a value of the wrong type, several
+// primary values or an empty userName, and ErrInvalidSyntax for an unknown op.
 func PatchUser(res map[string]any, schemas []string, ops []PatchOp) (map[string]any, []string, error) {
 	work := cloneMap(res)
 	if work == nil {
@@ -351,7 +352,13 @@ func applyWholeEnterprise(work map[string]any, schemas []string, op string, t us
 // applyWhole applies an operation to a whole core or enterprise attribute.
 func applyWhole(c map[string]any, a Attribute, op string, t userTarget, value any) error {
 	if op == PatchRemove {
-		if list, ok := value.([]any); ok && a.MultiValued && len(list) > 0 {
+		if a.MultiValued && !isEmptyValue(value) {
+			// Remove only the listed values, as Entra's default dialect does for group members
+			// (entra-scim.md §5); an empty list removes nothing.
+			list, ok := value.([]any)
+			if !ok {
+				list = []any{value}
+			}
 			return removeListed(c, a, t, list)
 		}
 		delete(c, a.Name)
@@ -565,9 +572,9 @@ func filterConstants(f Filter, a Attribute) map[string]any {
 	out := make(map[string]any)
 	var walk func(Filter)
 	walk = func(f Filter) {
-		switch x := f.(type) {
+		switch x := derefFilter(f).(type) {
 		case CompareFilter:
-			if x.Op != OpEq || x.Path.URN != "" || x.Path.Sub != "" || x.Value == nil {
+			if !strings.EqualFold(x.Op, OpEq) || x.Path.URN != "" || x.Path.Sub != "" || x.Value == nil {
 				return
 			}
 			sa, ok := findAttr(a.SubAttributes, x.Path.Attr)
@@ -578,7 +585,7 @@ func filterConstants(f Filter, a Attribute) map[string]any {
 				out[sa.Name] = cv
 			}
 		case LogicalFilter:
-			if x.Op == "and" {
+			if strings.EqualFold(x.Op, "and") {
 				walk(x.Left)
 				walk(x.Right)
 			}

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -42,7 +43,9 @@ type Attribute struct {
 	References    []string
 }
 
-func str(name, desc string) Attribute { return Attribute{Name: name, Type: TypeString, Description: desc} }
+func str(name, desc string) Attribute {
+	return Attribute{Name: name, Type: TypeString, Description: desc}
+}
 
 // multi returns the sub-attributes shared by most multi-valued attributes (RFC 7643 §2.4).
 func multi(valueType string, canonical ...string) []Attribute {
@@ -178,6 +181,7 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 			}
 		}
 	}
+	slices.Sort(schemas[1:]) // core first, extensions in a stable order
 	name, _ := out["userName"].(string)
 	if strings.TrimSpace(name) == "" {
 		return nil, nil, Errorf(ErrInvalid, "userName is required")

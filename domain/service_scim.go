@@ -1,5 +1,3 @@
-//go:build scimwip
-
 package domain
 
 import (
@@ -8,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 )
 
 // memberChunk is the most members one membership event carries, so that an event stays far
@@ -504,4 +501,3 @@ func (s *Service) SetFeatures(ctx context.Context, tenant TenantID, groups *bool
 	})
 }
 
-var _ = strings.ToLower

@@ -71,7 +71,7 @@ func (u *User) Apply(e Event) {
 		u.Created = e.At
 		u.Modified = e.At
 	case UserChanged:
-		u.Resource = applyChanges(u.Resource, d.Changes)
+		u.Resource = ApplyChanges(u.Resource, d.Changes)
 		if d.Schemas != nil {
 			u.Schemas = append([]string(nil), d.Schemas...)
 		}

@@ -1,5 +1,3 @@
-//go:build scimwip
-
 package httpapi
 
 import (

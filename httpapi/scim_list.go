@@ -1,11 +1,8 @@
-//go:build scimwip
-
 package httpapi
 
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -111,5 +108,3 @@ func (s *Server) handleGetUser(c echo.Context) error {
 	}
 	return s.writeUser(c, http.StatusOK, u)
 }
-
-var _ = time.Now

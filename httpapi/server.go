@@ -90,6 +90,7 @@ func (s *Server) routes() {
 
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	admin.POST("/tenants", s.handleCreateTenant)
+	admin.PATCH("/tenants/:id", s.handlePatchTenant)
 
 	scim := e.Group("/scim/v2", s.requireSCIMToken)
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)
@@ -100,6 +101,16 @@ func (s *Server) routes() {
 	scim.POST("/Users", s.handleCreateUser)
 	scim.GET("/Users", s.handleListUsers)
 	scim.GET("/Users/:id", s.handleGetUser)
+	scim.PUT("/Users/:id", s.handleReplaceUser)
+	scim.PATCH("/Users/:id", s.handlePatchUser)
+	scim.DELETE("/Users/:id", s.handleDeleteUser)
+	groups := scim.Group("/Groups", s.requireGroups)
+	groups.POST("", s.handleCreateGroup)
+	groups.GET("", s.handleListGroups)
+	groups.GET("/:id", s.handleGetGroup)
+	groups.PUT("/:id", s.handleReplaceGroup)
+	groups.PATCH("/:id", s.handlePatchGroup)
+	groups.DELETE("/:id", s.handleDeleteGroup)
 	scim.Any("/*", s.handleSCIMNotFound)
 }
 

@@ -300,6 +300,9 @@ var (
 func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *bolt.Bucket,
 	index map[string]indexDef, fn func(id, raw []byte) error) error {
 	attr := strings.ToLower(q.IndexAttr)
+	if _, ok := index[attr]; !ok && attr != "id" {
+		attr = "" // no index on this attribute here: scan, Keep decides
+	}
 	if attr == "" {
 		prefix := key(tenant, "")
 		c := rows.Cursor()
@@ -313,7 +316,8 @@ func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *b
 	var ids [][]byte
 	if attr == "id" {
 		ids = [][]byte{[]byte(q.IndexValue)}
-	} else if ix, ok := index[attr]; ok {
+	} else {
+		ix := index[attr]
 		value := q.IndexValue
 		if ix.fold {
 			value = domain.FoldUserName(value)
@@ -330,8 +334,6 @@ func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *b
 				ids = append(ids, append([]byte(nil), k[len(prefix):]...))
 			}
 		}
-	} else {
-		return fmt.Errorf("projections: no index on %q", q.IndexAttr)
 	}
 	slices.SortFunc(ids, bytes.Compare)
 	for _, id := range slices.CompactFunc(ids, bytes.Equal) {

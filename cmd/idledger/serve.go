@@ -51,4 +51,3 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-
