@@ -23,6 +23,14 @@ const (
 	EventTenantCreated         = "tenant.created"
 	EventTenantFeaturesChanged = "tenant.features_changed"
 
+	// Single sign-on (domain/sso.go).
+	EventTenantIDPMetadataSet     = "tenant.idp_metadata_set"
+	EventTenantSSODisabled        = "tenant.sso_disabled"
+	EventTenantSSOSettingsChanged = "tenant.sso_settings_changed"
+
+	EventSignInSucceeded = "signin.succeeded"
+	EventSignInFailed    = "signin.failed"
+
 	EventUserCreated           = "user.created"
 	EventUserAttributesChanged = "user.attributes_changed"
 	EventUserDeactivated       = "user.deactivated"
@@ -166,6 +174,13 @@ var schemas = map[string]struct {
 	EventGroupMembersAdded:      {1, decodeJSON[GroupMembersAdded]},
 	EventGroupMembersRemoved:    {1, decodeJSON[GroupMembersRemoved]},
 	EventGroupDeleted:           {1, decodeJSON[GroupDeleted]},
+
+	// Single sign-on and the login history (domain/sso.go).
+	EventTenantIDPMetadataSet:     {1, decodeJSON[IDPMetadataSet]},
+	EventTenantSSODisabled:        {1, decodeJSON[SSODisabled]},
+	EventTenantSSOSettingsChanged: {1, decodeJSON[SSOSettingsChanged]},
+	EventSignInSucceeded:          {1, decodeJSON[SignInRecorded]},
+	EventSignInFailed:             {1, decodeJSON[SignInRecorded]},
 }
 
 func decodeJSON[T any](b []byte) (any, error) {

@@ -500,4 +500,3 @@ func (s *Service) SetFeatures(ctx context.Context, tenant TenantID, groups *bool
 		return t, nil
 	})
 }
-

@@ -10,6 +10,9 @@ type Tenant struct {
 	Features      Features  `json:"features"`
 	Created       time.Time `json:"created"`
 	Version       Version   `json:"version"`
+
+	// SSO is the company's SAML single sign-on state (domain/sso.go).
+	SSO SSOConfig `json:"sso,omitzero"`
 }
 
 // Features are the product options an operator turns on or off per company.
@@ -51,6 +54,8 @@ func (t *Tenant) Apply(e Event) {
 		if d.Groups != nil {
 			t.Features.GroupsOff = !*d.Groups
 		}
+	case IDPMetadataSet, SSODisabled, SSOSettingsChanged:
+		t.SSO.apply(e)
 	}
 	t.Version = e.Version
 }

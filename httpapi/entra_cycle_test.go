@@ -886,6 +886,15 @@ func ecVerify(t *testing.T, c *ecClient, m *ecModel) {
 		}
 	})
 
+	memberships := 0
+	for g, grp := range m.groups {
+		if _, gone := m.deletedGrps[g]; !gone {
+			memberships += len(grp.members)
+		}
+	}
+	t.Logf("verified %d users (%d inactive), %d deleted users, %d groups with %d memberships, %d deleted groups",
+		len(live), inactive, len(m.deletedUsers), len(m.groups)-len(m.deletedGrps), memberships, len(m.deletedGrps))
+
 	n := len(errs.list)
 	for k, s := range errs.list {
 		if k == 30 {
@@ -1006,6 +1015,70 @@ func TestConcurrentMemberAdds(t *testing.T) {
 	for i, id := range ids {
 		if !got[id] {
 			t.Errorf("member %d (%s) missing after concurrent adds", i, id)
+		}
+	}
+}
+
+// TestEntraConcurrentDuplicateCreates: uniqueness is race-free (§7, §9 Robustness). Twenty
+// concurrent creates of one userName in different cases give exactly one 201 and nineteen 409s;
+// the same holds for a group displayName.
+func TestEntraConcurrentDuplicateCreates(t *testing.T) {
+	e := newTestEnv(t)
+	_, token := e.tenant(t, "Contoso")
+	c := newECClient(e, token)
+	const n = 20
+	for _, tc := range []struct {
+		resource string
+		body     func(i int) map[string]any
+	}{
+		{"Users", func(i int) map[string]any {
+			name := "Race.Condition@contoso.com"
+			if i%2 == 1 {
+				name = strings.ToUpper(name)
+			}
+			return map[string]any{"schemas": []string{ecSchemaUser}, "userName": name, "externalId": fmt.Sprint(i)}
+		}},
+		{"Groups", func(i int) map[string]any {
+			name := "Race Group"
+			if i%2 == 1 {
+				name = strings.ToLower(name)
+			}
+			return map[string]any{"schemas": []string{ecSchemaGroup}, "displayName": name, "members": []any{}}
+		}},
+	} {
+		var mu sync.Mutex
+		counts := map[int]int{}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				status, body, err := c.do("POST", "/"+tc.resource, tc.body(i))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					t.Errorf("POST /%s: %v", tc.resource, err)
+					return
+				}
+				counts[status]++
+				if status != 201 && status != 409 {
+					t.Errorf("POST /%s: status %d: %s", tc.resource, status, confShort(body))
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if counts[201] != 1 || counts[409] != n-1 {
+			t.Errorf("%d concurrent POST /%s with one name: statuses %v, want one 201 and %d × 409", n, tc.resource, counts, n-1)
+		}
+		res, err := c.expect("GET", "/"+tc.resource+"?count=0", nil, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := res["totalResults"].(float64); got != 1 {
+			t.Errorf("GET /%s?count=0: totalResults = %v, want 1", tc.resource, res["totalResults"])
 		}
 	}
 }

@@ -52,12 +52,23 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// newTestEnv starts a server; everything is closed when the test ends.
+// newTestEnv starts a server; everything is closed when the test ends. The embedded server
+// does not fsync (tests do not measure durability); benchmarks use newDurableTestEnv.
 func newTestEnv(tb testing.TB) *testEnv {
+	return startTestEnv(tb, true)
+}
+
+// newDurableTestEnv starts a server that fsyncs every append before acknowledging it, as
+// `idledger serve` does by default.
+func newDurableTestEnv(tb testing.TB) *testEnv {
+	return startTestEnv(tb, false)
+}
+
+func startTestEnv(tb testing.TB, noSync bool) *testEnv {
 	tb.Helper()
 	dir := tb.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: true})
+	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: noSync})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -146,6 +146,7 @@ var confChecklist = map[string]string{
 	"users.filter.no-match":          "§4.1/§6: no match → 200 with Resources []",
 	"users.filter.manager-probe":     "§4.4: id eq … and manager eq … with attributes=id",
 	"users.filter.invalid":           "§6: unparsable filter → 400 invalidFilter",
+	"users.filter.extended":          "§6: optional full grammar (ne co sw ew pr or not, value filters, lastModified ge/le)",
 	"users.create.201":               "§4.2: 201, Location = meta.location, id and meta generated",
 	"users.create.400-userName":      "§4.2: missing/empty userName → 400 invalidValue",
 	"users.create.400-syntax":        "§4.2: malformed JSON → 400 invalidSyntax",

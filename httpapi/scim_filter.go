@@ -24,6 +24,11 @@ import (
 //   - a bare word as a comparison value (externalId eq ada) is a string;
 //   - string literals may use any JSON escape (the library accepts only upper-case \u hex);
 //   - "urn:…:2.0:User.manager" (a dot after the schema) means "urn:…:2.0:User:manager".
+//
+// The domain AST is the contract: every node's String method renders text that parses back
+// to an equal tree (FuzzParseFilter checks it).
+
+// Limits and names of the SCIM filter and PATCH parsers.
 const (
 	// maxFilterLen bounds the filter and path text; Entra's filters are far shorter.
 	maxFilterLen = 8 << 10

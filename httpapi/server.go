@@ -59,6 +59,8 @@ type Server struct {
 	projector Projector
 	log       *slog.Logger
 	echo      *echo.Echo
+
+	sso *ssoState // set by SetSSO (sso.go); nil turns the SSO routes off
 }
 
 // New returns a Server with its routes.
@@ -87,6 +89,18 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 func (s *Server) routes() {
 	e := s.echo
 	e.GET("/healthz", s.handleHealth)
+
+	// SAML single sign-on (sso.go): one SP per company, and the session it opens.
+	e.GET("/saml/:tenant/metadata", s.handleSAMLMetadata)
+	e.GET("/saml/:tenant/login", s.handleSAMLLogin)
+	e.POST("/saml/:tenant/acs", s.handleSAMLACS, acsBodyLimit)
+	e.POST("/saml/:tenant/logout", s.handleSAMLLogout)
+	e.GET("/api/v1/me", s.handleMe)
+	sso := e.Group("/api/v1/sso", s.requireSCIMToken) // sso_api.go
+	sso.GET("", s.handleGetSSO)
+	sso.DELETE("", s.handleDeleteSSO)
+	sso.PUT("/idp-metadata", s.handlePutIDPMetadata)
+	sso.PUT("/settings", s.handlePutSSOSettings)
 
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	admin.POST("/tenants", s.handleCreateTenant)

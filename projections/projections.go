@@ -88,7 +88,12 @@ type Options struct {
 // Open opens or creates the file at path, waiting at most a second for another process's lock.
 // A file of another schema version is emptied (its checkpoint reset to 0) so it is rebuilt.
 func Open(path string, opts Options) (*DB, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: time.Second, NoSync: opts.NoSync,
+		// The free list is rebuilt on open instead of written at every commit, whose cost
+		// would otherwise grow with the file (as etcd does).
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
+	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrLocked
 	}

@@ -24,6 +24,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&m.NoSync, "no-fsync", os.Getenv("IDLEDGER_NO_FSYNC") == "1", "embedded server: acknowledge writes before fsync (faster, may lose acknowledged events on power loss)")
 	fs.BoolVar(&m.Demo, "demo", false, "create a demo company on first start and print its SCIM token (and generate an operator token if none is set)")
 	fs.Int64Var(&m.BodyLimit, "body-limit", 1<<20, "largest request body in bytes")
+	fs.StringVar(&m.SAMLKey, "saml-key", "", "PEM file of the SAML SP private key (RSA); with --saml-cert. Default: generated once into DIR/saml-sp.key")
+	fs.StringVar(&m.SAMLCert, "saml-cert", "", "PEM file of the SAML SP certificate; with --saml-key. Default: DIR/saml-sp.crt")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

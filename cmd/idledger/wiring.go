@@ -21,6 +21,7 @@ import (
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
 	"github.com/idledger/idledger/projections"
+	"github.com/idledger/idledger/saml"
 )
 
 // Main is one running idledger server. Set its fields, call Run, and Shutdown (or Close) it.
@@ -46,6 +47,11 @@ type Main struct {
 	Projector *projections.Projector
 	Service   *domain.Service
 	API       *httpapi.Server
+	SAML      *saml.Service
+
+	// SAMLKey and SAMLCert are PEM files of the SAML SP key pair; empty generates one into
+	// DataDir on first start.
+	SAMLKey, SAMLCert string
 
 	listener   net.Listener
 	http       *http.Server
@@ -120,6 +126,33 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.API = httpapi.New(httpapi.Config{BaseURL: base, AdminToken: m.AdminToken, BodyLimit: m.BodyLimit},
 		m.Service, m.DB, m.Projector, m.Logger)
+	// SAML SSO: the SP key pair (flags, or generated once into DIR), the shared KV buckets,
+	// one service provider per company.
+	spKeys, created, err := saml.LoadKeyPair(m.SAMLKey, m.SAMLCert, m.DataDir, m.Now())
+	if err != nil {
+		return err
+	}
+	if created {
+		m.Logger.Info("created the SAML SP key pair", "certificate", filepath.Join(m.DataDir, "saml-sp.crt"))
+	}
+	samlRequests, err := m.Store.OpenRecords(ctx, eventstore.BucketSAMLRequests, "outstanding SAML AuthnRequests", 15*time.Minute)
+	if err != nil {
+		return err
+	}
+	samlAssertions, err := m.Store.OpenRecords(ctx, eventstore.BucketSAMLAssertions, "ids of accepted SAML assertions (replay cache)", 15*time.Minute)
+	if err != nil {
+		return err
+	}
+	sessions, err := m.Store.OpenRecords(ctx, eventstore.BucketSessions, "browser sessions", 12*time.Hour)
+	if err != nil {
+		return err
+	}
+	m.SAML, err = saml.New(saml.Config{BaseURL: base, KeyPair: spKeys, Reader: m.DB,
+		Requests: samlRequests, Assertions: samlAssertions, Now: m.Now})
+	if err != nil {
+		return err
+	}
+	m.API.SetSSO(httpapi.SSOConfig{SAML: m.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: m.Now})
 	m.http = &http.Server{Handler: m.API, ReadHeaderTimeout: 10 * time.Second}
 	m.httpClosed = make(chan struct{})
 	go func() {

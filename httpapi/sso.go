@@ -1,0 +1,393 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// SSO is the SAML service provider of every company (a *saml.Service).
+type SSO interface {
+	// SPMetadata returns a company's SP metadata XML, or an error wrapping ErrNotFound.
+	SPMetadata(ctx context.Context, tenant domain.TenantID) ([]byte, error)
+	// CheckIDPMetadata reads uploaded IdP metadata, or returns an error wrapping ErrInvalid
+	// that says why it cannot be used.
+	CheckIDPMetadata(raw []byte) (domain.IDPMetadataSet, error)
+	// StartLogin remembers a new AuthnRequest bound to the browser's binding value and returns
+	// the IdP URL to redirect to; ErrNotFound without IdP metadata, ErrInvalid for returnTo.
+	StartLogin(ctx context.Context, tenant domain.TenantID, binding, returnTo string) (string, error)
+	// ACS verifies a posted response; a refusal is a *domain.SignInError.
+	ACS(ctx context.Context, tenant domain.TenantID, samlResponse, relayState, binding string) (domain.SignInResult, error)
+	// EntityID and ACSURL return a company's SP entity ID and ACS URL.
+	EntityID(tenant domain.TenantID) string
+	ACSURL(tenant domain.TenantID) string
+}
+
+// Records is a shared store of records that expire on their own (eventstore.Records): it
+// holds the browser sessions.
+type Records interface {
+	// Create stores value under key for ttl, or fails with ErrUniqueness if key exists.
+	Create(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Get returns a record and its revision, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, uint64, error)
+	// Delete removes a record (at revision, unless 0), or fails with ErrConflict.
+	Delete(ctx context.Context, key string, revision uint64) error
+}
+
+// SSOConfig wires single sign-on into a Server.
+type SSOConfig struct {
+	SAML SSO
+	// Sessions holds browser sessions (the IDL_SESSIONS bucket).
+	Sessions Records
+	// SessionTTL is how long a session lasts (default 8 hours).
+	SessionTTL time.Duration
+	// Now is the clock (default time.Now); Random the source of session ids and browser
+	// bindings (default crypto/rand).
+	Now    func() time.Time
+	Random io.Reader
+}
+
+// ssoState is the server's single sign-on configuration.
+type ssoState struct {
+	SSOConfig
+	// secure is set when the base URL is https: cookies are then Secure, and the binding
+	// cookie SameSite=None so that the IdP's cross-site POST carries it.
+	secure bool
+}
+
+// SetSSO turns on the /saml routes, /api/v1/me and the SSO company API. Call it before the
+// server handles requests; without it those routes answer 404.
+func (s *Server) SetSSO(cfg SSOConfig) {
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Random == nil {
+		cfg.Random = rand.Reader
+	}
+	s.sso = &ssoState{SSOConfig: cfg, secure: strings.HasPrefix(s.cfg.BaseURL, "https://")}
+}
+
+// Cookies.
+const (
+	// sessionCookie holds the opaque session id (host-only, Path=/).
+	sessionCookie = "idl_session"
+	// bindingCookie binds a login to the browser that started it (Path=/saml/<tenant>/).
+	bindingCookie = "idl_saml_binding"
+	// bindingMaxAge outlives the pending request (10 minutes).
+	bindingMaxAge = 15 * 60
+)
+
+// acsBodyLimit caps a posted SAML response; Entra's are a few KB, tens with many groups.
+var acsBodyLimit = middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "256K"})
+
+func (s *Server) ssoOff() error {
+	return domain.Errorf(domain.ErrNotFound, "single sign-on is not available on this server")
+}
+
+// handleSAMLMetadata serves GET /saml/:tenant/metadata.
+func (s *Server) handleSAMLMetadata(c echo.Context) error {
+	if s.sso == nil {
+		return s.ssoOff()
+	}
+	b, err := s.sso.SAML.SPMetadata(c.Request().Context(), domain.TenantID(c.Param("tenant")))
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "application/samlmetadata+xml; charset=utf-8", b)
+}
+
+// handleSAMLLogin serves GET /saml/:tenant/login?return_to=/path: it remembers an
+// AuthnRequest bound to this browser and redirects to the IdP (HTTP-Redirect binding).
+func (s *Server) handleSAMLLogin(c echo.Context) error {
+	if s.sso == nil {
+		return s.ssoOff()
+	}
+	tenant := domain.TenantID(c.Param("tenant"))
+	binding := ""
+	if ck, err := c.Cookie(bindingCookie); err == nil && validToken(ck.Value) {
+		binding = ck.Value // one value per browser, so logins in two tabs both work
+	} else {
+		var err error
+		if binding, err = s.newToken(); err != nil {
+			return err
+		}
+	}
+	to, err := s.sso.SAML.StartLogin(c.Request().Context(), tenant, binding, c.QueryParam("return_to"))
+	if err != nil {
+		return err
+	}
+	ck := &http.Cookie{
+		Name: bindingCookie, Value: binding, Path: "/saml/" + string(tenant) + "/",
+		MaxAge: bindingMaxAge, HttpOnly: true, Secure: s.sso.secure,
+	}
+	if s.sso.secure {
+		// The IdP posts the response cross-site: a Lax cookie would stay behind.
+		ck.SameSite = http.SameSiteNoneMode
+	}
+	c.SetCookie(ck)
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.Redirect(http.StatusFound, to)
+}
+
+// handleSAMLACS serves POST /saml/:tenant/acs (HTTP-POST binding). Every refusal gets the same
+// 403 page and no cookie; the reason goes to the log and the login history.
+func (s *Server) handleSAMLACS(c echo.Context) error {
+	if s.sso == nil {
+		return s.ssoOff()
+	}
+	setActor(c, "saml")
+	r := c.Request()
+	ctx := r.Context()
+	tenant := domain.TenantID(c.Param("tenant"))
+	source := remoteHost(r.RemoteAddr)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return echo.ErrStatusRequestEntityTooLarge
+		}
+		return s.refuseSignIn(c, tenant, source, &domain.SignInError{Reason: domain.SignInMalformed, Err: err})
+	}
+	switch {
+	case r.PostForm.Has("SAMLart"):
+		// The Artifact binding is not offered; crewjam would resolve it over SOAP.
+		return s.refuseSignIn(c, tenant, source, &domain.SignInError{Reason: domain.SignInMalformed,
+			Err: errors.New("the HTTP-Artifact binding is not supported")})
+	case len(r.PostForm["SAMLResponse"]) != 1 || len(r.PostForm["RelayState"]) > 1:
+		return s.refuseSignIn(c, tenant, source, &domain.SignInError{Reason: domain.SignInMalformed,
+			Err: errors.New("the form must carry one SAMLResponse and at most one RelayState")})
+	}
+	binding := ""
+	if ck, err := c.Cookie(bindingCookie); err == nil && validToken(ck.Value) {
+		binding = ck.Value
+	}
+	res, err := s.sso.SAML.ACS(ctx, tenant, r.PostForm.Get("SAMLResponse"), r.PostForm.Get("RelayState"), binding)
+	var refused *domain.SignInError
+	if errors.As(err, &refused) {
+		return s.refuseSignIn(c, tenant, source, refused)
+	}
+	if err != nil {
+		return err
+	}
+	// The history must show every session: record before opening it.
+	if _, err := s.svc.RecordSignIn(ctx, tenant, domain.SignInRecorded{
+		User: res.User.ID, Reason: domain.SignInOK, Source: source, Flow: res.Flow,
+	}); err != nil {
+		return fmt.Errorf("httpapi: record sign-in: %w", err)
+	}
+	id, err := s.openSession(ctx, tenant, res.User.ID)
+	if err != nil {
+		return err
+	}
+	s.log.Info("sign-in", "tenant", tenant, "user", res.User.ID, "flow", res.Flow, "source", source,
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	c.SetCookie(&http.Cookie{
+		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(s.sso.SessionTTL / time.Second),
+		HttpOnly: true, Secure: s.sso.secure, SameSite: http.SameSiteLaxMode,
+	})
+	c.SetCookie(&http.Cookie{Name: bindingCookie, Path: "/saml/" + string(tenant) + "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.sso.secure})
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.Redirect(http.StatusSeeOther, res.ReturnTo)
+}
+
+// signInRefusedPage is the one answer to every refused sign-in, whatever the reason.
+const signInRefusedPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title></head>
+<body><h1>Sign-in failed</h1>
+<p>You could not be signed in. If this keeps happening, ask your administrator to check that your
+account exists and is active, and that single sign-on is set up for your company.</p></body></html>
+`
+
+// refuseSignIn logs the real reason, records it in the login history and answers the uniform
+// 403 page, setting no cookie.
+func (s *Server) refuseSignIn(c echo.Context, tenant domain.TenantID, source string, e *domain.SignInError) error {
+	ctx := c.Request().Context()
+	attrs := []any{"tenant", tenant, "reason", e.Reason, "err", e, "source", source,
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID)}
+	if e.User != "" {
+		attrs = append(attrs, "user", e.User)
+	}
+	if e.NameID != "" {
+		attrs = append(attrs, "name_id", e.NameID)
+	}
+	msg := "sign-in refused"
+	if e.Reason == domain.SignInCertificateExpired {
+		msg = "sign-in refused: IdP signing certificate expired (the company must upload metadata with its new certificate)"
+	}
+	s.log.Warn(msg, attrs...)
+	detail := ""
+	if e.Err != nil {
+		detail = e.Err.Error()
+	}
+	_, err := s.svc.RecordSignIn(ctx, tenant, domain.SignInRecorded{
+		User: e.User, Reason: e.Reason, Detail: detail, Source: source, Flow: e.Flow,
+	})
+	if err != nil && !errors.Is(err, domain.ErrNotFound) { // no history for made-up companies
+		s.log.Error("record refused sign-in", "tenant", tenant, "err", err)
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderCacheControl, "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'")
+	return c.HTML(http.StatusForbidden, signInRefusedPage)
+}
+
+// session is a browser session, stored under a hash of its id.
+type session struct {
+	Tenant  domain.TenantID `json:"tenant"`
+	User    domain.UserID   `json:"user"`
+	Created time.Time       `json:"created"`
+	Expires time.Time       `json:"expires"`
+}
+
+// openSession stores a new session and returns its id (the cookie value).
+func (s *Server) openSession(ctx context.Context, tenant domain.TenantID, user domain.UserID) (string, error) {
+	id, err := s.newToken()
+	if err != nil {
+		return "", err
+	}
+	now := s.sso.Now().UTC()
+	b, _ := json.Marshal(session{Tenant: tenant, User: user, Created: now, Expires: now.Add(s.sso.SessionTTL)})
+	if err := s.sso.Sessions.Create(ctx, sessionKey(id), b, s.sso.SessionTTL); err != nil {
+		return "", fmt.Errorf("httpapi: open session: %w", err)
+	}
+	return id, nil
+}
+
+// currentSession returns the request's session and its store revision, or ErrUnauthorized.
+func (s *Server) currentSession(c echo.Context) (session, string, error) {
+	none := domain.Errorf(domain.ErrUnauthorized, "sign in first: no valid session")
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil || !validToken(ck.Value) {
+		return session{}, "", none
+	}
+	key := sessionKey(ck.Value)
+	raw, _, err := s.sso.Sessions.Get(c.Request().Context(), key)
+	if errors.Is(err, domain.ErrNotFound) {
+		return session{}, "", none
+	}
+	if err != nil {
+		return session{}, "", err
+	}
+	var sess session
+	if err := json.Unmarshal(raw, &sess); err != nil {
+		return session{}, "", fmt.Errorf("httpapi: session record: %w", err)
+	}
+	if !s.sso.Now().Before(sess.Expires) {
+		return session{}, "", none
+	}
+	return sess, key, nil
+}
+
+// handleMe serves GET /api/v1/me: the signed-in user from the read model. The user must still
+// exist and be active on every call, so a SCIM deactivation ends access at once.
+func (s *Server) handleMe(c echo.Context) error {
+	if s.sso == nil {
+		return s.ssoOff()
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	sess, key, err := s.currentSession(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	u, err := s.read.FindUser(ctx, sess.Tenant, sess.User)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err != nil || !u.Exists() || !u.Active() {
+		if derr := s.sso.Sessions.Delete(ctx, key, 0); derr != nil {
+			s.log.Warn("end session of inactive user", "err", derr)
+		}
+		s.log.Info("session ended: user deleted or deactivated", "tenant", sess.Tenant, "user", sess.User)
+		return domain.Errorf(domain.ErrUnauthorized, "sign in first: no valid session")
+	}
+	return c.JSON(http.StatusOK, s.userJSON(u))
+}
+
+// handleSAMLLogout serves POST /saml/:tenant/logout: it ends this company's session in this
+// browser. It answers 303 to a local return_to, or 204.
+func (s *Server) handleSAMLLogout(c echo.Context) error {
+	if s.sso == nil {
+		return s.ssoOff()
+	}
+	tenant := domain.TenantID(c.Param("tenant"))
+	sess, key, err := s.currentSession(c)
+	switch {
+	case err == nil && sess.Tenant == tenant:
+		if err := s.sso.Sessions.Delete(c.Request().Context(), key, 0); err != nil {
+			return err
+		}
+		s.log.Info("sign-out", "tenant", tenant, "user", sess.User)
+	case err == nil:
+		return c.NoContent(http.StatusNoContent) // another company's session: not ours to end
+	case !errors.Is(err, domain.ErrUnauthorized):
+		return err
+	}
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: s.sso.secure, SameSite: http.SameSiteLaxMode})
+	if to := c.QueryParam("return_to"); to != "" && localPath(to) {
+		return c.Redirect(http.StatusSeeOther, to)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// newToken returns 256 random bits, base64url (a session id or a browser binding).
+func (s *Server) newToken() (string, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(s.sso.Random, b[:]); err != nil {
+		return "", fmt.Errorf("httpapi: random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// validToken reports whether a cookie value has newToken's form.
+func validToken(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}
+
+// sessionKey is the store key of a session: a hash, so that the store does not hold ids that
+// work as cookies.
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "s." + hex.EncodeToString(sum[:])
+}
+
+// localPath reports whether p is a path on this site (see saml.LocalPath, which the login
+// flow applies).
+func localPath(p string) bool {
+	if p == "" || len(p) > 2048 || p[0] != '/' || (len(p) > 1 && (p[1] == '/' || p[1] == '\\')) {
+		return false
+	}
+	return !strings.ContainsAny(p, "\\\r\n\t") && !strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// remoteHost returns the address the connection came from (not a forwarded header, which the
+// client controls).
+func remoteHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}

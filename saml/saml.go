@@ -1,0 +1,211 @@
+// Package saml is idledger's SAML 2.0 service provider: one per company, for single sign-on
+// from Microsoft Entra ID (or any SAML IdP) into the users that SCIM provisioned.
+//
+// It wraps github.com/crewjam/saml (imported as csaml) and nothing else; it speaks domain types
+// at its edges. cmd/idledger passes a *Service to httpapi, which declares the methods it calls.
+//
+// # One service provider per company
+//
+// crewjam models one SP trusting one IdP, so a [csaml.ServiceProvider] is built for the
+// company named in the URL path whenever one is needed, from that company's read model: its
+// entity ID <base>/saml/<tenant>/metadata, its ACS URL <base>/saml/<tenant>/acs (both from the
+// configured base URL, never from a request's Host header) and the IdP metadata the company
+// uploaded, which is the only trust anchor. Nothing is shared between companies but the SP key
+// pair.
+//
+// # What a response must pass
+//
+// crewjam verifies the signature (of the Response or of every Assertion; SHA-1 refused) with
+// the company's IdP certificates, the Issuer, Audience, Destination and Recipient, the validity
+// windows with its package skew limits (MaxClockSkew, MaxIssueDelay: left at their defaults),
+// and InResponseTo against the request ids this package allows: only the outstanding request
+// of this company whose browser binding matches, taken once. Accepted assertion ids are
+// consumed in a shared replay cache until they would expire. Then the NameID is looked up as a
+// SCIM userName, ignoring case, and the user must exist and be active.
+//
+// # Shared state
+//
+// Outstanding requests and consumed assertion ids live in [Records] stores (NATS KV buckets in
+// production), so every instance sees them and they survive a restart.
+//
+// # Globals
+//
+// crewjam keeps package globals (TimeNow, Clock, RandReader, MaxClockSkew, MaxIssueDelay). This
+// package sets none of them: the clock is injected per ServiceProvider (its Clock field), and
+// request ids are drawn from the injected random source. crewjam still reads RandReader
+// (crypto/rand) for ids of messages this package never sends.
+package saml
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	csaml "github.com/crewjam/saml"
+	"github.com/jonboulle/clockwork"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// Reader is what the service reads from the projections.
+type Reader interface {
+	// FindTenant returns a company, or an error wrapping domain.ErrNotFound.
+	FindTenant(ctx context.Context, id domain.TenantID) (domain.Tenant, error)
+	// FindUserByUserName returns the user whose userName equals name ignoring case, or an
+	// error wrapping domain.ErrNotFound.
+	FindUserByUserName(ctx context.Context, tenant domain.TenantID, name string) (domain.User, error)
+}
+
+// Records is a shared store of records that expire on their own (eventstore.Records).
+type Records interface {
+	// Create stores value under key for ttl if key holds no record; otherwise it returns an
+	// error wrapping domain.ErrUniqueness. It is atomic across instances.
+	Create(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Get returns a record and its revision, or an error wrapping domain.ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, uint64, error)
+	// Delete removes a record if it is still at revision (any revision if 0), or returns an
+	// error wrapping domain.ErrConflict.
+	Delete(ctx context.Context, key string, revision uint64) error
+}
+
+// Config holds what a Service needs.
+type Config struct {
+	// BaseURL is the public URL prefix (IDLEDGER_BASE_URL), scheme and host included.
+	BaseURL string
+	// KeyPair is the SP's key and certificate (see LoadKeyPair).
+	KeyPair KeyPair
+	// Reader reads companies and users from the projections.
+	Reader Reader
+	// Requests keeps outstanding AuthnRequests; Assertions keeps consumed assertion ids.
+	Requests   Records
+	Assertions Records
+	// Now is the clock (default time.Now); Random the source of request ids (default
+	// crypto/rand).
+	Now    func() time.Time
+	Random io.Reader
+	// RequestTTL is how long a login may take at the IdP (default 10 minutes).
+	RequestTTL time.Duration
+}
+
+// Service is the SAML service provider of every company. It is safe for concurrent use.
+type Service struct {
+	base       string
+	key        *rsa.PrivateKey
+	cert       *x509.Certificate
+	read       Reader
+	requests   Records
+	assertions Records
+	now        func() time.Time
+	random     io.Reader
+	requestTTL time.Duration
+	clock      *dsig.Clock
+
+	mu   sync.Mutex // guards idps
+	idps map[domain.TenantID]idpCache
+}
+
+// idpCache is a company's parsed IdP metadata, valid while the tenant's version is unchanged.
+type idpCache struct {
+	version domain.Version
+	entity  *csaml.EntityDescriptor
+}
+
+// New returns a Service. It returns an error if the configuration is incomplete.
+func New(cfg Config) (*Service, error) {
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("saml: base URL %q is not an absolute http(s) URL", cfg.BaseURL)
+	}
+	if cfg.KeyPair.Key == nil || cfg.KeyPair.Certificate == nil {
+		return nil, errors.New("saml: no SP key pair")
+	}
+	if cfg.Reader == nil || cfg.Requests == nil || cfg.Assertions == nil {
+		return nil, errors.New("saml: reader and record stores are required")
+	}
+	s := &Service{
+		base: base, key: cfg.KeyPair.Key, cert: cfg.KeyPair.Certificate, read: cfg.Reader,
+		requests: cfg.Requests, assertions: cfg.Assertions, now: cfg.Now, random: cfg.Random,
+		requestTTL: cfg.RequestTTL, idps: make(map[domain.TenantID]idpCache),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.requestTTL <= 0 {
+		s.requestTTL = 10 * time.Minute
+	}
+	s.clock = dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: s.now})
+	return s, nil
+}
+
+// EntityID returns a company's SP entity ID, which is also its metadata URL.
+func (s *Service) EntityID(tenant domain.TenantID) string {
+	return s.base + "/saml/" + string(tenant) + "/metadata"
+}
+
+// ACSURL returns a company's Assertion Consumer Service URL.
+func (s *Service) ACSURL(tenant domain.TenantID) string {
+	return s.base + "/saml/" + string(tenant) + "/acs"
+}
+
+// provider builds the company's crewjam ServiceProvider; idp may be nil (metadata only).
+// replay, if set, is the replay cache for this request.
+func (s *Service) provider(tenant domain.TenantID, sso domain.SSOConfig, idp *csaml.EntityDescriptor, replay csaml.AssertionReplayCache) *csaml.ServiceProvider {
+	entityID := s.EntityID(tenant)
+	metadataURL, _ := url.Parse(entityID)
+	acsURL, _ := url.Parse(s.ACSURL(tenant))
+	return &csaml.ServiceProvider{
+		EntityID:                         entityID,
+		Key:                              s.key,
+		Certificate:                      s.cert,
+		MetadataURL:                      *metadataURL,
+		AcsURL:                           *acsURL,
+		IDPMetadata:                      idp,
+		AuthnNameIDFormat:                csaml.EmailAddressNameIDFormat,
+		AllowIDPInitiated:                sso.AllowIDPInitiated,
+		ReplayCache:                      replay,
+		RejectSHA1Signatures:             true,
+		AssertionConsumerServiceBindings: []string{csaml.HTTPPostBinding},
+		Clock:                            s.clock,
+	}
+}
+
+// idpMetadata returns the company's parsed IdP metadata, or an error wrapping
+// domain.ErrNotFound if single sign-on is not configured.
+func (s *Service) idpMetadata(t domain.Tenant) (*csaml.EntityDescriptor, error) {
+	if !t.SSO.Enabled() {
+		return nil, domain.Errorf(domain.ErrNotFound, "single sign-on is not configured for this company")
+	}
+	s.mu.Lock()
+	c, ok := s.idps[t.ID]
+	s.mu.Unlock()
+	if ok && c.version == t.Version {
+		return c.entity, nil
+	}
+	entity, err := parseEntity([]byte(t.SSO.IDPMetadata))
+	if err != nil {
+		// It was accepted at upload; a parser change may refuse it now.
+		return nil, fmt.Errorf("saml: stored IdP metadata of %s: %w", t.ID, err)
+	}
+	s.mu.Lock()
+	s.idps[t.ID] = idpCache{version: t.Version, entity: entity}
+	s.mu.Unlock()
+	return entity, nil
+}
+
+// tenant returns a company from the read model; an unknown one wraps domain.ErrNotFound.
+func (s *Service) tenant(ctx context.Context, id domain.TenantID) (domain.Tenant, error) {
+	t, err := s.read.FindTenant(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.Tenant{}, domain.Errorf(domain.ErrNotFound, "no company %s", id)
+	}
+	return t, err
+}
