@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -178,6 +179,8 @@ func (s *Store) lastHasID(ctx context.Context, subj, id string) (uint64, bool) {
 // findID scans a subject for the message with the given Nats-Msg-Id and returns its
 // sequence. It is only used to resolve the rare retry of a batch that was already stored.
 func (s *Store) findID(ctx context.Context, subj, id string) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	next := uint64(1)
 	for {
 		msgs, err := jetstreamext.GetBatch(ctx, s.js, StreamName, loadBatch,

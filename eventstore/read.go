@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
@@ -28,6 +29,10 @@ func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Ki
 	if err != nil {
 		return nil, 0, fmt.Errorf("eventstore: load %s: %w", subj, err)
 	}
+	// Batched direct gets end silently when their deadline passes (orbit's RequestMany), so
+	// give them a generous one and treat a short read as an error, never as the history.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	var events []domain.Event
 	next := uint64(1)
 	for next <= last.Sequence {
@@ -53,7 +58,8 @@ func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Ki
 			n++
 		}
 		if n == 0 {
-			break
+			return nil, 0, fmt.Errorf("eventstore: load %s: incomplete read (through seq %d of %d): %w",
+				subj, next-1, last.Sequence, context.DeadlineExceeded)
 		}
 	}
 	return events, domain.Version(last.Sequence), nil
