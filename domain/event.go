@@ -31,7 +31,12 @@ const (
 	EventSignInSucceeded = "signin.succeeded"
 	EventSignInFailed    = "signin.failed"
 
+	EventTenantProvisioningLocked   = "tenant.provisioning_locked"
+	EventTenantProvisioningUnlocked = "tenant.provisioning_unlocked"
+
 	EventUserCreated           = "user.created"
+	EventUserInvited           = "user.invited"
+	EventUserAdopted           = "user.adopted"
 	EventUserAttributesChanged = "user.attributes_changed"
 	EventUserDeactivated       = "user.deactivated"
 	EventUserReactivated       = "user.reactivated"
@@ -96,6 +101,10 @@ type Batch struct {
 	Tenant TenantID
 	Writes []Write
 	Unique []UniqueOp
+	// Guard, when set, makes the batch fail with ErrConflict unless the tenant aggregate is
+	// still at this version: a local write decided while the company was in manual mode cannot
+	// slip in after the provisioning lock (event-model.md §2.6-bis).
+	Guard *Version
 }
 
 // EventLog is the write side's view of the log.
@@ -135,6 +144,8 @@ type Subscription interface {
 type Request struct {
 	Actor       string
 	Correlation string
+	// Method and Path are the HTTP request line, kept for events that cite their cause.
+	Method, Path string
 }
 
 type requestKey struct{}
@@ -161,19 +172,23 @@ var schemas = map[string]struct {
 	version int
 	decode  func([]byte) (any, error)
 }{
-	EventTenantCreated:          {1, decodeJSON[TenantCreated]},
-	EventTenantFeaturesChanged:  {1, decodeJSON[TenantFeaturesChanged]},
-	EventUserCreated:            {1, decodeJSON[UserCreated]},
-	EventUserAttributesChanged:  {1, decodeJSON[UserChanged]},
-	EventUserDeactivated:        {1, decodeJSON[UserChanged]},
-	EventUserReactivated:        {1, decodeJSON[UserChanged]},
-	EventUserDeleted:            {1, decodeJSON[UserDeleted]},
-	EventGroupCreated:           {1, decodeJSON[GroupCreated]},
-	EventGroupRenamed:           {1, decodeJSON[GroupChanged]},
-	EventGroupAttributesChanged: {1, decodeJSON[GroupChanged]},
-	EventGroupMembersAdded:      {1, decodeJSON[GroupMembersAdded]},
-	EventGroupMembersRemoved:    {1, decodeJSON[GroupMembersRemoved]},
-	EventGroupDeleted:           {1, decodeJSON[GroupDeleted]},
+	EventTenantCreated:              {1, decodeJSON[TenantCreated]},
+	EventTenantFeaturesChanged:      {1, decodeJSON[TenantFeaturesChanged]},
+	EventUserCreated:                {1, decodeJSON[UserCreated]},
+	EventUserInvited:                {1, decodeJSON[UserCreated]},
+	EventUserAdopted:                {1, decodeJSON[UserChanged]},
+	EventTenantProvisioningLocked:   {1, decodeJSON[ProvisioningLocked]},
+	EventTenantProvisioningUnlocked: {1, decodeJSON[ProvisioningUnlocked]},
+	EventUserAttributesChanged:      {1, decodeJSON[UserChanged]},
+	EventUserDeactivated:            {1, decodeJSON[UserChanged]},
+	EventUserReactivated:            {1, decodeJSON[UserChanged]},
+	EventUserDeleted:                {1, decodeJSON[UserDeleted]},
+	EventGroupCreated:               {1, decodeJSON[GroupCreated]},
+	EventGroupRenamed:               {1, decodeJSON[GroupChanged]},
+	EventGroupAttributesChanged:     {1, decodeJSON[GroupChanged]},
+	EventGroupMembersAdded:          {1, decodeJSON[GroupMembersAdded]},
+	EventGroupMembersRemoved:        {1, decodeJSON[GroupMembersRemoved]},
+	EventGroupDeleted:               {1, decodeJSON[GroupDeleted]},
 
 	// Single sign-on and the login history (domain/sso.go).
 	EventTenantIDPMetadataSet:     {1, decodeJSON[IDPMetadataSet]},

@@ -36,6 +36,8 @@ type Service struct {
 type ReadModel interface {
 	UserReader
 	GroupReader
+	// FindTenant returns a company's state, or an error wrapping ErrNotFound.
+	FindTenant(ctx context.Context, id TenantID) (Tenant, error)
 }
 
 // keyedMutex serialises commands on one aggregate inside this process, so concurrent requests
@@ -148,6 +150,11 @@ func (s *Service) CreateUser(ctx context.Context, tenant TenantID, in map[string
 	v, err := s.appendRetry(ctx, b)
 	if err != nil {
 		if errors.Is(err, ErrUniqueness) {
+			if u, ok := s.adoptable(ctx, tenant, name); ok {
+				// Entra matched a user invited locally before provisioning: take it over.
+				adopted, _, err := s.ReplaceUser(ctx, tenant, u.ID, in, nil)
+				return adopted, err
+			}
 			return User{}, Errorf(ErrUniqueness, "userName %q is already used by another user", name)
 		}
 		return User{}, fmt.Errorf("create user: %w", err)
@@ -158,13 +165,22 @@ func (s *Service) CreateUser(ctx context.Context, tenant TenantID, in map[string
 	return u, nil
 }
 
+// adoptable returns the locally invited user holding name, if a SCIM request may adopt it.
+func (s *Service) adoptable(ctx context.Context, tenant TenantID, name string) (User, bool) {
+	if !isSCIM(ctx) || s.Read == nil {
+		return User{}, false
+	}
+	u, err := s.Read.FindUserByUserName(ctx, tenant, name)
+	return u, err == nil && u.Local
+}
+
 // appendRetry appends a batch whose decision does not depend on loaded state, retrying a lost
 // race a few times (a conflict on a fresh aggregate can only come from a racing index record).
 func (s *Service) appendRetry(ctx context.Context, b Batch) (Version, error) {
 	var err error
 	for range maxConflictRetries {
 		var v Version
-		v, err = s.Log.Append(ctx, b)
+		v, err = s.appendRules(ctx, b)
 		if !errors.Is(err, ErrConflict) {
 			return v, err
 		}

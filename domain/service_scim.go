@@ -96,8 +96,12 @@ func (s *Service) changeUser(ctx context.Context, tenant TenantID, id UserID, if
 		}
 		changes := DiffResource(u.Resource, next)
 		schemasChanged := !slices.Equal(schemas, u.Schemas)
-		if len(changes) == 0 && !schemasChanged {
+		adopt := u.Local && isSCIM(ctx) // provisioning takes over a locally invited user
+		if len(changes) == 0 && !schemasChanged && !adopt {
 			return result{u: u}, nil
+		}
+		if u.Local && isLocal(ctx) {
+			method = "API"
 		}
 		data := UserChanged{Changes: changes, Method: method, Operations: raw}
 		if schemasChanged {
@@ -106,6 +110,9 @@ func (s *Service) changeUser(ctx context.Context, tenant TenantID, id UserID, if
 		typ := EventUserAttributesChanged
 		if was, now := u.Active(), activeOf(next); was != now {
 			typ = map[bool]string{true: EventUserReactivated, false: EventUserDeactivated}[now]
+		}
+		if adopt {
+			typ = EventUserAdopted
 		}
 		e := s.newEvent(ctx, tenant, KindUser, string(id), typ, data)
 		b := Batch{Tenant: tenant, Writes: []Write{{Event: e, Expected: u.Version}}}
@@ -116,7 +123,7 @@ func (s *Service) changeUser(ctx context.Context, tenant TenantID, id UserID, if
 				{Field: "userName", Value: FoldUserName(newName), Holder: string(id)},
 			}
 		}
-		v, err := s.Log.Append(ctx, b)
+		v, err := s.appendRules(ctx, b)
 		if errors.Is(err, ErrUniqueness) {
 			return result{}, Errorf(ErrUniqueness, "userName %q is already used by another user", newName)
 		}
@@ -164,7 +171,7 @@ func (s *Service) DeleteUser(ctx context.Context, tenant TenantID, id UserID, if
 			b.Writes = append(b.Writes, Write{NoExpect: true, Event: s.newEvent(ctx, tenant, KindGroup, string(g),
 				EventGroupMembersRemoved, GroupMembersRemoved{Members: []UserID{id}, Cause: EventUserDeleted})})
 		}
-		return s.Log.Append(ctx, b)
+		return s.appendRules(ctx, b)
 	})
 }
 
@@ -369,7 +376,7 @@ func (s *Service) changeGroup(ctx context.Context, tenant TenantID, id GroupID, 
 			return GroupResult{Group: g, Skipped: skipped}, nil
 		}
 		writes[0].Expected = g.Version
-		v, err := s.Log.Append(ctx, Batch{Tenant: tenant, Writes: writes, Unique: unique})
+		v, err := s.appendRules(ctx, Batch{Tenant: tenant, Writes: writes, Unique: unique})
 		if errors.Is(err, ErrUniqueness) {
 			return GroupResult{}, Errorf(ErrUniqueness, "displayName %q is already used by another group", stringAttr(next, "displayName"))
 		}
@@ -463,7 +470,7 @@ func (s *Service) DeleteGroup(ctx context.Context, tenant TenantID, id GroupID, 
 			return 0, err
 		}
 		e := s.newEvent(ctx, tenant, KindGroup, string(id), EventGroupDeleted, GroupDeleted{})
-		return s.Log.Append(ctx, Batch{
+		return s.appendRules(ctx, Batch{
 			Tenant: tenant,
 			Writes: []Write{{Event: e, Expected: g.Version}},
 			Unique: []UniqueOp{{Field: "displayName", Value: FoldUserName(g.DisplayName()), Holder: string(id), Release: true}},

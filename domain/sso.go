@@ -2,6 +2,8 @@ package domain
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -23,10 +25,11 @@ const MaxIDPMetadataSize = 256 << 10
 
 // SSOConfig is a company's SAML single sign-on state, folded from its tenant events.
 type SSOConfig struct {
-	// IDPMetadata is the uploaded IdP metadata XML exactly as received; empty while SSO is off.
-	// It is public data (certificates and endpoints), kept whole so that a parser upgrade
-	// applies to old uploads too.
-	IDPMetadata string `json:"idpMetadata,omitempty"`
+	// IDPMetadataSHA256 is the hex SHA-256 of the uploaded IdP metadata document; empty while
+	// SSO is off. The document itself is kept whole in its tenant.idp_metadata_set event (it is
+	// public data, and a parser upgrade then applies to old uploads too), not in this state:
+	// read models decode a tenant on every request, and a metadata file is tens of KB.
+	IDPMetadataSHA256 string `json:"idpMetadataSha256,omitempty"`
 	// IDPEntityID is the IdP's entityID, compared byte for byte with a response Issuer.
 	IDPEntityID string `json:"idpEntityId,omitempty"`
 	// IDPSSOURL is the IdP's HTTP-Redirect SingleSignOnService location.
@@ -40,7 +43,13 @@ type SSOConfig struct {
 }
 
 // Enabled reports whether the company has IdP metadata, so that its users can sign in.
-func (c SSOConfig) Enabled() bool { return c.IDPMetadata != "" }
+func (c SSOConfig) Enabled() bool { return c.IDPMetadataSHA256 != "" }
+
+// MetadataSHA256 returns the hex SHA-256 of an IdP metadata document, as SSOConfig keeps it.
+func MetadataSHA256(doc string) string {
+	sum := sha256.Sum256([]byte(doc))
+	return hex.EncodeToString(sum[:])
+}
 
 // An IDPCertificate describes one trusted IdP signing certificate.
 type IDPCertificate struct {
@@ -75,7 +84,7 @@ type SSOSettingsChanged struct {
 func (c *SSOConfig) apply(e Event) {
 	switch d := e.Data.(type) {
 	case IDPMetadataSet:
-		c.IDPMetadata = d.Metadata
+		c.IDPMetadataSHA256 = MetadataSHA256(d.Metadata)
 		c.IDPEntityID = d.EntityID
 		c.IDPSSOURL = d.SSOURL
 		c.Certificates = append([]IDPCertificate(nil), d.Certificates...)
@@ -217,7 +226,7 @@ func (s *Service) SetIDPMetadata(ctx context.Context, tenant TenantID, md IDPMet
 		return Tenant{}, err
 	}
 	return s.changeTenant(ctx, tenant, EventTenantIDPMetadataSet, func(t Tenant) (any, error) {
-		if t.SSO.IDPMetadata == md.Metadata {
+		if t.SSO.IDPMetadataSHA256 == MetadataSHA256(md.Metadata) {
 			return nil, nil
 		}
 		return md, nil

@@ -107,7 +107,7 @@ func TestService_SSOCommands(t *testing.T) {
 		{name: "set metadata", given: []Event{created},
 			when: func(s *Service) (Tenant, error) { return s.SetIDPMetadata(context.Background(), "t1", testMetadata) },
 			want: []string{EventTenantIDPMetadataSet}, checkSSO: true,
-			wantSSO: SSOConfig{IDPMetadata: testMetadata.Metadata, IDPEntityID: testMetadata.EntityID, IDPSSOURL: testMetadata.SSOURL,
+			wantSSO: SSOConfig{IDPMetadataSHA256: MetadataSHA256(testMetadata.Metadata), IDPEntityID: testMetadata.EntityID, IDPSSOURL: testMetadata.SSOURL,
 				Certificates: testMetadata.Certificates, MetadataSet: ssoTime}},
 		{name: "same metadata again is no change", given: []Event{created, set},
 			when: func(s *Service) (Tenant, error) { return s.SetIDPMetadata(context.Background(), "t1", testMetadata) }},

@@ -11,6 +11,8 @@ type Tenant struct {
 	Created       time.Time `json:"created"`
 	Version       Version   `json:"version"`
 
+	// Provisioning says whether Entra (SCIM) manages the company's users (domain/provisioning.go).
+	Provisioning Provisioning `json:"provisioning,omitzero"`
 	// SSO is the company's SAML single sign-on state (domain/sso.go).
 	SSO SSOConfig `json:"sso,omitzero"`
 }
@@ -50,6 +52,8 @@ func (t *Tenant) Apply(e Event) {
 		t.Name = d.Name
 		t.SCIMTokenHash = d.SCIMTokenHash
 		t.Created = e.At
+	case ProvisioningLocked, ProvisioningUnlocked:
+		t.Provisioning.apply(e)
 	case TenantFeaturesChanged:
 		if d.Groups != nil {
 			t.Features.GroupsOff = !*d.Groups

@@ -17,6 +17,9 @@ type User struct {
 	Modified time.Time      `json:"modified"`
 	Version  Version        `json:"version"`
 	Deleted  bool           `json:"deleted,omitempty"`
+	// Local is true for a user invited through the company's own API and not (yet) adopted
+	// by SCIM provisioning.
+	Local bool `json:"local,omitempty"`
 }
 
 // UserChanged records attribute changes of a user (user.attributes_changed, and
@@ -64,6 +67,7 @@ func (u *User) Apply(e Event) {
 	}
 	switch d := e.Data.(type) {
 	case UserCreated:
+		u.Local = e.Type == EventUserInvited
 		u.ID = UserID(e.AggregateID)
 		u.Tenant = e.Tenant
 		u.Schemas = append([]string(nil), d.Schemas...)
@@ -71,6 +75,9 @@ func (u *User) Apply(e Event) {
 		u.Created = e.At
 		u.Modified = e.At
 	case UserChanged:
+		if e.Type == EventUserAdopted {
+			u.Local = false
+		}
 		u.Resource = ApplyChanges(u.Resource, d.Changes)
 		if d.Schemas != nil {
 			u.Schemas = append([]string(nil), d.Schemas...)

@@ -38,8 +38,18 @@ type claimPayload struct {
 // b.Unique first, then b.Writes, each asserting its subject's expected last sequence. It
 // returns the sequence of the last message stored. A lost race wraps domain.ErrConflict; a
 // value held by another holder wraps domain.ErrUniqueness. A batch with nothing to write
-// returns 0.
+// returns 0. Config.Observer is told how long each call took and how it ended.
 func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, error) {
+	if s.obs == nil {
+		return s.append(ctx, b)
+	}
+	start := time.Now()
+	v, err := s.append(ctx, b)
+	s.obs.Appended(time.Since(start), len(b.Writes), err)
+	return v, err
+}
+
+func (s *Store) append(ctx context.Context, b domain.Batch) (domain.Version, error) {
 	var msgs []*nats.Msg
 	var claims []claimCheck
 	for _, u := range b.Unique {
@@ -51,6 +61,9 @@ func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, err
 			msgs = append(msgs, m)
 			claims = append(claims, c)
 		}
+	}
+	if b.Guard != nil {
+		msgs = append(msgs, guardMsg(b.Tenant, *b.Guard))
 	}
 	seen := make(map[string]bool)
 	for _, w := range b.Writes {
@@ -99,6 +112,22 @@ func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, err
 		return 0, fmt.Errorf("eventstore: append: %w", domain.ErrConflict)
 	}
 	return 0, fmt.Errorf("eventstore: append %d messages: %w", len(msgs), err)
+}
+
+// guardMsg returns the index record that makes a batch fail unless the tenant subject is
+// still at version v: it asserts another subject's last sequence
+// (Nats-Expected-Last-Subject-Sequence-Subject), which a message may do for any subject.
+func guardMsg(tenant domain.TenantID, v domain.Version) *nats.Msg {
+	m := nats.NewMsg("idl." + string(tenant) + "." + guardKind)
+	m.Data = []byte("{}")
+	m.Header.Set(hdrMsgID, nuid.Next())
+	m.Header.Set(hdrType, typeGuard)
+	m.Header.Set(hdrSchema, "1")
+	m.Header.Set(hdrTenant, string(tenant))
+	m.Header.Set(hdrAggregate, guardKind+":"+string(tenant))
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(uint64(v)))
+	m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subject(tenant, domain.KindTenant, ""))
+	return m
 }
 
 type claimCheck struct {

@@ -38,8 +38,19 @@ var claimKinds = map[string]string{
 	"displayName": "gname",
 }
 
-// isClaimKind reports whether a subject's kind token is a claim index.
+// guardKind is the subject token of guard records (idl.<t>.guard): each records that a local
+// write asserted the tenant's version; typeGuard is their type.
+const (
+	guardKind = "guard"
+	typeGuard = "guard.checked"
+)
+
+// isClaimKind reports whether a subject's kind token is an index record (a claim or a guard),
+// not an aggregate.
 func isClaimKind(kind string) bool {
+	if kind == guardKind {
+		return true
+	}
 	for _, k := range claimKinds {
 		if k == kind {
 			return true
@@ -105,7 +116,7 @@ func decode(subj string, h nats.Header, data []byte, seq uint64, stored time.Tim
 		Correlation: h.Get(hdrCorrelation),
 		At:          stored,
 	}
-	if e.Kind == domain.KindTenant {
+	if e.Kind == domain.KindTenant || (e.Kind == guardKind && len(parts) == 3) {
 		e.AggregateID = parts[1]
 	} else if len(parts) == 4 {
 		e.AggregateID = parts[3]

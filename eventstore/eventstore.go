@@ -33,6 +33,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/idledger/idledger/domain"
 )
 
 // StreamName is the name of the event stream.
@@ -57,13 +59,16 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// Logger receives operational messages; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer is told the duration and outcome of every Append; nil measures nothing.
+	Observer domain.Observer
 }
 
 // Store is the event log. It is safe for concurrent use; Close releases it.
 type Store struct {
 	cfg    Config
 	log    *slog.Logger
-	srv    *server.Server // nil with an external NATS
+	obs    domain.Observer // nil measures nothing
+	srv    *server.Server  // nil with an external NATS
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -83,7 +88,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DuplicateWindow <= 0 {
 		cfg.DuplicateWindow = 2 * time.Minute
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, claimSecret: make(map[string][]byte)}
+	s := &Store{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, claimSecret: make(map[string][]byte)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

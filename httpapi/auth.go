@@ -36,9 +36,21 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireSCIMToken resolves the bearer token to its company. The token is looked up by its
-// hash, so the comparison never touches the secret itself.
+// requireSCIMToken resolves the bearer token to its company for the SCIM API; writes made
+// through it count as provisioning (actor "scim:…").
 func (s *Server) requireSCIMToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.tokenAuth(domain.ActorSCIMPrefix, next)
+}
+
+// requireCompanyToken resolves the same token for the company's own API (/api/v1); writes made
+// through it are local (actor "api:…") and follow the provisioning lock.
+func (s *Server) requireCompanyToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.tokenAuth(domain.ActorAPIPrefix, next)
+}
+
+// tokenAuth resolves the bearer token to its company. The token is looked up by its hash, so
+// the comparison never touches the secret itself.
+func (s *Server) tokenAuth(actorPrefix string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		token := bearer(c)
 		if token == "" {
@@ -52,7 +64,7 @@ func (s *Server) requireSCIMToken(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		// The actor names the token by its hash prefix, never by the secret.
-		setActor(c, "scim:"+domain.HashToken(token)[:16])
+		setActor(c, actorPrefix+domain.HashToken(token)[:16])
 		ctx := context.WithValue(c.Request().Context(), tenantKey{}, t.ID)
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)

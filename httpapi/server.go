@@ -31,6 +31,7 @@ type Reader interface {
 	ListUsers(ctx context.Context, tenant domain.TenantID, keep func(*domain.User) bool, offset, limit int) ([]domain.User, int, error)
 	QueryUsers(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error)
 	QueryGroups(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error)
+	ProvisioningStats(ctx context.Context, tenant domain.TenantID) (domain.ProvisioningStats, error)
 }
 
 // Projector is the local projector: writes wait on it, health reports it.
@@ -49,6 +50,9 @@ type Config struct {
 	BodyLimit int64
 	// WriteWait bounds how long a write waits to become visible before answering (default 2 s).
 	WriteWait time.Duration
+	// Metrics is the registry served at /metrics and fed by every request; nil creates one
+	// that measures HTTP only (cmd shares one with the event store and the projector).
+	Metrics *Metrics
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -59,6 +63,7 @@ type Server struct {
 	projector Projector
 	log       *slog.Logger
 	echo      *echo.Echo
+	metrics   *Metrics // served at /metrics (metrics.go)
 
 	sso *ssoState // set by SetSSO (sso.go); nil turns the SSO routes off
 }
@@ -75,12 +80,16 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New()}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
 	s.echo.Pre(normalizePath)
 	s.echo.Use(s.requestContext)
+	s.echo.Use(s.observe) // metrics and the access log (metrics.go)
 	s.echo.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: byteSize(cfg.BodyLimit)}))
 	s.routes()
 	return s
@@ -89,6 +98,7 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 func (s *Server) routes() {
 	e := s.echo
 	e.GET("/healthz", s.handleHealth)
+	e.GET("/metrics", s.handleMetrics) // open like /healthz (metrics.go)
 
 	// SAML single sign-on (sso.go): one SP per company, and the session it opens.
 	e.GET("/saml/:tenant/metadata", s.handleSAMLMetadata)
@@ -96,7 +106,7 @@ func (s *Server) routes() {
 	e.POST("/saml/:tenant/acs", s.handleSAMLACS, acsBodyLimit)
 	e.POST("/saml/:tenant/logout", s.handleSAMLLogout)
 	e.GET("/api/v1/me", s.handleMe)
-	sso := e.Group("/api/v1/sso", s.requireSCIMToken) // sso_api.go
+	sso := e.Group("/api/v1/sso", s.requireCompanyToken) // sso_api.go
 	sso.GET("", s.handleGetSSO)
 	sso.DELETE("", s.handleDeleteSSO)
 	sso.PUT("/idp-metadata", s.handlePutIDPMetadata)
@@ -105,6 +115,13 @@ func (s *Server) routes() {
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	admin.POST("/tenants", s.handleCreateTenant)
 	admin.PATCH("/tenants/:id", s.handlePatchTenant)
+
+	company := e.Group("/api/v1", s.requireCompanyToken) // company.go
+	company.POST("/users", s.handleInviteUser)
+	company.PATCH("/users/:id", s.handleEditUser)
+	company.DELETE("/users/:id", s.handleRemoveUser)
+	company.GET("/provisioning", s.handleProvisioning)
+	company.POST("/provisioning/deactivate", s.handleDeactivateProvisioning)
 
 	scim := e.Group("/scim/v2", s.requireSCIMToken)
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)
@@ -142,7 +159,9 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 			id = uuid.NewString()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		ctx := domain.WithRequest(c.Request().Context(), domain.Request{Actor: "anonymous", Correlation: id})
+		ctx := domain.WithRequest(c.Request().Context(), domain.Request{
+			Actor: "anonymous", Correlation: id, Method: c.Request().Method, Path: c.Request().URL.Path,
+		})
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}

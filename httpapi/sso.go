@@ -160,7 +160,7 @@ func (s *Server) handleSAMLACS(c echo.Context) error {
 	source := remoteHost(r.RemoteAddr)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) || errors.As(err, &mbe) {
 			return echo.ErrStatusRequestEntityTooLarge
 		}
 		return s.refuseSignIn(c, tenant, source, &domain.SignInError{Reason: domain.SignInMalformed, Err: err})

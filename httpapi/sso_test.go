@@ -58,6 +58,13 @@ func (s *syncBuffer) String() string {
 
 func newSSOEnv(tb testing.TB) *ssoEnv {
 	tb.Helper()
+	return newSSOEnvAt(tb, "")
+}
+
+// newSSOEnvAt is newSSOEnv with a public base URL other than the test server's own (""), such
+// as an https one behind a TLS-terminating proxy.
+func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
+	tb.Helper()
 	dir := tb.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: true})
@@ -77,7 +84,10 @@ func newSSOEnv(tb testing.TB) *ssoEnv {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	srv := httptest.NewServer(nil)
-	api := httpapi.New(httpapi.Config{BaseURL: srv.URL, AdminToken: testAdminToken}, svc, db, proj, logger)
+	if base == "" {
+		base = srv.URL
+	}
+	api := httpapi.New(httpapi.Config{BaseURL: base, AdminToken: testAdminToken}, svc, db, proj, logger)
 
 	key, cert := samltest.KeyPair(tb, "sp")
 	records := func(bucket string, maxAge time.Duration) *eventstore.Records {
@@ -88,7 +98,7 @@ func newSSOEnv(tb testing.TB) *ssoEnv {
 		return r
 	}
 	sp, err := saml.New(saml.Config{
-		BaseURL: srv.URL, KeyPair: saml.KeyPair{Key: key, Certificate: cert}, Reader: db,
+		BaseURL: base, KeyPair: saml.KeyPair{Key: key, Certificate: cert}, Reader: db, Log: store,
 		Requests:   records(eventstore.BucketSAMLRequests, 15*time.Minute),
 		Assertions: records(eventstore.BucketSAMLAssertions, 15*time.Minute),
 		Now:        clock.Now,
@@ -882,7 +892,8 @@ func TestSSO_MetadataUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := events[len(events)-1]
-	if md, ok := last.Data.(domain.IDPMetadataSet); last.Type != domain.EventTenantIDPMetadataSet || !ok || md.Metadata != string(entra) {
+	if md, ok := last.Data.(domain.IDPMetadataSet); last.Type != domain.EventTenantIDPMetadataSet || !ok || md.Metadata != string(entra) ||
+		len(md.Certificates) != 2 || md.EntityID != e.idps[samltest.Entra].EntityID {
 		t.Errorf("last tenant event = %s %T", last.Type, last.Data)
 	}
 	// The same upload again changes nothing.
@@ -904,6 +915,56 @@ func TestSSO_MetadataUpload(t *testing.T) {
 	st = e.do(t, token, "GET", "/api/v1/sso", "")
 	if m := st.JSON(t); m["enabled"] != false || m["idpEntityId"] != nil {
 		t.Errorf("status after delete = %s", st.Body)
+	}
+}
+
+func TestSSO_HTTPSCookies(t *testing.T) {
+	t.Parallel()
+	const base = "https://idledger.example"
+	e := newSSOEnvAt(t, base)
+	tenant, token := e.company(t, "Acme", samltest.Entra)
+	e.provision(t, token, "ada@contoso.example")
+	b := e.browser(t)
+	res := b.get(t, "/saml/"+tenant+"/login?return_to=/app")
+	if res.Status != http.StatusFound {
+		t.Fatalf("login = %d %s", res.Status, res.Body)
+	}
+	cookies := (&http.Response{Header: res.Header}).Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("cookies = %v", res.Header.Values("Set-Cookie"))
+	}
+	binding := cookies[0]
+	// The IdP posts cross-site: under https the binding cookie must be SameSite=None; Secure.
+	if binding.Name != "idl_saml_binding" || !binding.Secure || !binding.HttpOnly || binding.SameSite != http.SameSiteNoneMode ||
+		binding.Path != "/saml/"+tenant+"/" {
+		t.Errorf("binding cookie = %s", res.Header.Get("Set-Cookie"))
+	}
+	r := e.idps[samltest.Entra].Login(t, res.Header.Get("Location"), e.spMetadata(t, tenant), "ada@contoso.example")
+	if r.ACSURL != base+"/saml/"+tenant+"/acs" {
+		t.Fatalf("ACS URL = %s", r.ACSURL)
+	}
+	// The test server speaks http; post as the proxy would forward it.
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/saml/"+tenant+"/acs", strings.NewReader(r.Form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: binding.Name, Value: binding.Value})
+	out := send(t, b.client, req)
+	ck := sessionCookieOf(out)
+	if out.Status != http.StatusSeeOther || ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("ACS = %d, session cookie %v", out.Status, out.Header.Values("Set-Cookie"))
+	}
+	if st := e.do(t, token, "GET", "/api/v1/sso", ""); st.JSON(t)["acsUrl"] != base+"/saml/"+tenant+"/acs" {
+		t.Errorf("status = %s", st.Body)
+	}
+}
+
+func TestSSO_ACSBodyLimit(t *testing.T) {
+	t.Parallel()
+	e := newSSOEnv(t)
+	tenant, _ := e.company(t, "Acme", samltest.Entra)
+	form := url.Values{"SAMLResponse": {strings.Repeat("A", 300<<10)}}
+	res := e.browser(t).post(t, samltest.Response{ACSURL: e.URL + "/saml/" + tenant + "/acs", Form: form})
+	if res.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("ACS with a 300 KiB body = %d, want 413", res.Status)
 	}
 }
 

@@ -35,6 +35,11 @@ func applyTenant(tx *bolt.Tx, e domain.Event) error {
 	}
 	oldHash := t.SCIMTokenHash
 	t.Apply(e)
+	if strings.HasPrefix(e.Actor, domain.ActorSCIMPrefix) {
+		if err := updateStats(tx, e, func(*domain.ProvisioningStats) {}); err != nil {
+			return err
+		}
+	}
 	if oldHash != t.SCIMTokenHash {
 		tokens := tx.Bucket(bucketTokens)
 		if oldHash != "" {
@@ -59,11 +64,19 @@ func applyUser(tx *bolt.Tx, e domain.Event) error {
 	if e.Version <= u.Version {
 		return nil
 	}
-	if !u.Exists() && e.Type != domain.EventUserCreated {
+	if !u.Exists() && e.Type != domain.EventUserCreated && e.Type != domain.EventUserInvited {
 		return nil // the user was deleted (or never created): nothing left to change
 	}
+	prev := u
+	prev.Resource = u.Resource // Apply replaces the map, never mutates it
 	before := userKeys(&u)
 	u.Apply(e)
+	if err := relogin(tx, e.Tenant, &prev, &u); err != nil {
+		return err
+	}
+	if err := countUser(tx, e, &prev, &u); err != nil {
+		return err
+	}
 	after := userKeys(&u)
 	if u.Deleted {
 		after = indexKeys{}
@@ -244,8 +257,12 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 		return nil
 	}
 	count := g.Members
+	existed := g.Exists()
 	before := groupKeys(&g)
 	g.Apply(e)
+	if err := countGroup(tx, e, existed, g.Exists()); err != nil {
+		return err
+	}
 	g.Members = count
 	after := groupKeys(&g)
 	if g.Deleted {

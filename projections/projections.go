@@ -20,6 +20,8 @@
 //	groups_by_externalid tenantID "/" externalId NUL groupID → ""
 //	group_members        tenantID "/" groupID "/" userID → JSON domain.Member
 //	user_groups          tenantID "/" userID "/" groupID → ""
+//	login_index          tenantID "/u/" folded userName | "/e/" folded email → JSON domain.LoginEntry
+//	provisioning         tenantID → JSON domain.ProvisioningStats
 //
 // Keys start with the tenant id, so one tenant's rows are one contiguous key range; ids are
 // time-ordered UUIDv7, so a prefix scan lists in creation order. A group's members are a key
@@ -46,7 +48,7 @@ import (
 
 // SchemaVersion is the layout version of the read models. A file written with another version
 // is emptied and rebuilt from the log when opened.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Bucket names.
 var (
@@ -62,10 +64,12 @@ var (
 	bucketGroupExt  = []byte("groups_by_externalid")
 	bucketMembers   = []byte("group_members")
 	bucketUserGrps  = []byte("user_groups")
+	bucketLogin     = []byte("login_index")
+	bucketProv      = []byte("provisioning")
 
 	allBuckets = [][]byte{bucketMeta, bucketTenants, bucketTokens, bucketUsers, bucketUserNames,
 		bucketUserExtID, bucketUserEmail, bucketGroups, bucketGroupName, bucketGroupExt,
-		bucketMembers, bucketUserGrps}
+		bucketMembers, bucketUserGrps, bucketLogin, bucketProv}
 
 	keyCheckpoint = []byte("checkpoint")
 	keySchema     = []byte("schema")

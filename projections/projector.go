@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -19,25 +20,46 @@ const maxBatch = 500
 // Projector feeds the log into a DB. Create it with NewProjector, start it with Run; its other
 // methods are safe for concurrent use.
 type Projector struct {
-	db  *DB
-	src domain.EventSource
-	log *slog.Logger
+	db   *DB
+	src  domain.EventSource
+	log  *slog.Logger
+	obs  domain.Observer // never nil
+	born time.Time       // when NewProjector ran: the lag's lower bound before any event is seen
 
 	mu         sync.Mutex     // guards the fields below
 	checkpoint domain.Version // last committed sequence
+	appliedAt  time.Time      // At of the last event committed by this Run (zero before)
+	pendingAt  time.Time      // At of the first event of the batch being applied (zero if none)
 	target     domain.Version // log head seen at start; caught up once checkpoint reaches it
 	caughtUp   bool
 	failure    error         // set when the projector stopped on an event it cannot apply
 	changed    chan struct{} // closed and replaced after every commit or failure
 }
 
+// A ProjectorOption configures a Projector in NewProjector.
+type ProjectorOption func(*Projector)
+
+// WithObserver makes the projector report each committed batch to o (nil measures nothing).
+func WithObserver(o domain.Observer) ProjectorOption {
+	return func(p *Projector) {
+		if o != nil {
+			p.obs = o
+		}
+	}
+}
+
 // NewProjector returns a projector of src into db.
-func NewProjector(db *DB, src domain.EventSource, log *slog.Logger) *Projector {
+func NewProjector(db *DB, src domain.EventSource, log *slog.Logger, opts ...ProjectorOption) *Projector {
 	if log == nil {
 		log = slog.Default()
 	}
 	cp, _ := db.Checkpoint() // Run reports a read error; until then 0 only delays waiters
-	return &Projector{db: db, src: src, log: log, changed: make(chan struct{}), checkpoint: cp}
+	p := &Projector{db: db, src: src, log: log, obs: domain.NopObserver{}, born: time.Now(),
+		changed: make(chan struct{}), checkpoint: cp}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Run applies events from the checkpoint on until ctx ends (returning nil) or an event cannot
@@ -84,6 +106,10 @@ func (p *Projector) Run(ctx context.Context) error {
 // applyBatch applies events and the new checkpoint in one transaction and wakes waiters.
 func (p *Projector) applyBatch(events []domain.Event) error {
 	last := events[len(events)-1].Version
+	p.mu.Lock()
+	p.pendingAt = events[0].At // kept on failure: the lag then grows from the stuck event
+	p.mu.Unlock()
+	start := time.Now()
 	err := p.db.bolt.Update(func(tx *bolt.Tx) error {
 		cp := checkpoint(tx)
 		if last <= cp {
@@ -105,15 +131,40 @@ func (p *Projector) applyBatch(events []domain.Event) error {
 	if err != nil {
 		return err
 	}
+	apply := time.Since(start)
 	p.mu.Lock()
 	p.checkpoint = last
+	p.appliedAt, p.pendingAt = events[len(events)-1].At, time.Time{}
 	if last >= p.target {
 		p.caughtUp = true
 	}
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
+	p.obs.Projected(domain.ProjectedBatch{Events: len(events), Apply: apply, Checkpoint: last})
 	return nil
+}
+
+// Lag reports how far the read models are behind the log now; it asks the log for its head,
+// so it costs one round trip to the event store. It is safe for concurrent use.
+func (p *Projector) Lag(ctx context.Context) (domain.ProjectionLag, error) {
+	head, err := p.src.Head(ctx)
+	if err != nil {
+		return domain.ProjectionLag{}, fmt.Errorf("projections: lag: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := domain.ProjectionLag{Head: head, Checkpoint: p.checkpoint}
+	if head > p.checkpoint {
+		l.Since = p.pendingAt
+		if l.Since.IsZero() {
+			l.Since = p.appliedAt
+		}
+		if l.Since.IsZero() {
+			l.Since = p.born // nothing received since start: at least this stale
+		}
+	}
+	return l, nil
 }
 
 func (p *Projector) fail(err error) error {

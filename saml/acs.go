@@ -40,9 +40,12 @@ func (s *Service) ACS(ctx context.Context, tenant domain.TenantID, samlResponse,
 	if err != nil {
 		return domain.SignInResult{}, err
 	}
-	idp, err := s.idpMetadata(t)
-	if err != nil {
+	idp, err := s.idpMetadata(ctx, t)
+	if errors.Is(err, domain.ErrNotFound) {
 		return refuse(domain.SignInSSONotConfigured, err)
+	}
+	if err != nil {
+		return domain.SignInResult{}, err
 	}
 	if samlResponse == "" {
 		return refuse(domain.SignInMalformed, errors.New("no SAMLResponse in the form"))

@@ -123,7 +123,7 @@ func TestTestdataMetadataSigned(t *testing.T) {
 func TestService_CheckIDPMetadata(t *testing.T) {
 	t.Parallel()
 	at := func(now time.Time) *saml.Service {
-		s, err := saml.New(saml.Config{BaseURL: "https://idl.example", KeyPair: spKeyPair(t), Reader: nopReader{},
+		s, err := saml.New(saml.Config{BaseURL: "https://idl.example", KeyPair: spKeyPair(t), Reader: nopReader{}, Log: nopReader{},
 			Requests: nopRecords{}, Assertions: nopRecords{}, Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatal(err)

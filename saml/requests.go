@@ -54,7 +54,7 @@ func (s *Service) StartLogin(ctx context.Context, tenant domain.TenantID, bindin
 	if err != nil {
 		return "", err
 	}
-	idp, err := s.idpMetadata(t)
+	idp, err := s.idpMetadata(ctx, t)
 	if err != nil {
 		return "", err
 	}

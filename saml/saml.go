@@ -10,8 +10,9 @@
 // company named in the URL path whenever one is needed, from that company's read model: its
 // entity ID <base>/saml/<tenant>/metadata, its ACS URL <base>/saml/<tenant>/acs (both from the
 // configured base URL, never from a request's Host header) and the IdP metadata the company
-// uploaded, which is the only trust anchor. Nothing is shared between companies but the SP key
-// pair.
+// uploaded, which is the only trust anchor. The read model names the metadata document by its
+// hash; the document itself is read from its tenant.idp_metadata_set event and kept parsed in
+// memory. Nothing is shared between companies but the SP key pair.
 //
 // # What a response must pass
 //
@@ -64,6 +65,12 @@ type Reader interface {
 	FindUserByUserName(ctx context.Context, tenant domain.TenantID, name string) (domain.User, error)
 }
 
+// EventLoader reads an aggregate's events from the log (domain.EventLog's Load): the IdP
+// metadata document is kept in its tenant.idp_metadata_set event, not in the read model.
+type EventLoader interface {
+	Load(ctx context.Context, tenant domain.TenantID, kind domain.Kind, id string) ([]domain.Event, domain.Version, error)
+}
+
 // Records is a shared store of records that expire on their own (eventstore.Records).
 type Records interface {
 	// Create stores value under key for ttl if key holds no record; otherwise it returns an
@@ -82,8 +89,10 @@ type Config struct {
 	BaseURL string
 	// KeyPair is the SP's key and certificate (see LoadKeyPair).
 	KeyPair KeyPair
-	// Reader reads companies and users from the projections.
+	// Reader reads companies and users from the projections; Log reads the uploaded IdP
+	// metadata documents.
 	Reader Reader
+	Log    EventLoader
 	// Requests keeps outstanding AuthnRequests; Assertions keeps consumed assertion ids.
 	Requests   Records
 	Assertions Records
@@ -101,6 +110,7 @@ type Service struct {
 	key        *rsa.PrivateKey
 	cert       *x509.Certificate
 	read       Reader
+	log        EventLoader
 	requests   Records
 	assertions Records
 	now        func() time.Time
@@ -112,10 +122,11 @@ type Service struct {
 	idps map[domain.TenantID]idpCache
 }
 
-// idpCache is a company's parsed IdP metadata, valid while the tenant's version is unchanged.
+// idpCache is a company's parsed IdP metadata document, identified by its hash. crewjam only
+// reads the EntityDescriptor, so one is shared by concurrent logins.
 type idpCache struct {
-	version domain.Version
-	entity  *csaml.EntityDescriptor
+	sha256 string
+	entity *csaml.EntityDescriptor
 }
 
 // New returns a Service. It returns an error if the configuration is incomplete.
@@ -128,11 +139,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.KeyPair.Key == nil || cfg.KeyPair.Certificate == nil {
 		return nil, errors.New("saml: no SP key pair")
 	}
-	if cfg.Reader == nil || cfg.Requests == nil || cfg.Assertions == nil {
-		return nil, errors.New("saml: reader and record stores are required")
+	if cfg.Reader == nil || cfg.Log == nil || cfg.Requests == nil || cfg.Assertions == nil {
+		return nil, errors.New("saml: reader, log and record stores are required")
 	}
 	s := &Service{
-		base: base, key: cfg.KeyPair.Key, cert: cfg.KeyPair.Certificate, read: cfg.Reader,
+		base: base, key: cfg.KeyPair.Key, cert: cfg.KeyPair.Certificate, read: cfg.Reader, log: cfg.Log,
 		requests: cfg.Requests, assertions: cfg.Assertions, now: cfg.Now, random: cfg.Random,
 		requestTTL: cfg.RequestTTL, idps: make(map[domain.TenantID]idpCache),
 	}
@@ -178,25 +189,40 @@ func (s *Service) provider(tenant domain.TenantID, sso domain.SSOConfig, idp *cs
 	}
 }
 
-// idpMetadata returns the company's parsed IdP metadata, or an error wrapping
-// domain.ErrNotFound if single sign-on is not configured.
-func (s *Service) idpMetadata(t domain.Tenant) (*csaml.EntityDescriptor, error) {
+// idpMetadata returns the company's parsed IdP metadata: the document whose hash the read
+// model names, read from its tenant.idp_metadata_set event in the log on first use. It returns
+// an error wrapping domain.ErrNotFound if single sign-on is not configured.
+func (s *Service) idpMetadata(ctx context.Context, t domain.Tenant) (*csaml.EntityDescriptor, error) {
 	if !t.SSO.Enabled() {
 		return nil, domain.Errorf(domain.ErrNotFound, "single sign-on is not configured for this company")
 	}
+	want := t.SSO.IDPMetadataSHA256
 	s.mu.Lock()
 	c, ok := s.idps[t.ID]
 	s.mu.Unlock()
-	if ok && c.version == t.Version {
+	if ok && c.sha256 == want {
 		return c.entity, nil
 	}
-	entity, err := parseEntity([]byte(t.SSO.IDPMetadata))
+	events, _, err := s.log.Load(ctx, t.ID, domain.KindTenant, string(t.ID))
+	if err != nil {
+		return nil, fmt.Errorf("saml: load IdP metadata of %s: %w", t.ID, err)
+	}
+	var doc string
+	for i := len(events) - 1; i >= 0 && doc == ""; i-- {
+		if md, ok := events[i].Data.(domain.IDPMetadataSet); ok && domain.MetadataSHA256(md.Metadata) == want {
+			doc = md.Metadata
+		}
+	}
+	if doc == "" {
+		return nil, fmt.Errorf("saml: IdP metadata %s of %s is not in the log", want, t.ID)
+	}
+	entity, err := parseEntity([]byte(doc))
 	if err != nil {
 		// It was accepted at upload; a parser change may refuse it now.
 		return nil, fmt.Errorf("saml: stored IdP metadata of %s: %w", t.ID, err)
 	}
 	s.mu.Lock()
-	s.idps[t.ID] = idpCache{version: t.Version, entity: entity}
+	s.idps[t.ID] = idpCache{sha256: want, entity: entity}
 	s.mu.Unlock()
 	return entity, nil
 }

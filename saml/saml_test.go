@@ -84,7 +84,7 @@ func newEnv(tb testing.TB) *env {
 		}
 		return r
 	}
-	svc, err := saml.New(saml.Config{BaseURL: base, KeyPair: spKeyPair(tb), Reader: db,
+	svc, err := saml.New(saml.Config{BaseURL: base, KeyPair: spKeyPair(tb), Reader: db, Log: store,
 		Requests: records(eventstore.BucketSAMLRequests), Assertions: records(eventstore.BucketSAMLAssertions), Now: clock.Now})
 	if err != nil {
 		tb.Fatal(err)
@@ -406,6 +406,10 @@ func (nopReader) FindTenant(context.Context, domain.TenantID) (domain.Tenant, er
 
 func (nopReader) FindUserByUserName(context.Context, domain.TenantID, string) (domain.User, error) {
 	return domain.User{}, domain.ErrNotFound
+}
+
+func (nopReader) Load(context.Context, domain.TenantID, domain.Kind, string) ([]domain.Event, domain.Version, error) {
+	return nil, 0, nil
 }
 
 type nopRecords struct{}

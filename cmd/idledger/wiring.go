@@ -47,6 +47,7 @@ type Main struct {
 	Projector *projections.Projector
 	Service   *domain.Service
 	API       *httpapi.Server
+	Metrics   *httpapi.Metrics // the Prometheus registry behind /metrics
 	SAML      *saml.Service
 
 	// SAMLKey and SAMLCert are PEM files of the SAML SP key pair; empty generates one into
@@ -101,13 +102,17 @@ func (m *Main) Run(ctx context.Context) error {
 	if replicas == 0 && m.NATSURL != "" {
 		replicas = 3
 	}
+	// One Prometheus registry, fed by the log, the projector and the HTTP server.
+	m.Metrics = httpapi.NewMetrics()
 	m.Store, err = eventstore.Open(ctx, eventstore.Config{
 		Dir: m.DataDir, URL: m.NATSURL, Replicas: replicas, NoSync: m.NoSync, Logger: m.Logger,
+		Observer: m.Metrics,
 	})
 	if err != nil {
 		return err
 	}
-	m.Projector = projections.NewProjector(m.DB, m.Store, m.Logger)
+	m.Projector = projections.NewProjector(m.DB, m.Store, m.Logger, projections.WithObserver(m.Metrics))
+	m.Metrics.WatchProjection(m.Projector, m.Logger)
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopProj, m.projDone = cancel, make(chan struct{})
 	go func() {
@@ -124,7 +129,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if base == "" {
 		base = "http://" + m.listener.Addr().String()
 	}
-	m.API = httpapi.New(httpapi.Config{BaseURL: base, AdminToken: m.AdminToken, BodyLimit: m.BodyLimit},
+	m.API = httpapi.New(httpapi.Config{BaseURL: base, AdminToken: m.AdminToken, BodyLimit: m.BodyLimit, Metrics: m.Metrics},
 		m.Service, m.DB, m.Projector, m.Logger)
 	// SAML SSO: the SP key pair (flags, or generated once into DIR), the shared KV buckets,
 	// one service provider per company.
@@ -147,7 +152,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.SAML, err = saml.New(saml.Config{BaseURL: base, KeyPair: spKeys, Reader: m.DB,
+	m.SAML, err = saml.New(saml.Config{BaseURL: base, KeyPair: spKeys, Reader: m.DB, Log: m.Store,
 		Requests: samlRequests, Assertions: samlAssertions, Now: m.Now})
 	if err != nil {
 		return err

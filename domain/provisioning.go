@@ -1,0 +1,298 @@
+package domain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Provisioning modes of a company.
+const (
+	// ModeManual: the company manages its users through idledger's own API.
+	ModeManual = "manual"
+	// ModeManaged: SCIM provisioning (Entra) manages the users; the local user API is refused.
+	ModeManaged = "managed"
+)
+
+// Provisioning is a company's management mode. The first successful SCIM write switches a
+// company to managed; the operator or company admin can switch it back.
+type Provisioning struct {
+	Managed bool      `json:"managed,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	// Cause is the request id (correlation) of the SCIM request that locked the company.
+	Cause string `json:"cause,omitempty"`
+}
+
+// Mode returns ModeManaged or ModeManual.
+func (p Provisioning) Mode() string {
+	if p.Managed {
+		return ModeManaged
+	}
+	return ModeManual
+}
+
+func (p *Provisioning) apply(e Event) {
+	switch d := e.Data.(type) {
+	case ProvisioningLocked:
+		p.Managed, p.Since, p.Cause = true, e.At, d.Request
+	case ProvisioningUnlocked:
+		p.Managed, p.Since, p.Cause = false, e.At, ""
+	}
+}
+
+// ProvisioningLocked records the company's switch to provisioning-managed, appended in the same
+// atomic batch as the SCIM write that caused it.
+type ProvisioningLocked struct {
+	Request string `json:"request,omitempty"`
+	Method  string `json:"method,omitempty"`
+	Path    string `json:"path,omitempty"`
+}
+
+// ProvisioningUnlocked records the company's return to manual management.
+type ProvisioningUnlocked struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Actor prefixes that decide which rules a write follows.
+const (
+	ActorSCIMPrefix = "scim:"
+	ActorAPIPrefix  = "api:"
+)
+
+// isSCIM reports whether the request comes through the SCIM API.
+func isSCIM(ctx context.Context) bool {
+	return strings.HasPrefix(RequestFrom(ctx).Actor, ActorSCIMPrefix)
+}
+
+// isLocal reports whether the request comes through the company's own user API.
+func isLocal(ctx context.Context) bool {
+	return strings.HasPrefix(RequestFrom(ctx).Actor, ActorAPIPrefix)
+}
+
+// currentTenant returns the tenant state as of the log: from the read model when it is
+// current (one direct get to compare versions), else folded from the log.
+func (s *Service) currentTenant(ctx context.Context, tenant TenantID) (Tenant, error) {
+	if s.Read != nil {
+		head, err := s.Log.Version(ctx, tenant, KindTenant, string(tenant))
+		if err != nil {
+			return Tenant{}, err
+		}
+		if t, err := s.Read.FindTenant(ctx, tenant); err == nil && t.Version == head {
+			return t, nil
+		}
+	}
+	return s.loadTenant(ctx, tenant)
+}
+
+// tenantRules applies the management rules to a batch about to be appended:
+//   - a SCIM write to a company in manual mode also locks it (tenant.provisioning_locked
+//     first in the batch, asserting the tenant's version, so only one request locks it);
+//   - a local write to a managed company is refused with ErrLocked, and otherwise guarded so
+//     that it fails if the lock lands between decision and append.
+func (s *Service) tenantRules(ctx context.Context, b *Batch) error {
+	scim, local := isSCIM(ctx), isLocal(ctx)
+	if !scim && !local {
+		return nil
+	}
+	t, err := s.currentTenant(ctx, b.Tenant)
+	if err != nil {
+		return err
+	}
+	if local {
+		if t.Provisioning.Managed {
+			return errManaged
+		}
+		v := t.Version
+		b.Guard = &v
+		return nil
+	}
+	if t.Provisioning.Managed {
+		return nil
+	}
+	r := RequestFrom(ctx)
+	lock := s.newEvent(ctx, b.Tenant, KindTenant, string(b.Tenant), EventTenantProvisioningLocked,
+		ProvisioningLocked{Request: r.Correlation, Method: r.Method, Path: r.Path})
+	b.Writes = append([]Write{{Event: lock, Expected: t.Version}}, b.Writes...)
+	return nil
+}
+
+// errManaged is the answer to a local write while provisioning manages the company.
+var errManaged = Errorf(ErrLocked, "this company's users and groups are managed by its identity provider (SCIM provisioning); "+
+	"change them there, or deactivate provisioning first")
+
+// appendRules applies tenantRules and appends.
+func (s *Service) appendRules(ctx context.Context, b Batch) (Version, error) {
+	if err := s.tenantRules(ctx, &b); err != nil {
+		return 0, err
+	}
+	return s.Log.Append(ctx, b)
+}
+
+// DeactivateProvisioning returns a managed company to manual management.
+func (s *Service) DeactivateProvisioning(ctx context.Context, tenant TenantID, reason string) (Tenant, error) {
+	unlock := s.lock(tenant, KindTenant, string(tenant))
+	defer unlock()
+	return retry(nil, func() (Tenant, error) {
+		t, err := s.loadTenant(ctx, tenant)
+		if err != nil {
+			return Tenant{}, err
+		}
+		if !t.Provisioning.Managed {
+			return t, nil
+		}
+		e := s.newEvent(ctx, tenant, KindTenant, string(tenant), EventTenantProvisioningUnlocked, ProvisioningUnlocked{Reason: reason})
+		v, err := s.Log.Append(ctx, Batch{Tenant: tenant, Writes: []Write{{Event: e, Expected: t.Version}}})
+		if err != nil {
+			return Tenant{}, err
+		}
+		e.Version = v
+		t.Apply(e)
+		return t, nil
+	})
+}
+
+// InviteUser creates a user through the company's own API (manual mode only): userName and
+// the primary work email are the email, displayName the name.
+func (s *Service) InviteUser(ctx context.Context, tenant TenantID, email, name string) (User, error) {
+	email, name = strings.TrimSpace(email), strings.TrimSpace(name)
+	if email == "" || !strings.Contains(email, "@") {
+		return User{}, Errorf(ErrInvalid, "email is required and must be an address")
+	}
+	attrs := map[string]any{
+		"userName": email,
+		"emails":   []any{map[string]any{"value": email, "type": "work", "primary": true}},
+		"active":   true,
+	}
+	if name != "" {
+		attrs["displayName"] = name
+	}
+	id := s.NewID()
+	e := s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{SchemaUser}, Attributes: attrs})
+	b := Batch{Tenant: tenant, Writes: []Write{{Event: e}},
+		Unique: []UniqueOp{{Field: "userName", Value: FoldUserName(email), Holder: id}}}
+	var v Version
+	var err error
+	for range maxConflictRetries {
+		v, err = s.appendRules(ctx, b)
+		if !errors.Is(err, ErrConflict) {
+			break
+		}
+	}
+	if errors.Is(err, ErrUniqueness) {
+		return User{}, Errorf(ErrUniqueness, "a user with email %q already exists", email)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("invite user: %w", err)
+	}
+	e.Version = v
+	var u User
+	u.Apply(e)
+	return u, nil
+}
+
+// LocalUserEdit is a change through the company's own user API; nil fields stay unchanged.
+type LocalUserEdit struct {
+	Email  *string
+	Name   *string
+	Active *bool
+	// Admin marks the user as a company admin locally (a role with value "admin").
+	Admin *bool
+}
+
+// EditUserLocally changes a user through the company's own API (manual mode only; ErrLocked
+// while provisioning manages the company).
+func (s *Service) EditUserLocally(ctx context.Context, tenant TenantID, id UserID, edit LocalUserEdit) (User, error) {
+	u, _, err := s.changeUser(ctx, tenant, id, nil, "API", nil, func(u User) (map[string]any, []string, error) {
+		next := cloneMap(u.Resource)
+		if edit.Email != nil {
+			email := strings.TrimSpace(*edit.Email)
+			if email == "" || !strings.Contains(email, "@") {
+				return nil, nil, Errorf(ErrInvalid, "email must be an address")
+			}
+			next["userName"] = email
+			next["emails"] = []any{map[string]any{"value": email, "type": "work", "primary": true}}
+		}
+		if edit.Name != nil {
+			if n := strings.TrimSpace(*edit.Name); n != "" {
+				next["displayName"] = n
+			} else {
+				delete(next, "displayName")
+			}
+		}
+		if edit.Active != nil {
+			next["active"] = *edit.Active
+		}
+		if edit.Admin != nil {
+			var roles []any
+			list, _ := next["roles"].([]any)
+			for _, r := range list {
+				if m, ok := r.(map[string]any); ok && isAdminRole(m) {
+					continue
+				}
+				roles = append(roles, r)
+			}
+			if *edit.Admin {
+				roles = append(roles, map[string]any{"value": "admin"})
+			}
+			if len(roles) > 0 {
+				next["roles"] = roles
+			} else {
+				delete(next, "roles")
+			}
+		}
+		return next, u.Schemas, nil
+	})
+	return u, err
+}
+
+// isAdminRole reports whether a roles element grants company admin: value "admin" in any case,
+// also inside Entra's JSON-string role values ({"value":"Admin",…}).
+func isAdminRole(m map[string]any) bool {
+	v, _ := m["value"].(string)
+	v = strings.TrimSpace(v)
+	if strings.EqualFold(v, "admin") {
+		return true
+	}
+	if strings.HasPrefix(v, "{") {
+		var inner map[string]any
+		if json.Unmarshal([]byte(v), &inner) == nil {
+			if iv, _ := inner["value"].(string); strings.EqualFold(iv, "admin") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// IsAdmin reports whether the user is a company admin (a roles value "admin").
+func (u *User) IsAdmin() bool {
+	list, _ := u.Resource["roles"].([]any)
+	for _, r := range list {
+		if m, ok := r.(map[string]any); ok && isAdminRole(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// ProvisioningStats are a company's provisioning figures, kept by the read model.
+type ProvisioningStats struct {
+	Users         int       `json:"users"`
+	ActiveUsers   int       `json:"activeUsers"`
+	InactiveUsers int       `json:"inactiveUsers"`
+	LocalUsers    int       `json:"localUsers"`
+	Admins        int       `json:"activeAdmins"`
+	Groups        int       `json:"groups"`
+	LastSCIMWrite time.Time `json:"lastScimWrite,omitzero"`
+	Version       Version   `json:"version"`
+}
+
+// A LoginEntry is what a sign-in needs to know about a name: whose it is and whether that user
+// may sign in.
+type LoginEntry struct {
+	User   UserID `json:"user"`
+	Active bool   `json:"active"`
+}
