@@ -48,6 +48,9 @@ const (
 	EventGroupMembersAdded      = "group.members_added"
 	EventGroupMembersRemoved    = "group.members_removed"
 	EventGroupDeleted           = "group.deleted"
+
+	// Provisioning sync cycles (domain/history.go).
+	EventSyncCycleStarted = "cycle.started"
 )
 
 // An Event is one immutable fact about one aggregate.
@@ -70,6 +73,9 @@ type Event struct {
 	Actor string
 	// Correlation ties the events of one request together (the request id).
 	Correlation string
+	// UserAgent and Source describe the API client that caused the event (its User-Agent and
+	// network address), for token-authenticated clients only (see [Request]); empty otherwise.
+	UserAgent, Source string
 	// Data is the typed payload (for example [UserCreated]); nil for an unknown type.
 	Data any
 }
@@ -146,6 +152,10 @@ type Request struct {
 	Correlation string
 	// Method and Path are the HTTP request line, kept for events that cite their cause.
 	Method, Path string
+	// UserAgent and Source are the client's User-Agent header and network address. Events
+	// carry them only when the actor is a token-authenticated client (scim:, api:, admin),
+	// never for a browser: headers cannot be erased (event-model.md §2.9).
+	UserAgent, Source string
 }
 
 type requestKey struct{}
@@ -189,6 +199,7 @@ var schemas = map[string]struct {
 	EventGroupMembersAdded:          {1, decodeJSON[GroupMembersAdded]},
 	EventGroupMembersRemoved:        {1, decodeJSON[GroupMembersRemoved]},
 	EventGroupDeleted:               {1, decodeJSON[GroupDeleted]},
+	EventSyncCycleStarted:           {1, decodeJSON[SyncCycleStarted]},
 
 	// Single sign-on and the login history (domain/sso.go).
 	EventTenantIDPMetadataSet:     {1, decodeJSON[IDPMetadataSet]},

@@ -90,7 +90,10 @@ func (s *Service) random() io.Reader {
 // newEvent stamps an event with id, time and the request's actor and correlation.
 func (s *Service) newEvent(ctx context.Context, tenant TenantID, kind Kind, id, typ string, data any) Event {
 	r := RequestFrom(ctx)
+	ua, src := r.client()
 	return Event{
+		UserAgent:   ua,
+		Source:      src,
 		ID:          s.NewID(),
 		Tenant:      tenant,
 		Kind:        kind,

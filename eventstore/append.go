@@ -89,19 +89,9 @@ func (s *Store) append(ctx context.Context, b domain.Batch) (domain.Version, err
 	}
 	last := msgs[len(msgs)-1]
 	lastID := last.Header.Get(hdrMsgID)
-	var err error
-	if len(msgs) == 1 {
-		// One message needs no batch: a plain publish is atomic and skips the server's
-		// batch staging.
-		var ack *jetstream.PubAck
-		if ack, err = s.js.PublishMsg(ctx, msgs[0]); err == nil {
-			return domain.Version(ack.Sequence), nil
-		}
-	} else {
-		var ack *jetstreamext.BatchAck
-		if ack, err = jetstreamext.PublishMsgBatch(ctx, s.js, msgs); err == nil {
-			return domain.Version(ack.Sequence), nil
-		}
+	seq, err := s.publish(ctx, msgs)
+	if err == nil {
+		return domain.Version(seq), nil
 	}
 	// An earlier attempt of this very batch may have been stored (a retry after a lost ack):
 	// then the last subject's last message carries our id, or, if the aggregate moved on

@@ -22,6 +22,8 @@ const (
 	hdrCorrelation = "Idl-Correlation"
 	hdrActor       = "Idl-Actor"
 	hdrOccurred    = "Idl-Occurred"
+	hdrUserAgent   = "Idl-User-Agent"
+	hdrSource      = "Idl-Source"
 )
 
 // Index record types written next to domain events; the domain fold never sees them. The
@@ -93,6 +95,12 @@ func encode(e domain.Event) (*nats.Msg, error) {
 	}
 	m.Header.Set(hdrActor, e.Actor)
 	m.Header.Set(hdrOccurred, e.At.UTC().Format(time.RFC3339Nano))
+	if e.UserAgent != "" {
+		m.Header.Set(hdrUserAgent, e.UserAgent)
+	}
+	if e.Source != "" {
+		m.Header.Set(hdrSource, e.Source)
+	}
 	return m, nil
 }
 
@@ -114,6 +122,8 @@ func decode(subj string, h nats.Header, data []byte, seq uint64, stored time.Tim
 		Version:     domain.Version(seq),
 		Actor:       h.Get(hdrActor),
 		Correlation: h.Get(hdrCorrelation),
+		UserAgent:   h.Get(hdrUserAgent),
+		Source:      h.Get(hdrSource),
 		At:          stored,
 	}
 	if e.Kind == domain.KindTenant || (e.Kind == guardKind && len(parts) == 3) {

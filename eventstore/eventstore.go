@@ -65,14 +65,19 @@ type Config struct {
 
 // Store is the event log. It is safe for concurrent use; Close releases it.
 type Store struct {
-	cfg    Config
-	log    *slog.Logger
-	obs    domain.Observer // nil measures nothing
-	srv    *server.Server  // nil with an external NATS
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	keys   jetstream.KeyValue
+	cfg Config
+	log *slog.Logger
+	obs domain.Observer // nil measures nothing
+
+	commits     chan commitReq // Append calls waiting for the committer (commit.go)
+	closed      chan struct{}  // closed by Close
+	committerWG sync.WaitGroup
+	closeOnce   sync.Once
+	srv         *server.Server // nil with an external NATS
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	stream      jetstream.Stream
+	keys        jetstream.KeyValue
 
 	mu          sync.Mutex        // guards claimSecret
 	claimSecret map[string][]byte // tenant id → claim HMAC key
@@ -88,7 +93,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DuplicateWindow <= 0 {
 		cfg.DuplicateWindow = 2 * time.Minute
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, claimSecret: make(map[string][]byte)}
+	s := &Store{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, claimSecret: make(map[string][]byte),
+		commits: make(chan commitReq, 256), closed: make(chan struct{})}
+	for range committers {
+		s.committerWG.Add(1)
+		go s.committer()
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -102,6 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	s.js, err = jetstream.New(s.nc)
@@ -118,6 +129,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // Close drains the connection and shuts the embedded server down. It is safe to call twice.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	s.committerWG.Wait()
 	if s.nc != nil {
 		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			s.nc.Close()

@@ -161,6 +161,7 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		ctx := domain.WithRequest(c.Request().Context(), domain.Request{
 			Actor: "anonymous", Correlation: id, Method: c.Request().Method, Path: c.Request().URL.Path,
+			UserAgent: clientUserAgent(c), Source: s.clientSource(c), // audit.go
 		})
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)

@@ -21,7 +21,7 @@ func memberKey(tenant domain.TenantID, a, b string) []byte {
 // FindGroup implements domain.GroupReader.
 func (db *DB) FindGroup(_ context.Context, tenant domain.TenantID, id domain.GroupID) (domain.Group, error) {
 	var g domain.Group
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketGroups), key(tenant, string(id)), &g)
 	})
 	if errors.Is(err, domain.ErrNotFound) {
@@ -33,7 +33,7 @@ func (db *DB) FindGroup(_ context.Context, tenant domain.TenantID, id domain.Gro
 // FindGroupByDisplayName implements domain.GroupReader.
 func (db *DB) FindGroupByDisplayName(_ context.Context, tenant domain.TenantID, name string) (domain.Group, error) {
 	var g domain.Group
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketGroupName).Get(key(tenant, domain.FoldUserName(name)))
 		if id == nil {
 			return domain.ErrNotFound
@@ -49,7 +49,7 @@ func (db *DB) FindGroupByDisplayName(_ context.Context, tenant domain.TenantID, 
 // MemberSet implements domain.GroupReader with one point read per user.
 func (db *DB) MemberSet(_ context.Context, tenant domain.TenantID, id domain.GroupID, users []domain.UserID) (map[domain.UserID]bool, error) {
 	out := make(map[domain.UserID]bool, len(users))
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMembers)
 		for _, u := range users {
 			if b.Get(memberKey(tenant, string(id), string(u))) != nil {
@@ -63,7 +63,7 @@ func (db *DB) MemberSet(_ context.Context, tenant domain.TenantID, id domain.Gro
 
 // Members implements domain.GroupReader.
 func (db *DB) Members(_ context.Context, tenant domain.TenantID, id domain.GroupID, fn func(domain.Member) bool) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		prefix := memberKey(tenant, string(id), "")
 		c := tx.Bucket(bucketMembers).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -82,7 +82,7 @@ func (db *DB) Members(_ context.Context, tenant domain.TenantID, id domain.Group
 // IsMember reports whether user is a member of group.
 func (db *DB) IsMember(_ context.Context, tenant domain.TenantID, group domain.GroupID, user domain.UserID) (bool, error) {
 	var ok bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketMembers).Get(memberKey(tenant, string(group), string(user))) != nil
 		return nil
 	})
@@ -92,7 +92,7 @@ func (db *DB) IsMember(_ context.Context, tenant domain.TenantID, group domain.G
 // GroupsOf implements domain.GroupReader.
 func (db *DB) GroupsOf(_ context.Context, tenant domain.TenantID, user domain.UserID) ([]domain.GroupID, error) {
 	var out []domain.GroupID
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		prefix := memberKey(tenant, string(user), "")
 		c := tx.Bucket(bucketUserGrps).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {

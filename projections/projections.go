@@ -26,6 +26,23 @@
 // Keys start with the tenant id, so one tenant's rows are one contiguous key range; ids are
 // time-ordered UUIDv7, so a prefix scan lists in creation order. A group's members are a key
 // range of their own, so adding one member to a 100k-member group touches two keys.
+//
+// # Failing closed
+//
+// An event the projector cannot apply stops it (it never skips one: a skipped deactivation
+// would let a removed user sign in). The read models keep serving the last consistent state,
+// Ready turns into the error, and Status and the log name the sequence.
+//
+// # Rebuilding
+//
+// A file of another [SchemaVersion] is emptied by Open and refilled by Run, which logs its
+// progress. [Projector.Rebuild] builds a fresh file, projections.db.rebuild, from sequence 1
+// while the current one keeps serving and the live projector keeps applying, then pauses the
+// live projector between two commits, brings the new file to exactly its checkpoint, and
+// renames it over projections.db. Every transaction holds the DB's read lock, which the swap
+// takes in write mode for the rename and a pointer swap, so readers see the old file or the new
+// one, never a partial one. [DB.Dump] and [Diff] compare read models, and [Replay] builds one up
+// to a given sequence (for `idledger projections check`).
 package projections
 
 import (
@@ -35,9 +52,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -79,19 +98,58 @@ var (
 var ErrLocked = errors.New("projections: file is in use by another process (is an idledger server running on this data dir?)")
 
 // DB is the read-model file. It is safe for concurrent use; Close releases it.
+//
+// Every transaction runs through view or update, which hold mu in read mode, so a rebuild can
+// replace the file under running readers: the swap takes mu in write mode for the time of a
+// rename and a pointer assignment (rebuild.go). A callback run inside a transaction (Members'
+// fn, a ListQuery's Keep) must therefore not call back into the same DB.
 type DB struct {
+	path string
+	opts Options
+
+	mu   sync.RWMutex // guards bolt: read mode around each transaction, write mode to swap or close
 	bolt *bolt.DB
+
+	// emptied is the schema version Open found and emptied ("" if none): the projector logs
+	// that it rebuilds the read models from the log.
+	emptied string
 }
 
 // Options tunes Open.
 type Options struct {
 	// NoSync skips fsync on commit (for rebuilds that sync once at the end).
 	NoSync bool
+	// Inspect opens an existing file as it is, for reading only: it is not created, and a file
+	// of another schema version is not emptied. The lock is still exclusive, so no server or
+	// other command changes the file meanwhile.
+	Inspect bool
 }
 
-// Open opens or creates the file at path, waiting at most a second for another process's lock.
-// A file of another schema version is emptied (its checkpoint reset to 0) so it is rebuilt.
+// Open opens or creates the file at path, waiting at most a second for another process's lock
+// (then it returns ErrLocked). A file of another schema version is emptied (its checkpoint reset
+// to 0) so that the projector rebuilds it from the log.
 func Open(path string, opts Options) (*DB, error) {
+	if opts.Inspect {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("projections: open %s: %w", path, err)
+		}
+	}
+	b, err := openBolt(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{path: path, opts: opts, bolt: b}
+	if opts.Inspect {
+		return db, nil
+	}
+	if err := db.init(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func openBolt(path string, opts Options) (*bolt.DB, error) {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: time.Second, NoSync: opts.NoSync,
 		// The free list is rebuilt on open instead of written at every commit, whose cost
@@ -104,18 +162,14 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projections: open %s: %w", path, err)
 	}
-	db := &DB{bolt: b}
-	if err := db.init(); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return db, nil
+	return b, nil
 }
 
 func (db *DB) init() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			if v := m.Get(keySchema); v != nil && string(v) != strconv.Itoa(SchemaVersion) {
+				db.emptied = string(v)
 				for _, name := range allBuckets {
 					if tx.Bucket(name) != nil {
 						if err := tx.DeleteBucket(name); err != nil {
@@ -134,14 +188,34 @@ func (db *DB) init() error {
 	})
 }
 
-// Close closes the file.
+// view runs fn in a read transaction of the current file.
+func (db *DB) view(fn func(*bolt.Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.bolt.View(fn)
+}
+
+// update runs fn in a write transaction of the current file. Only the projector that owns
+// the DB writes (and Open), so write transactions never wait for each other.
+func (db *DB) update(fn func(*bolt.Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.bolt.Update(fn)
+}
+
+// Path returns the file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the file. Transactions in progress finish first.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	return db.bolt.Close()
 }
 
 // Check runs bbolt's consistency check and returns the first problem found.
 func (db *DB) Check() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.view(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			return err
 		}
@@ -149,10 +223,22 @@ func (db *DB) Check() error {
 	})
 }
 
+// Schema returns the projection schema version recorded in the file ("" if none).
+func (db *DB) Schema() (string, error) {
+	var v string
+	err := db.view(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bucketMeta); m != nil {
+			v = string(m.Get(keySchema))
+		}
+		return nil
+	})
+	return v, err
+}
+
 // Checkpoint returns the log sequence of the last applied event.
 func (db *DB) Checkpoint() (domain.Version, error) {
 	var v domain.Version
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v = checkpoint(tx)
 		return nil
 	})
@@ -160,7 +246,11 @@ func (db *DB) Checkpoint() (domain.Version, error) {
 }
 
 func checkpoint(tx *bolt.Tx) domain.Version {
-	b := tx.Bucket(bucketMeta).Get(keyCheckpoint)
+	m := tx.Bucket(bucketMeta)
+	if m == nil {
+		return 0 // a file opened with Inspect that was never initialised
+	}
+	b := m.Get(keyCheckpoint)
 	if len(b) != 8 {
 		return 0
 	}
@@ -175,7 +265,7 @@ func key(tenant domain.TenantID, id string) []byte {
 // domain.ErrNotFound.
 func (db *DB) FindTenantByTokenHash(_ context.Context, hash string) (domain.Tenant, error) {
 	var t domain.Tenant
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketTokens).Get([]byte(hash))
 		if id == nil {
 			return domain.ErrNotFound
@@ -188,7 +278,7 @@ func (db *DB) FindTenantByTokenHash(_ context.Context, hash string) (domain.Tena
 // FindTenant returns a tenant, or an error wrapping domain.ErrNotFound.
 func (db *DB) FindTenant(_ context.Context, id domain.TenantID) (domain.Tenant, error) {
 	var t domain.Tenant
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketTenants), []byte(id), &t)
 	})
 	return t, err
@@ -197,7 +287,7 @@ func (db *DB) FindTenant(_ context.Context, id domain.TenantID) (domain.Tenant, 
 // FindUser implements domain.UserReader.
 func (db *DB) FindUser(_ context.Context, tenant domain.TenantID, id domain.UserID) (domain.User, error) {
 	var u domain.User
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketUsers), key(tenant, string(id)), &u)
 	})
 	if errors.Is(err, domain.ErrNotFound) {
@@ -209,7 +299,7 @@ func (db *DB) FindUser(_ context.Context, tenant domain.TenantID, id domain.User
 // FindUserByUserName implements domain.UserReader.
 func (db *DB) FindUserByUserName(_ context.Context, tenant domain.TenantID, name string) (domain.User, error) {
 	var u domain.User
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketUserNames).Get(key(tenant, domain.FoldUserName(name)))
 		if id == nil {
 			return domain.ErrNotFound
@@ -238,7 +328,7 @@ func (db *DB) ListUsers(ctx context.Context, tenant domain.TenantID, keep func(*
 func (db *DB) QueryUsers(_ context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error) {
 	var out []domain.User
 	total := 0
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		return candidates(tx, tenant, q, users, userIndex, func(id, raw []byte) error {
 			var u domain.User
@@ -262,7 +352,7 @@ func (db *DB) QueryUsers(_ context.Context, tenant domain.TenantID, q domain.Lis
 func (db *DB) QueryGroups(_ context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error) {
 	var out []domain.Group
 	total := 0
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		groups := tx.Bucket(bucketGroups)
 		return candidates(tx, tenant, q, groups, groupIndex, func(id, raw []byte) error {
 			var g domain.Group

@@ -17,14 +17,26 @@ import (
 // maxBatch is the most events applied in one write transaction.
 const maxBatch = 500
 
+// defaultProgressEvery is how often a long catch-up or rebuild logs its progress.
+const defaultProgressEvery = 5 * time.Second
+
 // Projector feeds the log into a DB. Create it with NewProjector, start it with Run; its other
 // methods are safe for concurrent use.
+//
+// The projector is the only writer of its DB. Run commits one batch at a time while holding
+// commit; a rebuild (rebuild.go) holds commit to pause Run between two batches, so it sees a
+// checkpoint that does not move while it brings the new file level with it and swaps it in.
 type Projector struct {
-	db   *DB
-	src  domain.EventSource
-	log  *slog.Logger
-	obs  domain.Observer // never nil
-	born time.Time       // when NewProjector ran: the lag's lower bound before any event is seen
+	db            *DB
+	src           domain.EventSource
+	log           *slog.Logger
+	obs           domain.Observer // never nil
+	born          time.Time       // when NewProjector ran: the lag's lower bound before any event is seen
+	progressEvery time.Duration   // how often a catch-up or rebuild logs progress
+
+	commit sync.Mutex // held by Run around each commit; Rebuild holds it to pause Run
+
+	bg sync.WaitGroup // background rebuilds started by StartRebuild; Run waits for them
 
 	mu         sync.Mutex     // guards the fields below
 	checkpoint domain.Version // last committed sequence
@@ -32,8 +44,10 @@ type Projector struct {
 	pendingAt  time.Time      // At of the first event of the batch being applied (zero if none)
 	target     domain.Version // log head seen at start; caught up once checkpoint reaches it
 	caughtUp   bool
-	failure    error         // set when the projector stopped on an event it cannot apply
-	changed    chan struct{} // closed and replaced after every commit or failure
+	failure    *Failure        // set when the projector stopped on an event it cannot apply
+	runCtx     context.Context // Run's context while Run is running, else nil
+	rebuild    *RebuildStatus  // the current or last rebuild (nil if none)
+	changed    chan struct{}   // closed and replaced after every commit, swap or failure
 }
 
 // A ProjectorOption configures a Projector in NewProjector.
@@ -48,6 +62,16 @@ func WithObserver(o domain.Observer) ProjectorOption {
 	}
 }
 
+// WithProgressInterval sets how often a long catch-up (at start) or rebuild logs its progress
+// (default 5 s).
+func WithProgressInterval(d time.Duration) ProjectorOption {
+	return func(p *Projector) {
+		if d > 0 {
+			p.progressEvery = d
+		}
+	}
+}
+
 // NewProjector returns a projector of src into db.
 func NewProjector(db *DB, src domain.EventSource, log *slog.Logger, opts ...ProjectorOption) *Projector {
 	if log == nil {
@@ -55,50 +79,116 @@ func NewProjector(db *DB, src domain.EventSource, log *slog.Logger, opts ...Proj
 	}
 	cp, _ := db.Checkpoint() // Run reports a read error; until then 0 only delays waiters
 	p := &Projector{db: db, src: src, log: log, obs: domain.NopObserver{}, born: time.Now(),
-		changed: make(chan struct{}), checkpoint: cp}
+		progressEvery: defaultProgressEvery, changed: make(chan struct{}), checkpoint: cp}
 	for _, o := range opts {
 		o(p)
 	}
 	return p
 }
 
+// A Failure is why a projector stopped (fail closed).
+type Failure struct {
+	// Seq is the log sequence of the event that could not be applied, or 0 when the failure
+	// is not about one event (the log could not be read).
+	Seq domain.Version
+	// Err is the cause; it names the sequence too.
+	Err error
+	// At is when the projector stopped.
+	At time.Time
+}
+
+// An EventError is the failure to apply the event at Seq. Run stops on it.
+type EventError struct {
+	Seq  domain.Version
+	Type string
+	Err  error
+}
+
+func (e *EventError) Error() string {
+	return fmt.Sprintf("projections: apply %s at seq %d: %v", e.Type, e.Seq, e.Err)
+}
+
+func (e *EventError) Unwrap() error { return e.Err }
+
 // Run applies events from the checkpoint on until ctx ends (returning nil) or an event cannot
 // be applied. Then the projector fails closed: it stops, keeps the last consistent state for
-// readers, reports the failure through Err and Ready, and Run returns the error.
+// readers, reports the failure through Ready and Status, and Run returns the error. A
+// background rebuild (StartRebuild) is part of the run: Run stops it and waits for it before
+// returning. Run may be called once at a time.
 func (p *Projector) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	p.mu.Lock()
+	if p.runCtx != nil {
+		p.mu.Unlock()
+		cancel()
+		return errors.New("projections: Run is already running")
+	}
+	p.runCtx = ctx
+	p.mu.Unlock()
+	defer func() {
+		cancel() // ends a background rebuild
+		p.mu.Lock()
+		p.runCtx = nil // no StartRebuild from here on, so bg.Wait cannot race with bg.Add
+		p.mu.Unlock()
+		p.bg.Wait()
+	}()
+
 	cp, err := p.db.Checkpoint()
 	if err != nil {
-		return p.fail(fmt.Errorf("projections: read checkpoint: %w", err))
+		return p.fail(0, fmt.Errorf("projections: read checkpoint: %w", err))
 	}
 	head, err := p.src.Head(ctx)
 	if err != nil {
-		return p.fail(fmt.Errorf("projections: read log head: %w", err))
+		return p.fail(0, fmt.Errorf("projections: read log head: %w", err))
 	}
 	p.mu.Lock()
 	p.checkpoint, p.target = cp, head
 	p.caughtUp = cp >= head
-	close(p.changed) // wake waiters for sequences the file already holds
-	p.changed = make(chan struct{})
+	p.wakeLocked() // wake waiters for sequences the file already holds
 	p.mu.Unlock()
 	if head < cp {
-		return p.fail(fmt.Errorf("projections: checkpoint %d is ahead of the log (head %d): the read models belong to another log; delete projections.db to rebuild", cp, head))
+		return p.fail(0, fmt.Errorf("projections: checkpoint %d is ahead of the log (head %d): the read models belong to another log; delete projections.db to rebuild", cp, head))
+	}
+	if old := p.db.emptiedSchema(); old != "" {
+		p.log.Warn("the read models were written by another projection schema: rebuilding them from the log",
+			"file_schema", old, "schema", SchemaVersion, "events", head)
 	}
 	p.log.Info("projector starting", "checkpoint", cp, "head", head)
 	sub, err := p.src.Subscribe(ctx, cp)
 	if err != nil {
-		return p.fail(fmt.Errorf("projections: %w", err))
+		return p.fail(cp+1, fmt.Errorf("projections: %w", err))
 	}
 	defer sub.Close()
+	catchUp := newMeter(p.log, "projector catching up", p.progressEvery, cp)
 	for {
 		events, err := sub.Next(ctx, maxBatch)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			return p.fail(fmt.Errorf("projections: after checkpoint %d: %w", p.Checkpoint(), err))
+			// The subscription ends a batch before an event it cannot decode: it is the next one.
+			return p.fail(p.Checkpoint()+1, fmt.Errorf("projections: after checkpoint %d: %w", p.Checkpoint(), err))
 		}
-		if err := p.applyBatch(events); err != nil {
-			return p.fail(err)
+		p.commit.Lock()
+		err = p.applyBatch(events)
+		p.commit.Unlock()
+		if err != nil {
+			var ee *EventError
+			if errors.As(err, &ee) {
+				return p.fail(ee.Seq, err)
+			}
+			return p.fail(events[0].Version, err)
+		}
+		if catchUp != nil {
+			p.mu.Lock()
+			cp, target, done := p.checkpoint, p.target, p.caughtUp
+			p.mu.Unlock()
+			if done {
+				catchUp.finish("projector caught up", cp)
+				catchUp = nil
+			} else {
+				catchUp.tick(cp, target)
+			}
 		}
 	}
 }
@@ -110,7 +200,7 @@ func (p *Projector) applyBatch(events []domain.Event) error {
 	p.pendingAt = events[0].At // kept on failure: the lag then grows from the stuck event
 	p.mu.Unlock()
 	start := time.Now()
-	err := p.db.bolt.Update(func(tx *bolt.Tx) error {
+	err := p.db.update(func(tx *bolt.Tx) error {
 		cp := checkpoint(tx)
 		if last <= cp {
 			last = cp // a batch of re-delivered events: the checkpoint never moves backwards
@@ -121,7 +211,7 @@ func (p *Projector) applyBatch(events []domain.Event) error {
 				continue // re-delivered after a crash: already applied
 			}
 			if err := apply(tx, e); err != nil {
-				return fmt.Errorf("projections: apply %s at seq %d: %w", e.Type, e.Version, err)
+				return &EventError{Seq: e.Version, Type: e.Type, Err: err}
 			}
 		}
 		var b [8]byte
@@ -138,11 +228,16 @@ func (p *Projector) applyBatch(events []domain.Event) error {
 	if last >= p.target {
 		p.caughtUp = true
 	}
-	close(p.changed)
-	p.changed = make(chan struct{})
+	p.wakeLocked()
 	p.mu.Unlock()
 	p.obs.Projected(domain.ProjectedBatch{Events: len(events), Apply: apply, Checkpoint: last})
 	return nil
+}
+
+// wakeLocked wakes every WaitFor; p.mu must be held.
+func (p *Projector) wakeLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // Lag reports how far the read models are behind the log now; it asks the log for its head,
@@ -167,12 +262,13 @@ func (p *Projector) Lag(ctx context.Context) (domain.ProjectionLag, error) {
 	return l, nil
 }
 
-func (p *Projector) fail(err error) error {
-	p.log.Error("projector stopped: read models are frozen until the cause is fixed", "checkpoint", p.Checkpoint(), "err", err)
+// fail records why the projector stops, logs it with the sequence, and returns err.
+func (p *Projector) fail(seq domain.Version, err error) error {
+	p.log.Error("projector stopped: read models are frozen until the cause is fixed",
+		"seq", seq, "checkpoint", p.Checkpoint(), "err", err)
 	p.mu.Lock()
-	p.failure = err
-	close(p.changed)
-	p.changed = make(chan struct{})
+	p.failure = &Failure{Seq: seq, Err: err, At: time.Now()}
+	p.wakeLocked()
 	p.mu.Unlock()
 	return err
 }
@@ -191,7 +287,7 @@ func (p *Projector) Ready() error {
 	defer p.mu.Unlock()
 	switch {
 	case p.failure != nil:
-		return p.failure
+		return p.failure.Err
 	case !p.caughtUp:
 		return fmt.Errorf("projections: catching up (%d of %d)", p.checkpoint, p.target)
 	}
@@ -202,7 +298,8 @@ func (p *Projector) Ready() error {
 var ErrStopped = errors.New("projections: projector stopped")
 
 // WaitFor blocks until the event at log sequence v is visible in the read models, ctx ends
-// (returning ctx's error) or the projector fails (returning an error wrapping ErrStopped).
+// (returning ctx's error) or the projector fails (returning an error wrapping ErrStopped). A
+// rebuild's swap does not disturb it: the new file holds at least what the old one held.
 func (p *Projector) WaitFor(ctx context.Context, v domain.Version) error {
 	for {
 		p.mu.Lock()
@@ -212,7 +309,7 @@ func (p *Projector) WaitFor(ctx context.Context, v domain.Version) error {
 			return nil
 		}
 		if failure != nil {
-			return fmt.Errorf("%w: %w", ErrStopped, failure)
+			return fmt.Errorf("%w: %w", ErrStopped, failure.Err)
 		}
 		select {
 		case <-ctx.Done():
@@ -220,4 +317,92 @@ func (p *Projector) WaitFor(ctx context.Context, v domain.Version) error {
 		case <-ch:
 		}
 	}
+}
+
+// A Status is a projector's state as an operator sees it (GET /admin/v1/projections).
+type Status struct {
+	// Checkpoint is the last log sequence the read models reflect; Head the log's last
+	// sequence, unless HeadErr says why it could not be read.
+	Checkpoint, Head domain.Version
+	HeadErr          error
+	// Running is true while Run applies events.
+	Running bool
+	// Ready is what Ready returns: nil once caught up and not failed.
+	Ready error
+	// Failure is why the projector stopped (fail closed); nil while it has not.
+	Failure *Failure
+	// Rebuild is the current or last rebuild since the projector was created; nil if none.
+	Rebuild *RebuildStatus
+}
+
+// Status reports the projector's state; it asks the log for its head.
+func (p *Projector) Status(ctx context.Context) Status {
+	head, herr := p.src.Head(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Status{Checkpoint: p.checkpoint, Head: head, HeadErr: herr, Running: p.runCtx != nil}
+	switch {
+	case p.failure != nil:
+		f := *p.failure
+		s.Failure, s.Ready = &f, f.Err
+	case !p.caughtUp:
+		s.Ready = fmt.Errorf("projections: catching up (%d of %d)", p.checkpoint, p.target)
+	}
+	if p.rebuild != nil {
+		r := *p.rebuild
+		s.Rebuild = &r
+	}
+	return s
+}
+
+// A meter logs the progress of a long replay every so often: position, rate and ETA.
+type meter struct {
+	log   *slog.Logger
+	msg   string
+	every time.Duration
+	from  domain.Version
+	start time.Time
+	last  time.Time
+}
+
+func newMeter(log *slog.Logger, msg string, every time.Duration, from domain.Version) *meter {
+	now := time.Now()
+	return &meter{log: log, msg: msg, every: every, from: from, start: now, last: now}
+}
+
+// tick logs the position if the last line is older than the interval.
+func (m *meter) tick(at, target domain.Version) {
+	now := time.Now()
+	if now.Sub(m.last) < m.every {
+		return
+	}
+	m.last = now
+	rate := m.rate(at, now)
+	attrs := []any{"checkpoint", at, "head", target, "events_per_second", int64(rate)}
+	if target > at && rate > 0 {
+		eta := time.Duration(float64(target-at) / rate * float64(time.Second))
+		attrs = append(attrs, "eta", eta.Round(time.Second).String())
+	}
+	if target > 0 {
+		attrs = append(attrs, "percent", int(float64(at)*100/float64(target)))
+	}
+	m.log.Info(m.msg, attrs...)
+}
+
+// finish logs the end of a replay that was long enough to have logged progress.
+func (m *meter) finish(msg string, at domain.Version) {
+	now := time.Now()
+	if now.Sub(m.start) < m.every {
+		return
+	}
+	m.log.Info(msg, "checkpoint", at, "events", uint64(at-m.from),
+		"seconds", now.Sub(m.start).Round(time.Millisecond).Seconds(), "events_per_second", int64(m.rate(at, now)))
+}
+
+func (m *meter) rate(at domain.Version, now time.Time) float64 {
+	s := now.Sub(m.start).Seconds()
+	if s <= 0 || at < m.from {
+		return 0
+	}
+	return float64(at-m.from) / s
 }

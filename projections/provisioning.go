@@ -112,7 +112,7 @@ func updateStats(tx *bolt.Tx, e domain.Event, fn func(*domain.ProvisioningStats)
 // without users or groups).
 func (db *DB) ProvisioningStats(_ context.Context, tenant domain.TenantID) (domain.ProvisioningStats, error) {
 	var s domain.ProvisioningStats
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketProv), []byte(tenant), &s)
 	})
 	if errors.Is(err, domain.ErrNotFound) {
@@ -126,7 +126,7 @@ func (db *DB) ProvisioningStats(_ context.Context, tenant domain.TenantID) (doma
 func (db *DB) LookupLogin(_ context.Context, tenant domain.TenantID, name string) (domain.LoginEntry, error) {
 	var e domain.LoginEntry
 	folded := domain.FoldUserName(name)
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogin)
 		if err := getJSON(b, []byte(string(tenant)+"/u/"+folded), &e); !errors.Is(err, domain.ErrNotFound) {
 			return err
