@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idledger/idledger/saml/samltest"
+)
+
+// TestContractWalk walks contract.md end to end on the real wiring: operator creates a
+// company, the company uploads Entra's metadata, Entra provisions a user over SCIM, the user
+// signs in through SAML and reads /api/v1/me; a SCIM deactivation ends that access at once.
+func TestContractWalk(t *testing.T) {
+	m := startMain(t, t.TempDir())
+	base := "http://" + m.Addr()
+	tenant, token := createTenant(t, base, "Contoso")
+	company := client{t, base, token}
+
+	// The company wires Entra: Federation Metadata XML as downloaded.
+	req, _ := http.NewRequest("PUT", base+"/api/v1/sso/idp-metadata", bytes.NewReader(samltest.Read(t, "entra-metadata.xml")))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/xml")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("metadata upload: %d", res.StatusCode)
+	}
+	if sso := company.do("GET", "/api/v1/sso", "").json(t); sso["enabled"] != true {
+		t.Fatalf("GET /api/v1/sso = %v", sso)
+	}
+
+	// Entra provisions Ada.
+	created := company.do("POST", "/scim/v2/Users", `{"userName":"Ada@Contoso.example","active":true}`)
+	if created.status != http.StatusCreated {
+		t.Fatalf("provision: %d %s", created.status, created.body)
+	}
+	ada := created.json(t)["id"].(string)
+
+	// Ada signs in, SP-initiated, with a NameID in another letter case.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) (*http.Response, []byte) {
+		t.Helper()
+		res, err := browser.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, b
+	}
+	res, _ = get("/saml/" + tenant + "/login?return_to=" + url.QueryEscape("/app/home"))
+	if res.StatusCode != http.StatusFound {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	_, spMetadata := get("/saml/" + tenant + "/metadata")
+	idp := samltest.New(t, samltest.Entra, time.Now)
+	answer := idp.Login(t, res.Header.Get("Location"), spMetadata, "ada@contoso.EXAMPLE")
+	acs, err := browser.Post(answer.ACSURL, "application/x-www-form-urlencoded", strings.NewReader(answer.Form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acs.Body.Close()
+	if acs.StatusCode != http.StatusSeeOther || acs.Header.Get("Location") != "/app/home" {
+		t.Fatalf("ACS: %d → %s", acs.StatusCode, acs.Header.Get("Location"))
+	}
+	res, body := get("/api/v1/me")
+	var me map[string]any
+	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &me) != nil || me["id"] != ada {
+		t.Fatalf("/api/v1/me: %d %s", res.StatusCode, body)
+	}
+
+	// Entra disables Ada: her session stops working on the next call.
+	if r := company.do("PATCH", "/scim/v2/Users/"+ada, `{"Operations":[{"op":"Replace","path":"active","value":"False"}]}`); r.status != http.StatusNoContent {
+		t.Fatalf("disable: %d %s", r.status, r.body)
+	}
+	if res, body := get("/api/v1/me"); res.StatusCode == http.StatusOK {
+		t.Fatalf("/api/v1/me after deactivation: %d %s", res.StatusCode, body)
+	}
+}
