@@ -22,6 +22,8 @@ const (
 const (
 	EventTenantCreated         = "tenant.created"
 	EventTenantFeaturesChanged = "tenant.features_changed"
+	// EventTenantSCIMTokenRotated carries the new token's hash (domain/tokens.go).
+	EventTenantSCIMTokenRotated = "tenant.scim_token_rotated"
 
 	// Single sign-on (domain/sso.go).
 	EventTenantIDPMetadataSet     = "tenant.idp_metadata_set"
@@ -207,6 +209,9 @@ var schemas = map[string]struct {
 	EventTenantSSOSettingsChanged: {1, decodeJSON[SSOSettingsChanged]},
 	EventSignInSucceeded:          {1, decodeJSON[SignInRecorded]},
 	EventSignInFailed:             {1, decodeJSON[SignInRecorded]},
+
+	// Token rotation (domain/tokens.go).
+	EventTenantSCIMTokenRotated: {1, decodeJSON[SCIMTokenRotated]},
 }
 
 func decodeJSON[T any](b []byte) (any, error) {
@@ -222,11 +227,20 @@ func SchemaOf(eventType string) int {
 	return schemas[eventType].version
 }
 
-// EncodeData returns the wire form of an event payload.
+// MaxEventData is the largest encoded event payload, in bytes: with its headers an event must
+// fit one log message (NATS' max_payload, 1 MiB by default). JSON encoding can grow a request's
+// strings up to six-fold ("<" becomes \u003c), so a body within the HTTP limit can still exceed it.
+const MaxEventData = 900 << 10
+
+// EncodeData returns the wire form of an event payload. A payload larger than MaxEventData is
+// an error wrapping ErrInvalid: the change is refused before anything is appended.
 func EncodeData(data any) ([]byte, error) {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("domain: encode event: %w", err)
+	}
+	if len(b) > MaxEventData {
+		return nil, Errorf(ErrInvalid, "the change is too large to record (%d KiB encoded; at most %d KiB)", len(b)>>10, MaxEventData>>10)
 	}
 	return b, nil
 }

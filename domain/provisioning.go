@@ -161,6 +161,9 @@ func (s *Service) InviteUser(ctx context.Context, tenant TenantID, email, name s
 	if email == "" || !strings.Contains(email, "@") {
 		return User{}, Errorf(ErrInvalid, "email is required and must be an address")
 	}
+	if err := errors.Join(checkLen(email, "emails.value"), checkLen(name, "displayName")); err != nil {
+		return User{}, err // the limits of CanonicalUser (schema.go), which this path skips
+	}
 	attrs := map[string]any{
 		"userName": email,
 		"emails":   []any{map[string]any{"value": email, "type": "work", "primary": true}},
@@ -212,11 +215,17 @@ func (s *Service) EditUserLocally(ctx context.Context, tenant TenantID, id UserI
 			if email == "" || !strings.Contains(email, "@") {
 				return nil, nil, Errorf(ErrInvalid, "email must be an address")
 			}
+			if err := checkLen(email, "emails.value"); err != nil {
+				return nil, nil, err
+			}
 			next["userName"] = email
 			next["emails"] = []any{map[string]any{"value": email, "type": "work", "primary": true}}
 		}
 		if edit.Name != nil {
 			if n := strings.TrimSpace(*edit.Name); n != "" {
+				if err := checkLen(n, "displayName"); err != nil {
+					return nil, nil, err
+				}
 				next["displayName"] = n
 			} else {
 				delete(next, "displayName")

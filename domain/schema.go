@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // SCIM schema URNs (RFC 7643 §8.7).
@@ -25,6 +26,75 @@ const (
 	TypeInteger   = "integer"
 	TypeBinary    = "binary"
 )
+
+// Limits on a resource's values. A value past them is ErrInvalid: no identity attribute comes
+// near them, and a resource must stay well inside one log message and its identifiers inside a
+// read-model index key (bbolt keys end at 32 KiB, and case folding can grow a string by half).
+const (
+	// MaxAttributeLen is the longest string value accepted, in bytes.
+	MaxAttributeLen = 64 << 10
+	// MaxIdentifierLen is the longest userName, externalId, email address or group
+	// displayName accepted, in bytes: these are indexed. Entra's are at most 256 characters.
+	MaxIdentifierLen = 4 << 10
+	// MaxValues is the most values a multi-valued attribute (emails, roles, an extension's
+	// list) may hold. Group members are not attributes in this sense: the body limit bounds them.
+	MaxValues = 1000
+	// maxExtensionDepth bounds the nesting of a custom extension kept as sent.
+	maxExtensionDepth = 16
+)
+
+// identifierPaths are the attribute paths (lower case) capped at MaxIdentifierLen.
+var identifierPaths = map[string]bool{
+	"username": true, "externalid": true, "displayname": true, "emails.value": true,
+}
+
+// checkLen returns ErrInvalid if s is too long for the attribute at path, or is an identifier
+// with a control character (a NUL or line break in a userName is never data, and would
+// mislead every log and admin screen that shows it).
+func checkLen(s, path string) error {
+	limit := MaxAttributeLen
+	ident := identifierPaths[strings.ToLower(path)]
+	if ident {
+		limit = MaxIdentifierLen
+	}
+	if len(s) > limit {
+		return Errorf(ErrInvalid, "%s is %d bytes long; at most %d are accepted", path, len(s), limit)
+	}
+	if ident && strings.ContainsFunc(s, unicode.IsControl) {
+		return Errorf(ErrInvalid, "%s contains a control character", path)
+	}
+	return nil
+}
+
+// checkRaw applies the value limits to a custom extension's value, which is kept as sent.
+func checkRaw(v any, path string, depth int) error {
+	if depth > maxExtensionDepth {
+		return Errorf(ErrInvalid, "%s nests deeper than %d levels", path, maxExtensionDepth)
+	}
+	switch x := v.(type) {
+	case string:
+		return checkLen(x, path)
+	case []any:
+		if len(x) > MaxValues {
+			return Errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(x), MaxValues)
+		}
+		for _, e := range x {
+			if err := checkRaw(e, path, depth+1); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if err := checkLen(k, path); err != nil {
+				return err
+			}
+			if err := checkRaw(e, path+"."+k, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // An Attribute describes one SCIM attribute (RFC 7643 §7). The zero Mutability is readWrite,
 // the zero Returned is default.
@@ -162,8 +232,11 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 				schemas = append(schemas, SchemaEnterpriseUser)
 			}
 		case strings.HasPrefix(lk, "urn:"):
-			// A custom extension: kept as sent, without interpretation.
+			// A custom extension: kept as sent, without interpretation, within the limits.
 			if obj, ok := v.(map[string]any); ok && len(obj) > 0 {
+				if err := checkRaw(obj, k, 0); err != nil {
+					return nil, nil, err
+				}
 				out[k] = cloneMap(obj)
 				schemas = append(schemas, k)
 			}
@@ -222,6 +295,9 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 		list, ok := v.([]any)
 		if !ok {
 			list = []any{v}
+		}
+		if len(list) > MaxValues {
+			return nil, Errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(list), MaxValues)
 		}
 		var out []any
 		primaries := 0
@@ -288,6 +364,9 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 func asString(v any, path string) (string, error) {
 	switch s := v.(type) {
 	case string:
+		if err := checkLen(s, path); err != nil {
+			return "", err
+		}
 		return s, nil
 	case json.Number:
 		return s.String(), nil

@@ -58,6 +58,8 @@ func (t *Tenant) Apply(e Event) {
 		if d.Groups != nil {
 			t.Features.GroupsOff = !*d.Groups
 		}
+	case SCIMTokenRotated:
+		t.SCIMTokenHash = d.SCIMTokenHash
 	case IDPMetadataSet, SSODisabled, SSOSettingsChanged:
 		t.SSO.apply(e)
 	}

@@ -14,6 +14,10 @@
 //	idl.<tenant>.uname.<claimKey>     one userName claim (an index record, not a domain event)
 //	idl.<tenant>.group.<groupID>      one group aggregate (membership changes included)
 //	idl.<tenant>.gname.<claimKey>     one group displayName claim (index record)
+//	idl.<tenant>.cycle.scim           the SCIM client's sync-cycle markers (domain/history.go)
+//
+// A second stream, IDL_REQUESTS (requests.go), keeps every SCIM request's record for a limited
+// time; it is not part of the log.
 //
 // The stream denies delete and purge and discards new messages rather than old ones: nothing
 // that was acknowledged ever leaves the log. Each request's messages are appended as one atomic
@@ -61,6 +65,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told the duration and outcome of every Append; nil measures nothing.
 	Observer domain.Observer
+	// RequestRetention and RequestMaxBytes bound the SCIM request records kept in
+	// IDL_REQUESTS (requests.go); zero means the defaults (30 days, 1 GiB).
+	RequestRetention time.Duration
+	RequestMaxBytes  int64
 }
 
 // Store is the event log. It is safe for concurrent use; Close releases it.
@@ -78,6 +86,7 @@ type Store struct {
 	js          jetstream.JetStream
 	stream      jetstream.Stream
 	keys        jetstream.KeyValue
+	requests    jetstream.Stream // IDL_REQUESTS, the expiring SCIM request records (requests.go)
 
 	mu          sync.Mutex        // guards claimSecret
 	claimSecret map[string][]byte // tenant id → claim HMAC key
@@ -121,6 +130,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("eventstore: jetstream: %w", err)
 	}
 	if err := s.ensure(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.ensureRequests(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}

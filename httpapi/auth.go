@@ -23,7 +23,9 @@ func bearer(c echo.Context) string {
 	return strings.TrimSpace(token)
 }
 
-// requireAdmin admits requests carrying the operator token.
+// requireAdmin admits requests carrying the operator token. Both sides are hashed first and the
+// hashes compared in constant time, so neither the token's length nor the position of its first
+// wrong byte shows in the response time. A company token is never an operator token: 401.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		token := bearer(c)
@@ -48,8 +50,10 @@ func (s *Server) requireCompanyToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return s.tokenAuth(domain.ActorAPIPrefix, next)
 }
 
-// tokenAuth resolves the bearer token to its company. The token is looked up by its hash, so
-// the comparison never touches the secret itself.
+// tokenAuth resolves the bearer token to its company. The token is looked up by its SHA-256, so
+// the comparison never touches the secret itself: the index lookup's timing depends only on a
+// hash the client cannot steer towards a valid one. Each company's requests then pass its rate
+// limit (ratelimit.go) before reaching a handler.
 func (s *Server) tokenAuth(actorPrefix string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		token := bearer(c)
@@ -67,6 +71,9 @@ func (s *Server) tokenAuth(actorPrefix string, next echo.HandlerFunc) echo.Handl
 		setActor(c, actorPrefix+domain.HashToken(token)[:16])
 		ctx := context.WithValue(c.Request().Context(), tenantKey{}, t.ID)
 		c.SetRequest(c.Request().WithContext(ctx))
+		if err := s.limit(c, t.ID); err != nil {
+			return err
+		}
 		return next(c)
 	}
 }

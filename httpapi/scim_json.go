@@ -3,10 +3,15 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,24 +33,105 @@ func writeSCIM(c echo.Context, status int, v any) error {
 	return c.Blob(status, mimeSCIM+"; charset=utf-8", b)
 }
 
-// readObject decodes a JSON object body. Anything else is ErrInvalidSyntax.
+// Limits of a JSON request body besides its size (the body limit): RFC 8259 §8.1 asks for
+// UTF-8, and SCIM resources nest a handful of levels (an extension's manager's value is three
+// deep, inside a PATCH operation six), so anything deeper is an attack on the decoder, not data.
+const maxJSONDepth = 32
+
+// readObject decodes a JSON object body. On a SCIM route a non-JSON Content-Type is a 415 (see
+// checkSCIMContentType); a body that is not valid UTF-8, nests deeper than maxJSONDepth or is not
+// exactly one JSON object is ErrInvalidSyntax, a number out of range ErrInvalid. Details name
+// the problem in the client's terms, never the decoder's Go types.
 func readObject(c echo.Context) (map[string]any, error) {
+	if isSCIM(c) {
+		if err := checkSCIMContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+			return nil, err
+		}
+	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		return nil, err // body limit exceeded: echo's 413
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	return decodeObject(body)
+}
+
+// decodeObject is readObject without HTTP: the part the fuzzer drives.
+func decodeObject(body []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body is empty; a JSON object is required")
+	}
+	if !utf8.Valid(body) {
+		return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body is not valid UTF-8")
+	}
+	if jsonDepth(body) > maxJSONDepth {
+		return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body nests deeper than %d levels", maxJSONDepth)
+	}
 	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body is not valid JSON: %v", err)
+	if err := json.Unmarshal(body, &m); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body is not valid JSON: %s (at byte %d)", syn.Error(), syn.Offset)
+		case errors.As(err, &typ) && strings.HasPrefix(typ.Value, "number"):
+			return nil, domain.Errorf(domain.ErrInvalid, "request body: the %s is out of range (at byte %d)", typ.Value, typ.Offset)
+		}
+		return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body must be a JSON object")
 	}
 	if m == nil {
 		return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body must be a JSON object")
 	}
-	if dec.More() {
-		return nil, domain.Errorf(domain.ErrInvalidSyntax, "request body has data after the JSON object")
-	}
 	return m, nil
+}
+
+// jsonDepth returns the deepest nesting of arrays and objects in b, counting brackets outside
+// strings; it does not validate b (json.Unmarshal does, once the depth is known to be sane).
+func jsonDepth(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, ch := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case ch == '\\':
+				escaped = true
+			case ch == '"':
+				inString = false
+			}
+		case ch == '"':
+			inString = true
+		case ch == '[' || ch == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ch == ']' || ch == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// checkSCIMContentType admits the media types RFC 7644 §3.1 and §8.1 name for SCIM requests:
+// application/scim+json and application/json, optionally with charset=utf-8; a request without
+// a Content-Type is read as JSON.
+//
+// Anything else is refused with 415 rather than parsed anyway: Entra always sends
+// application/scim+json, so a SCIM write labelled text/plain, a form or XML comes from a client
+// that means something else (or from a browser form, whose content types need no CORS
+// preflight), and answering it with a JSON syntax error would hide the real mistake. The
+// operator and company APIs stay lenient, because curl -d labels JSON as a form.
+func checkSCIMContentType(h string) error {
+	if strings.TrimSpace(h) == "" {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(h)
+	if err == nil && (mt == "application/scim+json" || mt == "application/json") {
+		if cs, ok := params["charset"]; !ok || strings.EqualFold(cs, "utf-8") {
+			return nil
+		}
+	}
+	return echo.NewHTTPError(http.StatusUnsupportedMediaType,
+		"Content-Type must be application/scim+json or application/json (UTF-8)")
 }
 
 // etag renders a version as a weak entity tag (RFC 7232 §2.3).

@@ -9,6 +9,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -53,6 +54,11 @@ type Config struct {
 	// Metrics is the registry served at /metrics and fed by every request; nil creates one
 	// that measures HTTP only (cmd shares one with the event store and the projector).
 	Metrics *Metrics
+	// RateLimit is each company's sustained request rate per second on the routes its token
+	// opens (SCIM and /api/v1), RateBurst its bucket size (default twice the rate); above it
+	// requests get 429 with Retry-After (ratelimit.go). Zero means no limit.
+	RateLimit float64
+	RateBurst int
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -63,9 +69,12 @@ type Server struct {
 	projector Projector
 	log       *slog.Logger
 	echo      *echo.Echo
-	metrics   *Metrics // served at /metrics (metrics.go)
+	metrics   *Metrics     // served at /metrics (metrics.go)
+	limiter   *rateLimiter // per-company request rate (ratelimit.go); nil admits everything
 
 	sso *ssoState // set by SetSSO (sso.go); nil turns the SSO routes off
+
+	audit Auditor // set by SetAudit (audit.go); nil turns audit, cycles and request records off
 }
 
 // New returns a Server with its routes.
@@ -83,14 +92,20 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics}
+	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
+		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil)}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
 	s.echo.Pre(normalizePath)
 	s.echo.Use(s.requestContext)
 	s.echo.Use(s.observe) // metrics and the access log (metrics.go)
-	s.echo.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: byteSize(cfg.BodyLimit)}))
+	// A panic becomes a 500 "internal error" through observe and handleError; the stack goes
+	// to the log with the error, never to the client.
+	s.echo.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll: true, DisableErrorHandler: true, LogErrorFunc: recovered,
+	}))
+	s.echo.Use(limitBody(cfg.BodyLimit))
 	s.routes()
 	return s
 }
@@ -109,12 +124,15 @@ func (s *Server) routes() {
 	sso := e.Group("/api/v1/sso", s.requireCompanyToken) // sso_api.go
 	sso.GET("", s.handleGetSSO)
 	sso.DELETE("", s.handleDeleteSSO)
-	sso.PUT("/idp-metadata", s.handlePutIDPMetadata)
+	sso.PUT("/idp-metadata", s.handlePutIDPMetadata, limitBody(domain.MaxIDPMetadataSize))
 	sso.PUT("/settings", s.handlePutSSOSettings)
 
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	admin.POST("/tenants", s.handleCreateTenant)
 	admin.PATCH("/tenants/:id", s.handlePatchTenant)
+	admin.POST("/tenants/:id/rotate-token", s.handleRotateToken)   // tokens.go
+	admin.GET("/projections", s.handleGetProjections)              // admin_projections.go
+	admin.POST("/projections/rebuild", s.handleRebuildProjections) // 202, runs in the background
 
 	company := e.Group("/api/v1", s.requireCompanyToken) // company.go
 	company.POST("/users", s.handleInviteUser)
@@ -122,8 +140,16 @@ func (s *Server) routes() {
 	company.DELETE("/users/:id", s.handleRemoveUser)
 	company.GET("/provisioning", s.handleProvisioning)
 	company.POST("/provisioning/deactivate", s.handleDeactivateProvisioning)
+	company.GET("/provisioning/cycles", s.handleListCycles) // provisioning_cycles.go
+	company.GET("/provisioning/cycles/:n", s.handleGetCycle)
+	company.GET("/audit/users", s.handleAuditByName(domain.KindUser, "userName")) // audit.go
+	company.GET("/audit/users/:id", s.handleAuditTimeline(domain.KindUser))
+	company.GET("/audit/users/:id/state", s.handleAuditUserState)
+	company.GET("/audit/groups", s.handleAuditByName(domain.KindGroup, "displayName"))
+	company.GET("/audit/groups/:id", s.handleAuditTimeline(domain.KindGroup))
+	company.GET("/audit/groups/:id/members", s.handleAuditGroupMembers)
 
-	scim := e.Group("/scim/v2", s.requireSCIMToken)
+	scim := e.Group("/scim/v2", s.requireSCIMToken, s.recordSCIM) // recordSCIM: provisioning_cycles.go
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)
 	scim.GET("/ResourceTypes", s.handleListResourceTypes)
 	scim.GET("/ResourceTypes/:id", s.handleGetResourceType)
@@ -225,6 +251,28 @@ func normalizePath(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// bodyLimitKey holds the body limit in force for a request, for the 413 detail.
+const bodyLimitKey = "idledger.bodyLimit"
+
+// limitBody caps the request body at n bytes: above it reading the body fails with echo's 413.
+// A route's own limit (below the server's) replaces the server's in the 413 detail.
+func limitBody(n int64) echo.MiddlewareFunc {
+	limit := middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: byteSize(n)})
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := limit(next)
+		return func(c echo.Context) error {
+			c.Set(bodyLimitKey, n)
+			return h(c)
+		}
+	}
+}
+
+// recovered turns a recovered panic into the error handleError logs (with the stack) and
+// answers as a 500. It does not wrap the panic value, so no error kind leaks out of a panic.
+func recovered(_ echo.Context, err error, stack []byte) error {
+	return fmt.Errorf("httpapi: panic: %v\n%s", err, stack)
 }
 
 func byteSize(n int64) string {

@@ -32,9 +32,11 @@ import (
 //
 // Only meta/checkpoint is left out: it says how far the file got, not what it holds. Keys are
 // JSON strings (a NUL separator shows as \u0000). A value holding a JSON object or array is
-// shown decoded, with its object keys sorted and its numbers exactly as stored; any other value
-// is shown as a JSON string. Bytes that are not UTF-8 are shown Go-quoted inside the string.
-// Dump reads one consistent snapshot; it is safe while the projector runs.
+// shown as that JSON, compacted but otherwise as stored: the projector encodes
+// deterministically (struct fields in order, map keys sorted), so equal read models store equal
+// bytes and nothing but whitespace is normalised. Any other value is shown as a JSON string;
+// bytes that are not UTF-8 are shown Go-quoted inside it. Dump reads one consistent snapshot;
+// it is safe while the projector runs.
 func (db *DB) Dump(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	err := db.view(func(tx *bolt.Tx) error {
@@ -206,15 +208,12 @@ func renderKey(k []byte) string {
 	return jsonString(k)
 }
 
-// renderValue shows a value: a JSON object or array decoded and re-encoded with sorted keys
-// (numbers kept as written), anything else as a JSON string.
+// renderValue shows a value: a JSON object or array compacted, anything else as a JSON string.
 func renderValue(v []byte) string {
 	if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
-		dec := json.NewDecoder(bytes.NewReader(v))
-		dec.UseNumber()
-		var x any
-		if dec.Decode(&x) == nil && dec.Decode(new(any)) == io.EOF {
-			return encodeJSON(x)
+		var b bytes.Buffer
+		if json.Compact(&b, v) == nil {
+			return b.String()
 		}
 	}
 	return jsonString(v)

@@ -116,7 +116,6 @@ func TestDB_Dump(t *testing.T) {
 		if first, n2, _ := projections.Diff(live, mod, 1); len(first) != 1 || n2 != 3 {
 			t.Errorf("Diff(max 1) = %d shown of %d, want 1 of 3", len(first), n2)
 		}
-		t.Logf("dump:\n%s", got)
 		if dump(t, mod) == got {
 			t.Error("a changed file dumps like the original")
 		}

@@ -54,7 +54,8 @@ type RebuildStatus struct {
 //   - Offline (Run is not running, as in `idledger projections rebuild`): the new file is
 //     built up to the log head as Rebuild found it, and swapped in the same way.
 //
-// A rebuild that fails or is cancelled removes its file and leaves the old one in service.
+// A rebuild that fails or is cancelled removes its file and leaves the old one in service. The
+// DB must stay open until Rebuild returns.
 func (p *Projector) Rebuild(ctx context.Context, progress func(done, total uint64)) error {
 	p.mu.Lock()
 	err := p.beginRebuildLocked()

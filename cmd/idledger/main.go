@@ -4,6 +4,9 @@
 // Usage:
 //
 //	idledger serve --data DIR --listen ADDR [--nats-url URL] [--base-url URL] [--demo]
+//	idledger bench [-short] [--out FILE] [--doc FILE]
+//	idledger projections rebuild|check --data DIR [--nats-url URL]
+//	idledger audit timeline|state|cycles|export|import|verify --data DIR ...
 //
 // main.go parses the command line and hands off to [Main], which owns the wiring and the
 // open/shutdown order; it holds no business logic.
@@ -37,6 +40,12 @@ const usage = `idledger — event-sourced identity store (SCIM 2.0 in, SAML out)
 
 Commands:
   serve     run the server (idledger serve --help for flags)
+  bench     measure this machine's limits, an Entra-like SCIM cycle, replay and SAML
+            on a fresh temp data dir (idledger bench -short; see docs/benchmarks.md)
+  projections rebuild|check --data DIR
+            rebuild the read models from the log, or compare them with it (server stopped)
+  audit timeline|state|cycles|export|import|verify --data DIR ...
+            a company's history offline (idledger audit help)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +56,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
+	case "projections":
+		return projectionsCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr) // audit.go
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -24,6 +24,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&m.NoSync, "no-fsync", os.Getenv("IDLEDGER_NO_FSYNC") == "1", "embedded server: acknowledge writes before fsync (faster, may lose acknowledged events on power loss)")
 	fs.BoolVar(&m.Demo, "demo", false, "create a demo company on first start and print its SCIM token (and generate an operator token if none is set)")
 	fs.Int64Var(&m.BodyLimit, "body-limit", 1<<20, "largest request body in bytes")
+	fs.Float64Var(&m.RateLimit, "rate-limit", envFloat("IDLEDGER_RATE_LIMIT", 200),
+		"requests per second per company on SCIM and /api/v1, burst twice that; above it 429 with Retry-After; 0 = no limit (env IDLEDGER_RATE_LIMIT)")
 	fs.StringVar(&m.SAMLKey, "saml-key", "", "PEM file of the SAML SP private key (RSA); with --saml-cert. Default: generated once into DIR/saml-sp.key")
 	fs.StringVar(&m.SAMLCert, "saml-cert", "", "PEM file of the SAML SP certificate; with --saml-key. Default: DIR/saml-sp.crt")
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +47,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return m.Shutdown(sctx)
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
 }
 
 func envInt(name string, def int) int {

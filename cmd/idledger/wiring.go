@@ -38,6 +38,9 @@ type Main struct {
 	BodyLimit  int64
 	Logger     *slog.Logger
 	Stdout     io.Writer
+	// RateLimit is each company's request rate per second (burst twice that); above it requests
+	// get 429 with Retry-After. Zero means no limit; `idledger serve` defaults to 200.
+	RateLimit float64
 	// Now and NewID default to the wall clock and UUIDv7; tests may inject them.
 	Now   func() time.Time
 	NewID func() string
@@ -53,6 +56,13 @@ type Main struct {
 	// SAMLKey and SAMLCert are PEM files of the SAML SP key pair; empty generates one into
 	// DataDir on first start.
 	SAMLKey, SAMLCert string
+
+	// Audit answers the audit API and tracks SCIM sync cycles (audit.go). CycleGap is the quiet
+	// time that ends a cycle (env IDLEDGER_CYCLE_GAP, default 10m); RequestRetention how long
+	// SCIM request records are kept (env IDLEDGER_REQUEST_RETENTION, default 720h).
+	Audit            *domain.Audit
+	CycleGap         time.Duration
+	RequestRetention time.Duration
 
 	listener   net.Listener
 	http       *http.Server
@@ -106,7 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Metrics = httpapi.NewMetrics()
 	m.Store, err = eventstore.Open(ctx, eventstore.Config{
 		Dir: m.DataDir, URL: m.NATSURL, Replicas: replicas, NoSync: m.NoSync, Logger: m.Logger,
-		Observer: m.Metrics,
+		Observer: m.Metrics, RequestRetention: envDuration("IDLEDGER_REQUEST_RETENTION", m.RequestRetention),
 	})
 	if err != nil {
 		return err
@@ -129,8 +139,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if base == "" {
 		base = "http://" + m.listener.Addr().String()
 	}
-	m.API = httpapi.New(httpapi.Config{BaseURL: base, AdminToken: m.AdminToken, BodyLimit: m.BodyLimit, Metrics: m.Metrics},
-		m.Service, m.DB, m.Projector, m.Logger)
+	m.API = httpapi.New(httpapi.Config{BaseURL: base, AdminToken: m.AdminToken, BodyLimit: m.BodyLimit, Metrics: m.Metrics,
+		RateLimit: m.RateLimit},
+		m.Service, m.DB, projectionAdmin{m.Projector}, m.Logger) // + /admin/v1/projections (projections.go)
+	m.Audit = &domain.Audit{Log: m.Store, History: m.Store, Requests: m.Store, Now: m.Now, NewID: m.NewID,
+		Gap: envDuration("IDLEDGER_CYCLE_GAP", m.CycleGap)}
+	m.API.SetAudit(m.Audit) // audit API, sync cycles, SCIM request records
 	// SAML SSO: the SP key pair (flags, or generated once into DIR), the shared KV buckets,
 	// one service provider per company.
 	spKeys, created, err := saml.LoadKeyPair(m.SAMLKey, m.SAMLCert, m.DataDir, m.Now())
@@ -158,7 +172,23 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.API.SetSSO(httpapi.SSOConfig{SAML: m.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: m.Now})
-	m.http = &http.Server{Handler: m.API, ReadHeaderTimeout: 10 * time.Second}
+	m.http = &http.Server{
+		Handler: m.API,
+		// Slow clients hold a goroutine and a connection each; every phase is bounded.
+		// A whole request (headers and a body of at most --body-limit, 1 MiB) must arrive
+		// within ReadTimeout: 30 s is 35 KB/s for the largest body.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// WriteTimeout runs from the end of the headers to the end of the response, so it
+		// covers the body read, the handler and the transfer. The longest legitimate answers
+		// are a write (the append plus WriteWait, 2 s, for read-your-writes) and a GET of a
+		// 100k-member group (15 MB of JSON, rendered in about 0.3 s); Entra itself gives up
+		// after 60 s. Two minutes lets that body cross a 1 Mbit/s link.
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    2 * time.Minute, // keep-alive between Entra's requests
+		MaxHeaderBytes: 64 << 10,        // a bearer token and a cookie need a few hundred bytes
+		ErrorLog:       slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
 	m.httpClosed = make(chan struct{})
 	go func() {
 		defer close(m.httpClosed)
