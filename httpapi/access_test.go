@@ -76,7 +76,7 @@ func TestAccess_AdminRequiresOperatorToken(t *testing.T) {
 // TestAccess_OtherCompanysResources: company A's token gets 404, never 403 or the resource,
 // for company B's users and groups by id on every route that takes an id, and nothing changes.
 func TestAccess_OtherCompanysResources(t *testing.T) {
-	e := newAuditEnv(t) // newTestEnv with the audit routes on (audit_test.go)
+	e := newAuditEnv(t)                  // newTestEnv with the audit routes on (audit_test.go)
 	_, tokenA := e.tenant(t, "Attacker") // stays in manual mode: its company API writes
 	tenantB, tokenB := e.tenant(t, "Victim")
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/idledger/idledger/domain"
 )
@@ -96,7 +95,7 @@ const (
 )
 
 // acsBodyLimit caps a posted SAML response; Entra's are a few KB, tens with many groups.
-var acsBodyLimit = middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "256K"})
+var acsBodyLimit = limitBody(256 << 10)
 
 func (s *Server) ssoOff() error {
 	return domain.Errorf(domain.ErrNotFound, "single sign-on is not available on this server")
