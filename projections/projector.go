@@ -287,12 +287,29 @@ func (p *Projector) Ready() error {
 	defer p.mu.Unlock()
 	switch {
 	case p.failure != nil:
-		return p.failure.Err
+		return stoppedError{seq: p.failure.Seq, err: p.failure.Err}
 	case !p.caughtUp:
 		return fmt.Errorf("projections: catching up (%d of %d)", p.checkpoint, p.target)
 	}
 	return nil
 }
+
+// stoppedError is Ready's answer once the projector has failed. Its text is safe to show on
+// the public /healthz (no internals); the cause stays reachable with errors.Is/As and is shown
+// to the operator by Status and in the log.
+type stoppedError struct {
+	seq domain.Version
+	err error
+}
+
+func (e stoppedError) Error() string {
+	if e.seq == 0 {
+		return "projections: stopped: the event log could not be read; the operator sees the cause in GET /admin/v1/projections and the server log"
+	}
+	return fmt.Sprintf("projections: stopped at seq %d: an event could not be applied; the operator sees the cause in GET /admin/v1/projections and the server log", e.seq)
+}
+
+func (e stoppedError) Unwrap() []error { return []error{ErrStopped, e.err} }
 
 // ErrStopped is returned by WaitFor when the projector has failed.
 var ErrStopped = errors.New("projections: projector stopped")

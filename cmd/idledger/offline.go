@@ -31,37 +31,59 @@ func (o *offlineFlags) register(fs *flag.FlagSet) {
 // errServerRunning is returned when a running server holds the data dir.
 var errServerRunning = errors.New("the data dir is in use: an idledger server is running on it; stop it first (or use the online admin API)")
 
-// checkNotRunning fails when a running server holds DIR: the server keeps the read-model file
-// locked for as long as it runs, so a short lock attempt tells (without changing anything).
-func checkNotRunning(dir string) error {
+// holdDataDir takes a shared lock on DIR/projections.db for as long as an offline command that
+// only reads the log runs: a running server holds it exclusively, so the command refuses to
+// start next to a server, and a server refuses to start while the command runs. nats-server
+// does not lock its store directory itself. It returns the release function.
+func holdDataDir(dir string) (func(), error) {
 	path := filepath.Join(dir, "projections.db")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
+		return func() {}, nil
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return errServerRunning
+		return nil, errServerRunning
 	}
-	if err != nil {
-		return err
-	}
-	return db.Close()
-}
-
-// openLog opens the event log of an offline command: the embedded store in DIR/nats, or an
-// external NATS. It refuses a data dir that a running server holds, and a dir without a log.
-func (o *offlineFlags) openLog(ctx context.Context, stderr io.Writer) (*eventstore.Store, error) {
-	if o.NATSURL == "" {
-		if err := checkNotRunning(o.DataDir); err != nil {
-			return nil, err
-		}
-		if _, err := os.Stat(filepath.Join(o.DataDir, "nats")); err != nil {
-			return nil, fmt.Errorf("no event log in %s (expected %s): %w", o.DataDir, filepath.Join(o.DataDir, "nats"), err)
-		}
-	}
-	s, err := eventstore.Open(ctx, eventstore.Config{Dir: o.DataDir, URL: o.NATSURL, Logger: newLogger(stderr, 8)})
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return func() { db.Close() }, nil
+}
+
+// offlineStore is the event log of an offline command; Close also releases the data dir.
+type offlineStore struct {
+	*eventstore.Store
+	release func()
+}
+
+// Close closes the log, then releases the data dir.
+func (s *offlineStore) Close() error {
+	err := s.Store.Close()
+	s.release()
+	return err
+}
+
+// openLog opens the event log of an offline command that does not write the read models: the
+// embedded store in DIR/nats, or an external NATS. It refuses a data dir that a running server
+// holds, and a dir without a log.
+func (o *offlineFlags) openLog(ctx context.Context, stderr io.Writer) (*offlineStore, error) {
+	release := func() {}
+	replicas := 1
+	if o.NATSURL == "" {
+		if _, err := os.Stat(filepath.Join(o.DataDir, "nats")); err != nil {
+			return nil, fmt.Errorf("no event log in %s (expected %s): %w", o.DataDir, filepath.Join(o.DataDir, "nats"), err)
+		}
+		var err error
+		if release, err = holdDataDir(o.DataDir); err != nil {
+			return nil, err
+		}
+	} else {
+		replicas = envInt("IDLEDGER_NATS_REPLICAS", 3) // as serve does with a URL
+	}
+	s, err := eventstore.Open(ctx, eventstore.Config{Dir: o.DataDir, URL: o.NATSURL, Replicas: replicas, Logger: newLogger(stderr, 8)})
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &offlineStore{Store: s, release: release}, nil
 }

@@ -299,13 +299,15 @@ func (m *Main) Shutdown(ctx context.Context) error {
 			m.stopProj()
 			<-m.projDone
 		}
-		if m.DB != nil {
-			if err := m.DB.Close(); err != nil {
+		// The log first: the read-model file's lock is what keeps offline commands away from
+		// the data dir, so it is released last.
+		if m.Store != nil {
+			if err := m.Store.Close(); err != nil {
 				errs = append(errs, err)
 			}
 		}
-		if m.Store != nil {
-			if err := m.Store.Close(); err != nil {
+		if m.DB != nil {
+			if err := m.DB.Close(); err != nil {
 				errs = append(errs, err)
 			}
 		}
