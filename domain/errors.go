@@ -22,6 +22,9 @@ var (
 	ErrLocked        = errors.New("managed by provisioning")
 	ErrUnauthorized  = errors.New("unauthorized")
 	ErrForbidden     = errors.New("forbidden")
+	// ErrUnavailable means the event log cannot be reached just now; the same request may
+	// succeed later (HTTP 503 with Retry-After). Nothing was written.
+	ErrUnavailable = errors.New("event log unavailable")
 )
 
 // An Error pairs a kind with a message that is safe to show an API client.

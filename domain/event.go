@@ -261,3 +261,13 @@ func DecodeData(eventType string, schema int, b []byte) (any, error) {
 	}
 	return v, nil
 }
+
+// EventTypes returns every event type this code writes with its current schema version,
+// sorted by type: the golden samples in testdata/events must cover each.
+func EventTypes() map[string]int {
+	out := make(map[string]int, len(schemas))
+	for t, s := range schemas {
+		out[t] = s.version
+	}
+	return out
+}

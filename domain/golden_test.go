@@ -50,6 +50,14 @@ func TestGoldenEventsDecode(t *testing.T) {
 			t.Errorf("no golden samples %s/%s", goldenDir, name)
 		}
 	}
+	// Every type this code writes, at its current schema, has samples: a new type or version
+	// cannot land without one (go test ./httpapi -run TestGoldenEventSamples -golden-events
+	// harvests missing ones from a real run).
+	for typ, schema := range domain.EventTypes() {
+		if name := fmt.Sprintf("%s.v%d.jsonl", typ, schema); !have[name] {
+			t.Errorf("no golden samples %s/%s for a type the code writes", goldenDir, name)
+		}
+	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			t.Parallel()

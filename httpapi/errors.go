@@ -42,7 +42,12 @@ var errorKinds = []struct {
 	{domain.ErrPrecondition, http.StatusPreconditionFailed, ""},
 	{domain.ErrUnauthorized, http.StatusUnauthorized, ""},
 	{domain.ErrForbidden, http.StatusForbidden, ""},
+	{domain.ErrUnavailable, http.StatusServiceUnavailable, ""},
 }
+
+// retryAfterUnavailable is the Retry-After (seconds) of a 503: NATS reconnects within a
+// couple of seconds once it is back.
+const retryAfterUnavailable = 5
 
 // handleError is the only place an error becomes a response. SCIM routes answer with SCIM
 // error bodies, the others with {"error","code"}. Only 5xx responses log the full error.
@@ -83,6 +88,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status >= 500 {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"status", status, "err", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	}
+	if status == http.StatusServiceUnavailable {
+		// The event log is unreachable: clients (Entra) back off and retry the same request.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
 	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idledger"`)
