@@ -38,13 +38,21 @@ type claimPayload struct {
 // b.Unique first, then b.Writes, each asserting its subject's expected last sequence. It
 // returns the sequence of the last message stored. A lost race wraps domain.ErrConflict; a
 // value held by another holder wraps domain.ErrUniqueness. A batch with nothing to write
-// returns 0. Config.Observer is told how long each call took and how it ended.
+// returns 0. If NATS cannot be reached the error wraps domain.ErrUnavailable (faults.go): a
+// batch refused while disconnected was not stored; after a timeout waiting for the ack its
+// outcome is unknown, as with any lost answer. Config.Observer is told how long each call
+// took and how it ended.
 func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, error) {
+	if err := s.connected(); err != nil {
+		return 0, err
+	}
 	if s.obs == nil {
-		return s.append(ctx, b)
+		v, err := s.append(ctx, b)
+		return v, unavailable(err)
 	}
 	start := time.Now()
 	v, err := s.append(ctx, b)
+	err = unavailable(err)
 	s.obs.Appended(time.Since(start), len(b.Writes), err)
 	return v, err
 }

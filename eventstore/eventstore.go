@@ -115,7 +115,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" {
 		s.srv, s.nc, err = startEmbedded(cfg)
 	} else {
-		s.nc, err = nats.Connect(cfg.URL, nats.Name("idledger"), nats.MaxReconnects(-1))
+		// Reconnect for ever, and buffer nothing while reconnecting: a request fails at
+		// once with domain.ErrUnavailable instead of hanging (faults.go).
+		s.nc, err = nats.Connect(cfg.URL, nats.Name("idledger"), nats.MaxReconnects(-1),
+			nats.ReconnectBufSize(-1), nats.ReconnectWait(time.Second),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil { // nil: our own Close
+					s.log.Warn("lost the connection to NATS: writes answer 503 until it is back", "err", err)
+				}
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				s.log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+			}))
 		if err != nil {
 			err = fmt.Errorf("eventstore: connect %s: %w", cfg.URL, err)
 		}

@@ -21,13 +21,16 @@ func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Ki
 	if !validToken(string(tenant)) || (kind != domain.KindTenant && !validToken(id)) {
 		return nil, 0, nil
 	}
+	if err := s.connected(); err != nil {
+		return nil, 0, err
+	}
 	subj := subject(tenant, kind, id)
 	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("eventstore: load %s: %w", subj, err)
+		return nil, 0, unavailable(fmt.Errorf("eventstore: load %s: %w", subj, err))
 	}
 	// Batched direct gets end silently when their deadline passes (orbit's RequestMany), so
 	// give them a generous one and treat a short read as an error, never as the history.
@@ -39,12 +42,12 @@ func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Ki
 		msgs, err := jetstreamext.GetBatch(ctx, s.js, StreamName, loadBatch,
 			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(subj))
 		if err != nil {
-			return nil, 0, fmt.Errorf("eventstore: load %s: %w", subj, err)
+			return nil, 0, unavailable(fmt.Errorf("eventstore: load %s: %w", subj, err))
 		}
 		n := 0
 		for m, err := range msgs {
 			if err != nil {
-				return nil, 0, fmt.Errorf("eventstore: load %s: %w", subj, err)
+				return nil, 0, unavailable(fmt.Errorf("eventstore: load %s: %w", subj, err))
 			}
 			if m.Sequence > last.Sequence {
 				break
@@ -58,8 +61,8 @@ func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Ki
 			n++
 		}
 		if n == 0 {
-			return nil, 0, fmt.Errorf("eventstore: load %s: incomplete read (through seq %d of %d): %w",
-				subj, next-1, last.Sequence, context.DeadlineExceeded)
+			return nil, 0, unavailable(fmt.Errorf("eventstore: load %s: incomplete read (through seq %d of %d): %w",
+				subj, next-1, last.Sequence, context.DeadlineExceeded))
 		}
 	}
 	return events, domain.Version(last.Sequence), nil
@@ -70,31 +73,40 @@ func (s *Store) Version(ctx context.Context, tenant domain.TenantID, kind domain
 	if !validToken(string(tenant)) || (kind != domain.KindTenant && !validToken(id)) {
 		return 0, nil
 	}
+	if err := s.connected(); err != nil {
+		return 0, err
+	}
 	subj := subject(tenant, kind, id)
 	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("eventstore: version of %s: %w", subj, err)
+		return 0, unavailable(fmt.Errorf("eventstore: version of %s: %w", subj, err))
 	}
 	return domain.Version(last.Sequence), nil
 }
 
 // Subscribe delivers every message after the given sequence through an ordered consumer.
+// Errors that mean the log could not be reached, from Subscribe or from Next, wrap
+// domain.ErrUnavailable: subscribing again from the last position applied is safe. Any other
+// error from Next is about the event at the next position (it cannot be decoded).
 func (s *Store) Subscribe(ctx context.Context, after domain.Version) (domain.Subscription, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if after > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = uint64(after) + 1
 	}
+	if err := s.connected(); err != nil {
+		return nil, err
+	}
 	cons, err := s.js.OrderedConsumer(ctx, StreamName, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: subscribe: %w", err)
+		return nil, unavailable(fmt.Errorf("eventstore: subscribe: %w", err))
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: subscribe: %w", err)
+		return nil, unavailable(fmt.Errorf("eventstore: subscribe: %w", err))
 	}
 	sub := &subscription{it: it, ch: make(chan item, 1024), done: make(chan struct{})}
 	go sub.pump()
@@ -123,7 +135,9 @@ func (s *subscription) pump() {
 		}
 		var it item
 		if err != nil {
-			it.err = fmt.Errorf("eventstore: subscription: %w", err)
+			// The consumer itself failed (connection lost, consumer gone), not an event: the
+			// reader may subscribe again from its position.
+			it.err = fmt.Errorf("%w: eventstore: subscription: %w", domain.ErrUnavailable, err)
 		} else if md, merr := m.Metadata(); merr != nil {
 			it.err = fmt.Errorf("eventstore: subscription metadata: %w", merr)
 		} else {
@@ -164,7 +178,7 @@ func (s *subscription) Next(ctx context.Context, max int) ([]domain.Event, error
 			}
 		}
 		if !ok {
-			s.failed = errors.New("eventstore: subscription closed")
+			s.failed = fmt.Errorf("%w: eventstore: subscription closed", domain.ErrUnavailable)
 			break
 		}
 		if it.err != nil {

@@ -103,9 +103,12 @@ func configDiff(got, want jetstream.StreamConfig) string {
 
 // Head returns the sequence of the last message in the stream.
 func (s *Store) Head(ctx context.Context) (domain.Version, error) {
+	if err := s.connected(); err != nil {
+		return 0, err
+	}
 	info, err := s.stream.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("eventstore: stream info: %w", err)
+		return 0, unavailable(fmt.Errorf("eventstore: stream info: %w", err))
 	}
 	return domain.Version(info.State.LastSeq), nil
 }

@@ -52,7 +52,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,6 +98,10 @@ var (
 
 // ErrLocked is returned by Open when another process holds the file.
 var ErrLocked = errors.New("projections: file is in use by another process (is an idledger server running on this data dir?)")
+
+// ErrCorrupt is returned by Open when the file is damaged (not a bbolt file, truncated, or
+// with unreadable pages). The read models can be rebuilt from the log: move the file aside.
+var ErrCorrupt = errors.New("projections: the read-model file is damaged")
 
 // DB is the read-model file. It is safe for concurrent use; Close releases it.
 //
@@ -149,8 +155,26 @@ func Open(path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-func openBolt(path string, opts Options) (*bolt.DB, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{
+// openBolt opens the file and checks what can be checked cheaply: that bbolt accepts its meta
+// pages, that it is not shorter than they say, and that every bucket's root page reads. bbolt
+// panics (or faults on a page beyond a truncated file's end) on some damage; both become
+// ErrCorrupt here rather than a crash.
+func openBolt(path string, opts Options) (b *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if b != nil {
+				b.Close()
+			}
+			b, err = nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+		}
+	}()
+	// bbolt rebuilds the free list on open in a goroutine of its own, where a page beyond
+	// the end of a truncated file is a panic nothing can recover: look before opening.
+	if err := checkMeta(path); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
+	b, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: time.Second, NoSync: opts.NoSync,
 		// The free list is rebuilt on open instead of written at every commit, whose cost
 		// would otherwise grow with the file (as etcd does).
@@ -159,10 +183,84 @@ func openBolt(path string, opts Options) (*bolt.DB, error) {
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrLocked
 	}
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
+		errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrInvalidMapping) {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("projections: open %s: %w", path, err)
 	}
+	if err := sane(b); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
 	return b, nil
+}
+
+// checkMeta reads bbolt's two meta pages (page header 16 bytes, then magic, version, page
+// size, flags, root bucket, free list, page count, txid, FNV-64a checksum, little endian on
+// every platform we build for) and checks that one is valid and that the file holds every
+// page the newest valid one counts. A missing or empty file is a new database.
+func checkMeta(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return nil // bbolt reports it with its own words
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return nil
+	}
+	meta := func(off int64) (pageSize uint32, pages, txid uint64, ok bool) {
+		var b [80]byte
+		if _, err := f.ReadAt(b[:], off); err != nil {
+			return 0, 0, 0, false
+		}
+		m := b[16:]
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if binary.LittleEndian.Uint32(m[0:]) != 0xED0CDAED || binary.LittleEndian.Uint64(m[56:]) != h.Sum64() {
+			return 0, 0, 0, false
+		}
+		return binary.LittleEndian.Uint32(m[8:]), binary.LittleEndian.Uint64(m[40:]), binary.LittleEndian.Uint64(m[48:]), true
+	}
+	ps0, pages, tx0, ok0 := meta(0)
+	off1 := int64(os.Getpagesize())
+	if ok0 {
+		off1 = int64(ps0)
+	}
+	ps1, pages1, tx1, ok1 := meta(off1)
+	ps := ps0
+	switch {
+	case !ok0 && !ok1:
+		return errors.New("no valid meta page (not a bbolt file, or overwritten)")
+	case !ok0 || (ok1 && tx1 > tx0):
+		ps, pages = ps1, pages1
+	}
+	if need := int64(pages) * int64(ps); fi.Size() < need {
+		return fmt.Errorf("file is %d bytes, its meta page counts %d pages of %d (truncated)", fi.Size(), pages, ps)
+	}
+	return nil
+}
+
+// sane reads the file size the meta page claims and every top-level bucket's first key.
+func sane(b *bolt.DB) error {
+	fi, err := os.Stat(b.Path())
+	if err != nil {
+		return err
+	}
+	return b.View(func(tx *bolt.Tx) error {
+		if size := tx.Size(); fi.Size() < size {
+			return fmt.Errorf("file is %d bytes, its meta page says %d (truncated)", fi.Size(), size)
+		}
+		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+			bk.Cursor().First()
+			return nil
+		})
+	})
 }
 
 func (db *DB) init() error {

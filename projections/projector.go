@@ -45,6 +45,7 @@ type Projector struct {
 	target     domain.Version // log head seen at start; caught up once checkpoint reaches it
 	caughtUp   bool
 	failure    *Failure        // set when the projector stopped on an event it cannot apply
+	lost       error           // set while the log cannot be reached (Run resubscribes)
 	runCtx     context.Context // Run's context while Run is running, else nil
 	rebuild    *RebuildStatus  // the current or last rebuild (nil if none)
 	changed    chan struct{}   // closed and replaced after every commit, swap or failure
@@ -154,16 +155,33 @@ func (p *Projector) Run(ctx context.Context) error {
 			"file_schema", old, "schema", SchemaVersion, "events", head)
 	}
 	p.log.Info("projector starting", "checkpoint", cp, "head", head)
-	sub, err := p.src.Subscribe(ctx, cp)
+	sub, err := p.subscribe(ctx, cp)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return p.fail(cp+1, fmt.Errorf("projections: %w", err))
 	}
-	defer sub.Close()
+	defer func() { sub.Close() }()
 	catchUp := newMeter(p.log, "projector catching up", p.progressEvery, cp)
 	for {
 		events, err := sub.Next(ctx, maxBatch)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, domain.ErrUnavailable) {
+			// The log could not be read (NATS down, connection lost): not an event's fault, so
+			// no reason to fail closed. Subscribe again from the checkpoint, with back-off.
+			sub.Close()
+			cp := p.Checkpoint()
+			p.log.Warn("projector lost its subscription: resubscribing from the checkpoint", "checkpoint", cp, "err", err)
+			if sub, err = p.subscribe(ctx, cp); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return p.fail(cp+1, fmt.Errorf("projections: %w", err))
+			}
+			continue
 		}
 		if err != nil {
 			// The subscription ends a batch before an event it cannot decode: it is the next one.
@@ -190,6 +208,38 @@ func (p *Projector) Run(ctx context.Context) error {
 				catchUp.tick(cp, target)
 			}
 		}
+	}
+}
+
+// subscribe subscribes to the log after cp, retrying with back-off (up to 5 s apart) for as
+// long as the log is unavailable; meanwhile Ready reports it. It returns another error, or
+// ctx's, at once.
+func (p *Projector) subscribe(ctx context.Context, cp domain.Version) (domain.Subscription, error) {
+	wait := 100 * time.Millisecond
+	for {
+		sub, err := p.src.Subscribe(ctx, cp)
+		if err == nil || !errors.Is(err, domain.ErrUnavailable) {
+			p.mu.Lock()
+			if err == nil && p.lost != nil {
+				p.log.Info("projector subscribed again", "checkpoint", cp)
+			}
+			p.lost = nil
+			p.mu.Unlock()
+			return sub, err
+		}
+		p.mu.Lock()
+		if p.lost == nil {
+			p.log.Warn("projector cannot reach the log: retrying", "checkpoint", cp, "err", err)
+		}
+		p.lost = err
+		p.wakeLocked()
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
 	}
 }
 
@@ -288,6 +338,8 @@ func (p *Projector) Ready() error {
 	switch {
 	case p.failure != nil:
 		return stoppedError{seq: p.failure.Seq, err: p.failure.Err}
+	case p.lost != nil:
+		return errors.New("projections: the event log is unreachable; resubscribing")
 	case !p.caughtUp:
 		return fmt.Errorf("projections: catching up (%d of %d)", p.checkpoint, p.target)
 	}
@@ -362,6 +414,8 @@ func (p *Projector) Status(ctx context.Context) Status {
 	case p.failure != nil:
 		f := *p.failure
 		s.Failure, s.Ready = &f, f.Err
+	case p.lost != nil:
+		s.Ready = fmt.Errorf("projections: the event log is unreachable; resubscribing: %w", p.lost)
 	case !p.caughtUp:
 		s.Ready = fmt.Errorf("projections: catching up (%d of %d)", p.checkpoint, p.target)
 	}

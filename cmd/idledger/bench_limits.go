@@ -184,9 +184,6 @@ func (l *benchLimits) run(ctx context.Context) error {
 	l.syncPublish(ctx, js, "fsync_c32", limFsyncC32, l.prof.Concurrency, n)
 	l.batchPublish(ctx, js, limBatch2, 2, l.prof.Concurrency, n)
 	l.batchPublish(ctx, js, limBatch100, 100, 1, 4*n)
-	if err := l.orderedRead(ctx, js, st); err != nil {
-		return err
-	}
 	l.directGet(ctx, st, subjects, 4*n)
 	path := filepath.Join(l.dir, "bolt-random.db")
 	if err := l.boltWrite(path, limBoltWrite, false, 4*n); err != nil {
@@ -387,43 +384,58 @@ func (l *benchLimits) batchPublish(ctx context.Context, js jetstream.JetStream, 
 	l.result(key, name, total, elapsed, "events/s", s["op"], "latency per batch")
 }
 
-// orderedRead reads the whole limits stream through an ordered consumer, as the projector's
-// subscription does (1000 messages pulled ahead, metadata parsed, nothing decoded).
-func (l *benchLimits) orderedRead(ctx context.Context, js jetstream.JetStream, st jetstream.Stream) error {
-	const name = "JS ordered consumer read"
+// orderedRead reads a whole stream through an ordered consumer, as the projector's
+// subscription and the audit export do (1000 messages pulled ahead, metadata parsed, nothing
+// decoded). It runs on this run's own log (benchServer.run calls it before the rebuild, with
+// the server idle), so the read limit has the log's size and payloads. A log smaller than
+// 200k messages is read up to three times and the fastest pass counts: a limit is the best
+// the machine can do, and a short pass is mostly start-up.
+func (l *benchLimits) orderedRead(ctx context.Context, js jetstream.JetStream, stream string) {
+	const name = "JS ordered consumer read (this run's log)"
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		l.failed(limConsume, name, err)
+		return
+	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return err
+		l.failed(limConsume, name, err)
+		return
 	}
 	total := int(info.State.Msgs)
-	elapsed, _, err := l.timed("limits ordered read", 1, total, func(_, n int, _ benchSamples, done *atomic.Int64) error {
-		cons, err := js.OrderedConsumer(ctx, limitStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-		if err != nil {
-			return err
-		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1000))
-		if err != nil {
-			return err
-		}
-		defer it.Stop()
-		for range n {
-			m, err := it.Next()
+	var best time.Duration
+	for pass := 0; pass < 3 && (pass == 0 || total < 200_000); pass++ {
+		elapsed, _, err := l.timed("limits ordered read", 1, total, func(_, n int, _ benchSamples, done *atomic.Int64) error {
+			cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 			if err != nil {
 				return err
 			}
-			if _, err := m.Metadata(); err != nil {
+			it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+			if err != nil {
 				return err
 			}
-			done.Add(1)
+			defer it.Stop()
+			for range n {
+				m, err := it.Next()
+				if err != nil {
+					return err
+				}
+				if _, err := m.Metadata(); err != nil {
+					return err
+				}
+				done.Add(1)
+			}
+			return nil
+		})
+		if err != nil {
+			l.failed(limConsume, name, err)
+			return
 		}
-		return nil
-	})
-	if err != nil {
-		l.failed(limConsume, name, err)
-		return nil
+		if best == 0 || elapsed < best {
+			best = elapsed
+		}
 	}
-	l.result(limConsume, name, total, elapsed, "events/s", nil, "")
-	return nil
+	l.result(limConsume, name, total, best, "events/s", nil, "fastest of up to 3 passes over the whole log; server idle")
 }
 
 // directGet reads the last message of random subjects, as every idledger write does for the

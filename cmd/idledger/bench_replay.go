@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
+	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +33,16 @@ func (s *benchServer) rebuild(ctx context.Context) *benchResult {
 		check:  func(r *benchResult) string { return benchYesNo(r.Ratio >= 0.5) },
 		Note:   "events = every message of the log (claims, sign-ins, request records included); each writes several bbolt keys"}
 	s.rss.reset()
+	if s.rep.CPUProfile != "" { // a CPU profile of the rebuild too, next to the initial cycle's
+		path := strings.TrimSuffix(s.rep.CPUProfile, ".cpu.pprof") + ".rebuild.cpu.pprof"
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				s.rep.RebuildProfile = path
+				defer pprof.StopCPUProfile()
+			}
+			defer f.Close()
+		}
+	}
 	bar := s.bar("replay rebuild", 0)
 	var total atomic.Uint64
 	start := time.Now()

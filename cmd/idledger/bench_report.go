@@ -111,20 +111,22 @@ func (r *benchResult) withLatency(ds []time.Duration) *benchResult {
 
 // benchReport is everything one run measured; it is what the JSON file holds.
 type benchReport struct {
-	Command    string         `json:"command"`
-	Durable    bool           `json:"durable"` // fsync before every acknowledgement (false with --no-fsync)
-	Profile    benchProfile   `json:"profile"`
-	Machine    benchMachine   `json:"machine"`
-	Started    time.Time      `json:"started"`
-	Seconds    float64        `json:"seconds"`
-	DataDir    string         `json:"data_dir"`
-	CPUProfile string         `json:"cpu_profile,omitempty"`
-	Payload    benchPayload   `json:"payload"`
-	Server     map[string]any `json:"server_metrics,omitempty"` // from /metrics after the initial cycle
-	Results    []*benchResult `json:"results"`
-	Errors     []string       `json:"errors,omitempty"`
-	mu         sync.Mutex     // guards Results, Errors
-	byKey      map[string]*benchResult
+	Command        string         `json:"command"`
+	Durable        bool           `json:"durable"` // fsync before every acknowledgement (false with --no-fsync)
+	Profile        benchProfile   `json:"profile"`
+	Machine        benchMachine   `json:"machine"`
+	Started        time.Time      `json:"started"`
+	Seconds        float64        `json:"seconds"`
+	DataDir        string         `json:"data_dir"`
+	CPUProfile     string         `json:"cpu_profile,omitempty"`
+	HeapProfile    string         `json:"heap_profile,omitempty"`
+	RebuildProfile string         `json:"rebuild_cpu_profile,omitempty"`
+	Payload        benchPayload   `json:"payload"`
+	Server         map[string]any `json:"server_metrics,omitempty"` // from /metrics after the initial cycle
+	Results        []*benchResult `json:"results"`
+	Errors         []string       `json:"errors,omitempty"`
+	mu             sync.Mutex     // guards Results, Errors
+	byKey          map[string]*benchResult
 }
 
 func (rep *benchReport) add(r *benchResult) *benchResult {
@@ -367,6 +369,15 @@ func (rep *benchReport) markdownSection() string {
 	if rep.CPUProfile != "" {
 		fmt.Fprintf(&b, "- **CPU profile** of the initial cycle: `%s` (`go tool pprof -top bin/idledger %s`)\n", rep.CPUProfile, rep.CPUProfile)
 	}
+	if rep.RebuildProfile != "" {
+		fmt.Fprintf(&b, "- **CPU profile** of the rebuild: `%s`\n", rep.RebuildProfile)
+	}
+	if rep.RebuildProfile != "" {
+		fmt.Fprintf(&b, "- **CPU profile** of the rebuild: `%s`\n", rep.RebuildProfile)
+	}
+	if rep.HeapProfile != "" {
+		fmt.Fprintf(&b, "- **Heap profile** after the initial cycle: `%s`\n", rep.HeapProfile)
+	}
 	b.WriteString("\n")
 	b.WriteString(rep.table())
 	if len(rep.Errors) > 0 {
@@ -499,13 +510,16 @@ func benchDiskOf(dev string) string {
 // starts a new one. Go keeps freed memory for a while, so reset first returns it to the OS.
 type benchRSS struct {
 	peak atomic.Int64 // bytes
-	stop chan struct{}
-	done chan struct{}
+	// anon and file are the anonymous and file-backed parts of the resident set when it
+	// peaked (bytes).
+	anon, file atomic.Int64
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 func startBenchRSS() *benchRSS {
 	s := &benchRSS{stop: make(chan struct{}), done: make(chan struct{})}
-	s.peak.Store(benchCurrentRSS())
+	s.observe()
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(20 * time.Millisecond)
@@ -523,19 +537,30 @@ func startBenchRSS() *benchRSS {
 }
 
 func (s *benchRSS) observe() {
-	v := benchCurrentRSS()
+	v, shared := benchCurrentRSS()
 	for {
 		p := s.peak.Load()
-		if v <= p || s.peak.CompareAndSwap(p, v) {
+		if v <= p {
+			return
+		}
+		if s.peak.CompareAndSwap(p, v) {
+			s.anon.Store(v - shared)
+			s.file.Store(shared)
 			return
 		}
 	}
 }
 
+// peakParts returns the anonymous and file-backed parts of the peak since the last reset.
+func (s *benchRSS) peakParts() (anonMiB, fileMiB float64) {
+	return float64(s.anon.Load()) / (1 << 20), float64(s.file.Load()) / (1 << 20)
+}
+
 // reset returns freed memory to the OS and starts a new peak from the current resident set.
 func (s *benchRSS) reset() {
 	debug.FreeOSMemory()
-	s.peak.Store(benchCurrentRSS())
+	s.peak.Store(0)
+	s.observe()
 }
 
 // peakMiB returns the peak since the last reset.
@@ -549,18 +574,20 @@ func (s *benchRSS) close() {
 	<-s.done
 }
 
-// benchCurrentRSS reads the resident set size from /proc/self/statm (0 where there is none).
-func benchCurrentRSS() int64 {
+// benchCurrentRSS reads the resident set size and its file-backed (and shared) part from
+// /proc/self/statm (0 where there is none).
+func benchCurrentRSS() (rss, shared int64) {
 	f, err := os.Open("/proc/self/statm")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer f.Close()
-	var size, rss int64
-	if _, err := fmt.Fscan(bufio.NewReader(f), &size, &rss); err != nil {
-		return 0
+	var size int64
+	if _, err := fmt.Fscan(bufio.NewReader(f), &size, &rss, &shared); err != nil {
+		return 0, 0
 	}
-	return rss * int64(os.Getpagesize())
+	page := int64(os.Getpagesize())
+	return rss * page, shared * page
 }
 
 // benchHWMMiB returns the process's lifetime peak resident set (VmHWM).

@@ -251,16 +251,6 @@ type benchStep struct {
 	Requests int
 }
 
-func (s benchStep) writes() int {
-	n := 0
-	for op, ds := range s.Samples {
-		if benchIsWrite(op) {
-			n += len(ds)
-		}
-	}
-	return n
-}
-
 // parallel runs job(0..n-1) on the cycle's workers. It stops handing out jobs after 20
 // failures and returns the first few.
 func (cy *benchCycle) parallel(ctx context.Context, label string, n int, job func(i int, s benchSamples) error) (benchStep, error) {

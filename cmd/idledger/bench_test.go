@@ -76,7 +76,7 @@ func TestBench_Tiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<!-- bench:tiny:begin -->", "| measure", "durable SCIM writes", cfg.Command} {
+	for _, want := range []string{"<!-- bench:tiny:begin -->", "| measure", "durable writes: manager PATCH step", cfg.Command} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("document lacks %q", want)
 		}

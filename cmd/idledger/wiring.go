@@ -103,9 +103,21 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	// The read-model file first: its lock tells us at once if another server uses this dir.
-	db, err := projections.Open(filepath.Join(m.DataDir, "projections.db"), projections.Options{})
+	dbPath := filepath.Join(m.DataDir, "projections.db")
+	db, err := projections.Open(dbPath, projections.Options{})
+	if errors.Is(err, projections.ErrCorrupt) {
+		// The read models are derived data: keep the damaged file for a post-mortem and
+		// rebuild them from the log.
+		aside := dbPath + ".corrupt-" + m.Now().UTC().Format("20060102T150405Z")
+		if rerr := os.Rename(dbPath, aside); rerr != nil {
+			return fmt.Errorf("%w; moving it aside: %w", err, rerr)
+		}
+		m.Logger.Warn("projections.db is damaged: moved it aside, rebuilding the read models from the log",
+			"err", err, "moved_to", aside)
+		db, err = projections.Open(dbPath, projections.Options{})
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("data dir %s: %w", m.DataDir, err)
 	}
 	m.DB = db
 	replicas := m.Replicas
