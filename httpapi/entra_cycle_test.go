@@ -8,17 +8,21 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idledger/idledger/projections"
 )
 
 const (
@@ -695,6 +699,36 @@ func TestEntraFullCycle(t *testing.T) {
 	errs.stop(t, "incremental cycle: new hires")
 
 	ecVerify(t, c, m)
+	checkProjections(t, e)
+}
+
+// checkProjections is `idledger projections check` on a live env: the log replayed into a
+// fresh file must give exactly the read models the projector built.
+func checkProjections(t *testing.T, e *testEnv) {
+	t.Helper()
+	ctx := context.Background()
+	head, err := e.Store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Projector.WaitFor(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := projections.Open(filepath.Join(t.TempDir(), "replay.db"), projections.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := projections.Replay(ctx, fresh, e.Store, head, nil); err != nil {
+		t.Fatal(err)
+	}
+	diffs, n, err := projections.Diff(e.DB, fresh, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("projections check after the cycle: %d rows differ from a replay of the log, first: %+v", n, diffs)
+	}
 }
 
 func containsInt(s []int, v int) bool {

@@ -5,23 +5,27 @@ package main
 //
 //  1. this machine's limits with the same payloads and concurrency (bench_limits.go): raw
 //     JetStream appends asserting the subject sequence (fsync each, at concurrency 1 and 32;
-//     atomic batches), a raw ordered-consumer read, raw direct gets, raw bbolt writes and gets;
-//  2. Entra's initial cycle through real HTTP against a real server (Main, durable: fsync
-//     before every acknowledgement), and the same requests against an in-memory SCIM server,
-//     the baseline (bench_scim.go, bench_memscim.go); a CPU profile of the initial cycle is
-//     written next to the JSON results;
+//     atomic batches of 2 and 100), a raw ordered-consumer read of this run's log, raw direct
+//     gets, raw bbolt writes (fsync per transaction or not) and gets, the disk's fsync rate;
+//  2. Entra's initial cycle through real HTTP against a real server (bench_server.go: Main,
+//     durable: fsync before every acknowledgement; bench_scim.go: the client), and the same
+//     requests against an in-memory SCIM server, the baseline (bench_memscim.go); CPU and heap
+//     profiles of the initial cycle are written next to the JSON results;
 //  3. an incremental cycle;
-//  4. the projection rebuild from sequence 1; audit export and asOf queries when they exist
+//  4. asOf queries, the audit export and the projection rebuild from sequence 1
 //     (bench_replay.go);
 //  5. SAML: the login lookup alone and the full ACS (bench_saml.go);
 //
-// and prints one table: throughput, p50/p95/p99 latency, peak resident set and the ratio to
-// the matching limit of (1), with the issue's targets. Results go to a JSON file, and the
-// table, the machine and the command to docs/benchmarks.md (the profile's section only).
+// and prints one table (bench_report.go): throughput, p50/p95/p99 latency, peak resident set
+// and the ratio to the matching limit of (1), with the issue's targets. Results go to a JSON
+// file, and the table, the machine and the command to docs/benchmarks.md (the profile's
+// section only; the notes around it are kept).
 //
-// The load generator runs in the same process as the server (as in `Main` tests), so both
+// The load generator runs in the same process as the server (as `Main` tests do), so both
 // share the CPUs and the resident-set figures include the client; the in-memory baseline
-// runs with the same client under the same conditions.
+// runs with the same client under the same conditions. Execution order: baseline, server
+// sections, then limits (they publish payloads sampled from the server's log); the table
+// is ordered by section.
 
 import (
 	"context"
