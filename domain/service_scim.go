@@ -12,8 +12,22 @@ import (
 // below NATS' 1 MB message limit (event-model.md §2.2).
 const memberChunk = 5000
 
-// loadUser folds a user from its events; a missing or deleted user is ErrNotFound.
+// loadUser returns a user's state as of the log; a missing or deleted user is ErrNotFound.
+// The read model holds the same fold of the same events: when its row is at the log's version
+// for this user (one direct get), it is used as is; otherwise the events are replayed.
 func (s *Service) loadUser(ctx context.Context, tenant TenantID, id UserID) (User, error) {
+	if s.Read != nil {
+		v, err := s.Log.Version(ctx, tenant, KindUser, string(id))
+		if err != nil {
+			return User{}, err
+		}
+		if v == 0 {
+			return User{}, Errorf(ErrNotFound, "User %s not found", id)
+		}
+		if u, err := s.Read.FindUser(ctx, tenant, id); err == nil && u.Version == v {
+			return u, nil
+		}
+	}
 	events, _, err := s.Log.Load(ctx, tenant, KindUser, string(id))
 	if err != nil {
 		return User{}, err

@@ -36,11 +36,16 @@ func (s *benchServer) rebuild(ctx context.Context) *benchResult {
 	if s.rep.CPUProfile != "" { // a CPU profile of the rebuild too, next to the initial cycle's
 		path := strings.TrimSuffix(s.rep.CPUProfile, ".cpu.pprof") + ".rebuild.cpu.pprof"
 		if f, err := os.Create(path); err == nil {
-			if pprof.StartCPUProfile(f) == nil {
+			started := pprof.StartCPUProfile(f) == nil
+			if started {
 				s.rep.RebuildProfile = path
-				defer pprof.StopCPUProfile()
 			}
-			defer f.Close()
+			defer func() {
+				if started {
+					pprof.StopCPUProfile()
+				}
+				f.Close()
+			}()
 		}
 	}
 	bar := s.bar("replay rebuild", 0)
