@@ -217,6 +217,8 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 	if err != nil {
 		rep.fail("server", err)
 	}
+	rss.reset()
+	rep.AfterServerMiB = rss.peakMiB()
 
 	// 1: the limits, last so they can move the payloads the product wrote.
 	if ctx.Err() == nil {

@@ -111,16 +111,19 @@ func (r *benchResult) withLatency(ds []time.Duration) *benchResult {
 
 // benchReport is everything one run measured; it is what the JSON file holds.
 type benchReport struct {
-	Command        string         `json:"command"`
-	Durable        bool           `json:"durable"` // fsync before every acknowledgement (false with --no-fsync)
-	Profile        benchProfile   `json:"profile"`
-	Machine        benchMachine   `json:"machine"`
-	Started        time.Time      `json:"started"`
-	Seconds        float64        `json:"seconds"`
-	DataDir        string         `json:"data_dir"`
-	CPUProfile     string         `json:"cpu_profile,omitempty"`
-	HeapProfile    string         `json:"heap_profile,omitempty"`
-	RebuildProfile string         `json:"rebuild_cpu_profile,omitempty"`
+	Command        string       `json:"command"`
+	Durable        bool         `json:"durable"` // fsync before every acknowledgement (false with --no-fsync)
+	Profile        benchProfile `json:"profile"`
+	Machine        benchMachine `json:"machine"`
+	Started        time.Time    `json:"started"`
+	Seconds        float64      `json:"seconds"`
+	DataDir        string       `json:"data_dir"`
+	CPUProfile     string       `json:"cpu_profile,omitempty"`
+	HeapProfile    string       `json:"heap_profile,omitempty"`
+	RebuildProfile string       `json:"rebuild_cpu_profile,omitempty"`
+	// AfterServerMiB is the resident set once the server has shut down (what the limits
+	// start from).
+	AfterServerMiB float64        `json:"rss_after_server_mib,omitempty"`
 	Payload        benchPayload   `json:"payload"`
 	Server         map[string]any `json:"server_metrics,omitempty"` // from /metrics after the initial cycle
 	Results        []*benchResult `json:"results"`
