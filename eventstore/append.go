@@ -99,6 +99,7 @@ func (s *Store) append(ctx context.Context, b domain.Batch) (domain.Version, err
 	lastID := last.Header.Get(hdrMsgID)
 	seq, err := s.publish(ctx, msgs)
 	if err == nil {
+		s.rememberHashes(msgs, seq)
 		return domain.Version(seq), nil
 	}
 	// An earlier attempt of this very batch may have been stored (a retry after a lost ack):

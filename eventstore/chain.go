@@ -69,9 +69,12 @@ func (s *Store) chain(ctx context.Context, msgs []*nats.Msg) error {
 		case m.Header.Get(jetstream.ExpectedLastSubjSeqHeader) != "":
 			seq := m.Header.Get(jetstream.ExpectedLastSubjSeqHeader)
 			if seq != "0" {
-				h, err := s.hashAt(ctx, seq)
-				if err != nil {
-					return err
+				h, ok := s.cachedHash(m.Subject, seq)
+				if !ok {
+					var err error
+					if h, err = s.hashAt(ctx, seq); err != nil {
+						return err
+					}
 				}
 				prev = h
 			}
@@ -88,6 +91,40 @@ func (s *Store) chain(ctx context.Context, msgs []*nats.Msg) error {
 		last[m.Subject] = h
 	}
 	return nil
+}
+
+// hashCacheSize bounds the cache of each subject's last (sequence, hash): enough for every
+// aggregate a busy process touches between two of its writes; past it the cache starts over.
+const hashCacheSize = 100_000
+
+type lastHash struct {
+	seq  uint64
+	hash string
+}
+
+// cachedHash returns the hash this process stored last on subj if that message is the one at
+// seq (a decimal), saving the direct get of hashAt on the common path.
+func (s *Store) cachedHash(subj, seq string) (string, bool) {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	e, ok := s.hashes[subj]
+	if !ok || fmt.Sprint(e.seq) != seq {
+		return "", false
+	}
+	return e.hash, true
+}
+
+// rememberHashes records the hashes of a request's messages once stored; their sequences are
+// consecutive and end at last.
+func (s *Store) rememberHashes(msgs []*nats.Msg, last uint64) {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	if s.hashes == nil || len(s.hashes)+len(msgs) > hashCacheSize {
+		s.hashes = make(map[string]lastHash)
+	}
+	for i, m := range msgs {
+		s.hashes[m.Subject] = lastHash{seq: last - uint64(len(msgs)-1-i), hash: m.Header.Get(hdrHash)}
+	}
 }
 
 // hashAt returns the Idl-Hash of the message at a stream sequence.

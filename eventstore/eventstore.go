@@ -77,6 +77,9 @@ type Store struct {
 	log *slog.Logger
 	obs domain.Observer // nil measures nothing
 
+	hashMu sync.Mutex          // guards hashes
+	hashes map[string]lastHash // subject → last (sequence, hash) this process stored (chain.go)
+
 	commits     chan commitReq // Append calls waiting for the committer (commit.go)
 	closed      chan struct{}  // closed by Close
 	committerWG sync.WaitGroup
