@@ -12,10 +12,17 @@ import (
 // below NATS' 1 MB message limit (event-model.md §2.2).
 const memberChunk = 5000
 
-// loadUser returns a user's state as of the log; a missing or deleted user is ErrNotFound.
-// The read model holds the same fold of the same events: when its row is at the log's version
-// for this user (one direct get), it is used as is; otherwise the events are replayed.
-func (s *Service) loadUser(ctx context.Context, tenant TenantID, id UserID) (User, error) {
+// loadUser returns a user's state to decide on; a missing or deleted user is ErrNotFound.
+// The read model holds the same fold of the same events. With optimistic set (a first attempt
+// without If-Match) its row is used as it is: if it is behind the log, the append's expected
+// version fails and the retry comes back here authoritatively. Otherwise the row is used when it
+// is at the log's version for this user (one direct get), else the events are replayed.
+func (s *Service) loadUser(ctx context.Context, tenant TenantID, id UserID, optimistic bool) (User, error) {
+	if optimistic && s.Read != nil {
+		if u, err := s.Read.FindUser(ctx, tenant, id); err == nil {
+			return u, nil
+		}
+	}
 	if s.Read != nil {
 		v, err := s.Log.Version(ctx, tenant, KindUser, string(id))
 		if err != nil {
@@ -96,8 +103,10 @@ func (s *Service) changeUser(ctx context.Context, tenant TenantID, id UserID, if
 		u       User
 		changed bool
 	}
+	attempt := 0
 	r, err := retry(ifMatch, func() (result, error) {
-		u, err := s.loadUser(ctx, tenant, id)
+		u, err := s.loadUser(ctx, tenant, id, attempt == 0 && ifMatch == nil)
+		attempt++
 		if err != nil {
 			return result{}, err
 		}
@@ -156,8 +165,10 @@ func (s *Service) changeUser(ctx context.Context, tenant TenantID, id UserID, if
 func (s *Service) DeleteUser(ctx context.Context, tenant TenantID, id UserID, ifMatch *Version) (Version, error) {
 	unlock := s.lock(tenant, KindUser, string(id))
 	defer unlock()
+	attempt := 0
 	return retry(ifMatch, func() (Version, error) {
-		u, err := s.loadUser(ctx, tenant, id)
+		u, err := s.loadUser(ctx, tenant, id, attempt == 0 && ifMatch == nil)
+		attempt++
 		if err != nil {
 			return 0, err
 		}

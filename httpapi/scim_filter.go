@@ -56,7 +56,33 @@ func parseFilter(raw string) (domain.Filter, error) {
 	if len(raw) > maxFilterLen {
 		return nil, domain.Errorf(domain.ErrInvalidFilter, "filter is longer than %d bytes", maxFilterLen)
 	}
+	if f, ok := simpleEq(raw); ok {
+		return f, nil
+	}
 	return parseFilterText(raw, false, maxFilterDepth)
+}
+
+// simpleEqRE matches the filter almost every Entra request carries: `attr eq "value"` or
+// `attr.sub eq "value"` (no URN, no brackets).
+var simpleEqRE = regexp.MustCompile(`^ *([A-Za-z][A-Za-z0-9_-]*)(?:\.([A-Za-z$][A-Za-z0-9_$-]*))? +(?i:eq) +("(?:[^"\\]|\\.)*") *$`)
+
+// simpleEq parses `attr eq "value"` without the general parser, which dominates the cost of
+// a match query (bench: 91% of the list handler). It gives exactly what parseFilterText gives
+// for these filters (TestSimpleEqMatchesParser) and declines everything else.
+func simpleEq(raw string) (domain.Filter, bool) {
+	m := simpleEqRE.FindStringSubmatch(raw)
+	if m == nil {
+		return nil, false
+	}
+	switch strings.ToLower(m[1]) {
+	case "and", "or", "not":
+		return nil, false
+	}
+	var v string
+	if err := json.Unmarshal([]byte(m[3]), &v); err != nil {
+		return nil, false
+	}
+	return domain.CompareFilter{Path: domain.AttrPath{Attr: m[1], Sub: m[2]}, Op: domain.OpEq, Value: v}, true
 }
 
 // parseFilterText parses s. nested is set inside a value filter, where brackets cannot

@@ -612,3 +612,39 @@ func FuzzParsePatchPath(f *testing.F) {
 		checkPatchPathRoundTrip(t, raw)
 	})
 }
+
+// TestSimpleEqMatchesParser: the fast path for `attr eq "value"` yields exactly the general
+// parser's AST, and declines what it does not cover.
+func TestSimpleEqMatchesParser(t *testing.T) {
+	for _, raw := range []string{
+		`userName eq "Ada.Lovelace@contoso.com"`,
+		`externalId eq "ada"`,
+		`displayName eq "Payroll Admins"`,
+		`emails.value eq "ada@contoso.com"`,
+		`id EQ "5e0c1a2b-7d34-4f0e-9a61-2b8c3d4e5f60"`,
+		`  userName   eq   "with \"quotes\" and \\ and \u00e9"  `,
+		`title eq ""`,
+	} {
+		fast, ok := simpleEq(raw)
+		if !ok {
+			t.Errorf("simpleEq(%q) declined", raw)
+			continue
+		}
+		slow, err := parseFilterText(raw, false, maxFilterDepth)
+		if err != nil {
+			t.Fatalf("parseFilterText(%q): %v", raw, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Errorf("simpleEq(%q) = %#v, parser = %#v", raw, fast, slow)
+		}
+	}
+	for _, raw := range []string{
+		`userName eq "a" and active eq true`, `emails[type eq "work"].value eq "x"`,
+		`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x"`, `externalId eq ada`,
+		`userName ne "x"`, `and eq "x"`, `userName eq "unterminated`,
+	} {
+		if f, ok := simpleEq(raw); ok {
+			t.Errorf("simpleEq(%q) = %v, want declined", raw, f)
+		}
+	}
+}
