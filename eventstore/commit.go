@@ -136,26 +136,21 @@ func subjectsOf(msgs []*nats.Msg, into map[string]bool) map[string]bool {
 
 // commitGroup publishes a group of requests, combined when there are several.
 func (s *Store) commitGroup(group []commitReq) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	total := 0
 	for _, r := range group {
 		total += len(r.msgs)
 	}
-	if len(group) > 1 && total < minCombined {
-		var wg sync.WaitGroup
-		for _, r := range group {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				seq, err := s.publishOne(ctx, r.msgs)
-				r.done <- commitRes{seq: seq, err: err}
-			}()
-		}
-		wg.Wait()
+	if len(group) == 1 || total < minCombined {
+		s.publishEach(group)
 		return
 	}
-	if len(group) > 1 {
+	// A bounded wait: while a cluster elects a new leader a publish may get no answer, and a
+	// committer must not hold every waiting request for long (they fall back, then fail fast
+	// as unavailable). A combined batch that did land meanwhile is found again by its message
+	// ids when the requests are published on their own.
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	{
 		var all []*nats.Msg
 		for _, r := range group {
 			all = append(all, r.msgs...)
@@ -174,10 +169,27 @@ func (s *Store) commitGroup(group []commitReq) {
 			clearBatchHeaders(m)
 		}
 	}
+	s.publishEach(group)
+}
+
+// commitTimeout bounds one publish of the committer.
+const commitTimeout = 5 * time.Second
+
+// publishEach publishes each request of a group on its own, side by side (their subjects are
+// distinct), each within commitTimeout.
+func (s *Store) publishEach(group []commitReq) {
+	var wg sync.WaitGroup
 	for _, r := range group {
-		seq, err := s.publishOne(ctx, r.msgs)
-		r.done <- commitRes{seq: seq, err: err}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+			defer cancel()
+			seq, err := s.publishOne(ctx, r.msgs)
+			r.done <- commitRes{seq: seq, err: err}
+		}()
 	}
+	wg.Wait()
 }
 
 // publishOne publishes one request's messages: a plain publish for one message (atomic, and
