@@ -2,11 +2,13 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
@@ -202,15 +204,39 @@ func (s *Store) publishOne(ctx context.Context, msgs []*nats.Msg) (uint64, error
 		}
 		return ack.Sequence, nil
 	}
-	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs)
-	if err != nil {
+	// The server keeps at most 50 atomic batches open per stream: take a slot, and treat "too
+	// many in flight" (other processes share the limit) as a reason to try again shortly.
+	select {
+	case s.batchSlots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-s.batchSlots }()
+	for attempt := 0; ; attempt++ {
+		ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs)
 		for _, m := range msgs {
 			clearBatchHeaders(m)
 		}
-		return 0, err
+		var apiErr *jetstream.APIError
+		if err != nil && attempt < 8 && errors.As(err, &apiErr) &&
+			(apiErr.ErrorCode == jetstreamext.JSErrCodeAtomicPublishTooManyInflight || apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishTooManyInflight) {
+			select {
+			case <-time.After(time.Duration(5<<attempt) * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+		return ack.Sequence, nil
 	}
-	return ack.Sequence, nil
 }
+
+// maxOpenBatches bounds this process's atomic batches in flight (the server allows 50 per
+// stream).
+const maxOpenBatches = 16
 
 // clearBatchHeaders removes the headers a batch publish added, so the message can be
 // published again on its own.

@@ -81,6 +81,7 @@ type Store struct {
 	hashes map[string]lastHash // subject → last (sequence, hash) this process stored (chain.go)
 
 	commits     chan commitReq // Append calls waiting for the committer (commit.go)
+	batchSlots  chan struct{}  // one token per atomic batch in flight (commit.go)
 	closed      chan struct{}  // closed by Close
 	committerWG sync.WaitGroup
 	closeOnce   sync.Once
@@ -106,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.DuplicateWindow = 2 * time.Minute
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, claimSecret: make(map[string][]byte),
-		commits: make(chan commitReq, 256), closed: make(chan struct{})}
+		commits: make(chan commitReq, 256), closed: make(chan struct{}), batchSlots: make(chan struct{}, maxOpenBatches)}
 	for range committers {
 		s.committerWG.Add(1)
 		go s.committer()
