@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idledger/idledger/domain"
-	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
-	"github.com/idledger/idledger/projections"
 )
 
 var _ httpapi.Auditor = (*domain.Audit)(nil)
@@ -27,34 +23,9 @@ var _ httpapi.Auditor = (*domain.Audit)(nil)
 // the audit routes, on the test clock.
 func newAuditEnv(tb testing.TB) *testEnv {
 	tb.Helper()
-	dir := tb.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := projections.Open(filepath.Join(dir, "projections.db"), projections.Options{NoSync: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	proj := projections.NewProjector(db, store, nil)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = proj.Run(ctx) }()
-	clock := &testClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
-	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	svc := &domain.Service{Log: store, Read: db, Sync: proj.WaitFor, Now: clock.Now, NewID: newID}
-	srv := httptest.NewServer(nil)
-	api := httpapi.New(httpapi.Config{BaseURL: srv.URL, AdminToken: testAdminToken}, svc, db, proj, nil)
-	api.SetAudit(&domain.Audit{Log: store, History: store, Requests: store, Now: clock.Now, NewID: newID})
-	srv.Config.Handler = api
-	tb.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		db.Close()
-		store.Close()
-	})
-	return &testEnv{URL: srv.URL, Store: store, DB: db, Projector: proj, Service: svc, Clock: clock}
+	return buildTestEnv(tb, envOptions{noSync: true, configure: func(_ testing.TB, _ context.Context, api *httpapi.Server, e *testEnv) {
+		api.SetAudit(&domain.Audit{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID})
+	}})
 }
 
 const entraUA = "Microsoft.Identity.ProvisioningService/1.0 (test)"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -65,10 +66,27 @@ func newDurableTestEnv(tb testing.TB) *testEnv {
 }
 
 func startTestEnv(tb testing.TB, noSync bool) *testEnv {
+	return buildTestEnv(tb, envOptions{noSync: noSync})
+}
+
+// envOptions vary the test server: the log's fsync, the public base URL ("" = the test
+// server's own), the server log, and configure, called with the API and the env before the
+// first request (to wire SSO or audit as cmd/idledger does).
+type envOptions struct {
+	noSync    bool
+	base      string
+	logger    *slog.Logger
+	configure func(tb testing.TB, ctx context.Context, api *httpapi.Server, e *testEnv)
+}
+
+// buildTestEnv starts the server every httpapi test uses: embedded JetStream and a bbolt file
+// in a temp dir, the projector running, and the echo router behind httptest; all of it closes
+// when the test ends, after bbolt's consistency check.
+func buildTestEnv(tb testing.TB, o envOptions) *testEnv {
 	tb.Helper()
 	dir := tb.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: noSync})
+	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: o.noSync})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -82,7 +100,16 @@ func startTestEnv(tb testing.TB, noSync bool) *testEnv {
 	clock := &testClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
 	svc := &domain.Service{Log: store, Read: db, Sync: proj.WaitFor, Now: clock.Now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }}
 	srv := httptest.NewServer(nil)
-	srv.Config.Handler = httpapi.New(httpapi.Config{BaseURL: srv.URL, AdminToken: testAdminToken}, svc, db, proj, nil)
+	base := o.base
+	if base == "" {
+		base = srv.URL
+	}
+	api := httpapi.New(httpapi.Config{BaseURL: base, AdminToken: testAdminToken}, svc, db, proj, o.logger)
+	e := &testEnv{URL: srv.URL, Store: store, DB: db, Projector: proj, Service: svc, Clock: clock}
+	if o.configure != nil {
+		o.configure(tb, ctx, api, e)
+	}
+	srv.Config.Handler = api
 	tb.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -93,7 +120,7 @@ func startTestEnv(tb testing.TB, noSync bool) *testEnv {
 		db.Close()
 		store.Close()
 	})
-	return &testEnv{URL: srv.URL, Store: store, DB: db, Projector: proj, Service: svc, Clock: clock}
+	return e
 }
 
 // tenant creates a company through the operator API and returns its id and SCIM token.

@@ -10,9 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +22,6 @@ import (
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
-	"github.com/idledger/idledger/projections"
 	"github.com/idledger/idledger/saml"
 	"github.com/idledger/idledger/saml/samltest"
 )
@@ -65,65 +62,38 @@ func newSSOEnv(tb testing.TB) *ssoEnv {
 // as an https one behind a TLS-terminating proxy.
 func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 	tb.Helper()
-	dir := tb.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := eventstore.Open(ctx, eventstore.Config{Dir: dir, NoSync: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := projections.Open(filepath.Join(dir, "projections.db"), projections.Options{NoSync: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	proj := projections.NewProjector(db, store, nil)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = proj.Run(ctx) }()
-	clock := &testClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
-	svc := &domain.Service{Log: store, Read: db, Sync: proj.WaitFor, Now: clock.Now,
-		NewID: func() string { return uuid.Must(uuid.NewV7()).String() }}
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	srv := httptest.NewServer(nil)
-	if base == "" {
-		base = srv.URL
-	}
-	api := httpapi.New(httpapi.Config{BaseURL: base, AdminToken: testAdminToken}, svc, db, proj, logger)
-
-	key, cert := samltest.KeyPair(tb, "sp")
-	records := func(bucket string, maxAge time.Duration) *eventstore.Records {
-		r, err := store.OpenRecords(ctx, bucket, bucket, maxAge)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return r
-	}
-	sp, err := saml.New(saml.Config{
-		BaseURL: base, KeyPair: saml.KeyPair{Key: key, Certificate: cert}, Reader: db, Log: store,
-		Requests:   records(eventstore.BucketSAMLRequests, 15*time.Minute),
-		Assertions: records(eventstore.BucketSAMLAssertions, 15*time.Minute),
-		Now:        clock.Now,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	api.SetSSO(httpapi.SSOConfig{SAML: sp, Sessions: records(eventstore.BucketSessions, 12*time.Hour), Now: clock.Now})
-	srv.Config.Handler = api
-	tb.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		if err := db.Check(); err != nil {
-			tb.Errorf("bbolt check: %v", err)
-		}
-		db.Close()
-		store.Close()
-	})
+	e := buildTestEnv(tb, envOptions{noSync: true, base: base, logger: slog.New(slog.NewTextHandler(logs, nil)),
+		configure: func(tb testing.TB, ctx context.Context, api *httpapi.Server, e *testEnv) {
+			base := base
+			if base == "" {
+				base = e.URL
+			}
+			key, cert := samltest.KeyPair(tb, "sp")
+			records := func(bucket string, maxAge time.Duration) *eventstore.Records {
+				r, err := e.Store.OpenRecords(ctx, bucket, bucket, maxAge)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				return r
+			}
+			sp, err := saml.New(saml.Config{
+				BaseURL: base, KeyPair: saml.KeyPair{Key: key, Certificate: cert}, Reader: e.DB, Log: e.Store,
+				Requests:   records(eventstore.BucketSAMLRequests, 15*time.Minute),
+				Assertions: records(eventstore.BucketSAMLAssertions, 15*time.Minute),
+				Now:        e.Clock.Now,
+			})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			api.SetSSO(httpapi.SSOConfig{SAML: sp, Sessions: records(eventstore.BucketSessions, 12*time.Hour), Now: e.Clock.Now})
+		}})
 	return &ssoEnv{
-		testEnv: &testEnv{URL: srv.URL, Store: store, DB: db, Projector: proj, Service: svc, Clock: clock},
+		testEnv: e,
 		log:     logs,
 		idps: map[string]*samltest.IDP{
-			samltest.Entra: samltest.New(tb, samltest.Entra, clock.Now),
-			samltest.Other: samltest.New(tb, samltest.Other, clock.Now),
+			samltest.Entra: samltest.New(tb, samltest.Entra, e.Clock.Now),
+			samltest.Other: samltest.New(tb, samltest.Other, e.Clock.Now),
 		},
 	}
 }

@@ -88,7 +88,7 @@ type benchResult struct {
 	Target    string  `json:"target,omitempty"`
 	Met       string  `json:"met,omitempty"` // yes, no, or a qualified answer
 	Note      string  `json:"note,omitempty"`
-	// NotMeasured says why a figure has no value ("not implemented yet", an error).
+	// NotMeasured says why a figure has no value (a part it needs is missing, or an error).
 	NotMeasured string `json:"not_measured,omitempty"`
 	// check decides Met once ratios are known; nil leaves Met as set.
 	check func(r *benchResult) string
