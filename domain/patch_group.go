@@ -153,7 +153,7 @@ func applyGroupPath(work map[string]any, op, text string, f Filter, elemSub stri
 		s = rest
 	}
 	if hasPrefixFold(s, "urn:") {
-		ext, rest, err := splitGroupURN(work, s)
+		ext, rest, err := splitExtensionURN(sortedKeys(work), "Group", s)
 		if err != nil {
 			return nil, err
 		}
@@ -180,35 +180,6 @@ func applyGroupPath(work map[string]any, op, text string, f Filter, elemSub stri
 		return nil, setGroupString(work, op, groupAttrName(strings.ToLower(name)), value)
 	}
 	return nil, nil // unknown attributes are ignored
-}
-
-// splitGroupURN splits an extension path of a group into the URN and the attribute path: an
-// extension already stored wins, then a last segment "Group" ends the URN, and failing that the
-// last colon separates the attribute.
-func splitGroupURN(work map[string]any, s string) (string, string, error) {
-	best := ""
-	for _, k := range sortedKeys(work) {
-		if hasPrefixFold(k, "urn:") && len(k) > len(best) {
-			if _, ok := cutURN(s, k); ok {
-				best = k
-			}
-		}
-	}
-	if best != "" {
-		rest, _ := cutURN(s, best)
-		return best, rest, nil
-	}
-	i := strings.LastIndexByte(s, ':')
-	seg := s[i+1:]
-	switch {
-	case strings.EqualFold(seg, "Group"):
-		return s, "", nil
-	case hasPrefixFold(seg, "Group."):
-		return s[:i+6], seg[6:], nil
-	case seg == "" || i <= len("urn:"):
-		return "", "", Errorf(ErrInvalidPath, "invalid path %q", s)
-	}
-	return s[:i], seg, nil
 }
 
 // setGroupString sets or clears displayName or externalId.

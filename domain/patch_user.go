@@ -185,7 +185,7 @@ func resolveUserPath(work map[string]any, schemas []string, text string) (userTa
 		return resolveAttr(t, SchemaEnterpriseUser, EnterpriseUserAttributes, rest)
 	}
 	if hasPrefixFold(s, "urn:") {
-		ext, rest, err := splitCustomURN(work, schemas, s)
+		ext, rest, err := splitExtensionURN(append(sortedKeys(work), schemas...), "User", s)
 		if err != nil {
 			return t, err
 		}
@@ -215,13 +215,13 @@ func cutURN(s, urn string) (string, bool) {
 	return "", false
 }
 
-// splitCustomURN splits a custom extension path into the extension URN and the attribute path.
-// A URN already stored or listed in schemas wins; otherwise a last segment "User" ends the URN
+// splitExtensionURN splits an extension path of a resource ("User" or "Group") into the
+// extension URN and the attribute path. A URN among known (stored extension keys, listed
+// schemas) wins, the longest first; otherwise a last segment naming the resource ends the URN
 // (…:2.0:User, …:2.0:User.attr), and failing that the last colon separates the attribute.
-func splitCustomURN(work map[string]any, schemas []string, s string) (string, string, error) {
+func splitExtensionURN(known []string, resource, s string) (string, string, error) {
 	best := ""
-	candidates := append(sortedKeys(work), schemas...)
-	for _, c := range candidates {
+	for _, c := range known {
 		if !hasPrefixFold(c, "urn:") || len(c) <= len(best) {
 			continue
 		}
@@ -236,10 +236,11 @@ func splitCustomURN(work map[string]any, schemas []string, s string) (string, st
 	i := strings.LastIndexByte(s, ':')
 	seg := s[i+1:]
 	switch {
-	case strings.EqualFold(seg, "User"):
+	case strings.EqualFold(seg, resource):
 		return s, "", nil
-	case hasPrefixFold(seg, "User."):
-		return s[:i+5], seg[5:], nil
+	case hasPrefixFold(seg, resource+"."):
+		n := len(resource) + 1
+		return s[:i+n], seg[n:], nil
 	case seg == "" || i <= len("urn:"):
 		return "", "", Errorf(ErrInvalidPath, "invalid path %q", s)
 	}
