@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -31,23 +30,8 @@ func (s *Server) groupLocation(id domain.GroupID) string {
 
 // groupJSON renders a group; with members it lists them from the read model.
 func (s *Server) groupJSON(ctx context.Context, g domain.Group, withMembers bool) (map[string]any, error) {
-	out := make(map[string]any, len(g.Resource)+4)
-	for k, v := range g.Resource {
-		out[k] = v
-	}
-	schemas := g.Schemas
-	if len(schemas) == 0 {
-		schemas = []string{domain.SchemaGroup}
-	}
-	out["schemas"] = schemas
-	out["id"] = g.ID
-	out["meta"] = map[string]any{
-		"resourceType": "Group",
-		"created":      g.Created.UTC().Format(time.RFC3339Nano),
-		"lastModified": g.Modified.UTC().Format(time.RFC3339Nano),
-		"location":     s.groupLocation(g.ID),
-		"version":      etag(g.Version),
-	}
+	out := resourceJSON(g.Resource, g.Schemas, domain.SchemaGroup, string(g.ID), "Group",
+		g.Created, g.Modified, s.groupLocation(g.ID), g.Version)
 	if withMembers {
 		members := []any{}
 		err := s.read.Members(ctx, g.Tenant, g.ID, func(m domain.Member) bool {

@@ -146,22 +146,29 @@ func (s *Server) userLocation(id domain.UserID) string {
 
 // userJSON renders a user as its SCIM representation.
 func (s *Server) userJSON(u domain.User) map[string]any {
-	out := make(map[string]any, len(u.Resource)+3)
-	for k, v := range u.Resource {
-		out[k] = v
+	return resourceJSON(u.Resource, u.Schemas, domain.SchemaUser, string(u.ID), "User",
+		u.Created, u.Modified, s.userLocation(u.ID), u.Version)
+}
+
+// resourceJSON renders a stored resource with its common attributes (RFC 7643 §3.1): schemas
+// (defaultSchema when none are stored), id, and meta with the version as a weak ETag.
+func resourceJSON(res map[string]any, schemas []string, defaultSchema, id, resourceType string,
+	created, modified time.Time, location string, v domain.Version) map[string]any {
+	out := make(map[string]any, len(res)+4)
+	for k, val := range res {
+		out[k] = val
 	}
-	schemas := u.Schemas
 	if len(schemas) == 0 {
-		schemas = []string{domain.SchemaUser}
+		schemas = []string{defaultSchema}
 	}
 	out["schemas"] = schemas
-	out["id"] = u.ID
+	out["id"] = id
 	out["meta"] = map[string]any{
-		"resourceType": "User",
-		"created":      u.Created.UTC().Format(time.RFC3339Nano),
-		"lastModified": u.Modified.UTC().Format(time.RFC3339Nano),
-		"location":     s.userLocation(u.ID),
-		"version":      etag(u.Version),
+		"resourceType": resourceType,
+		"created":      created.UTC().Format(time.RFC3339Nano),
+		"lastModified": modified.UTC().Format(time.RFC3339Nano),
+		"location":     location,
+		"version":      etag(v),
 	}
 	return out
 }
