@@ -185,8 +185,14 @@ func leaveAllGroups(tx *bolt.Tx, tenant domain.TenantID, user string) error {
 		groups = append(groups, string(k[len(prefix):]))
 	}
 	for _, g := range groups {
-		if err := removeMember(tx, tenant, g, user); err != nil {
+		removed, err := removeMember(tx, tenant, g, user)
+		if err != nil {
 			return err
+		}
+		if removed {
+			if err := adjustCount(tx, tenant, g, -1); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -214,20 +220,21 @@ func addMember(tx *bolt.Tx, tenant domain.TenantID, group string, m domain.Membe
 	return isNew, nil
 }
 
-// removeMember deletes a membership and adjusts the group's member count.
-func removeMember(tx *bolt.Tx, tenant domain.TenantID, group, user string) error {
+// removeMember deletes a membership and reports whether there was one; the caller adjusts
+// the group's member count (once per event, not once per member).
+func removeMember(tx *bolt.Tx, tenant domain.TenantID, group, user string) (bool, error) {
 	mk := memberKey(tenant, group, user)
 	members := tx.Bucket(bucketMembers)
 	if members.Get(mk) == nil {
-		return nil
+		return false, nil
 	}
 	if err := members.Delete(mk); err != nil {
-		return err
+		return false, err
 	}
 	if err := tx.Bucket(bucketUserGrps).Delete(memberKey(tenant, user, group)); err != nil {
-		return err
+		return false, err
 	}
-	return adjustCount(tx, tenant, group, -1)
+	return true, nil
 }
 
 func adjustCount(tx *bolt.Tx, tenant domain.TenantID, group string, delta int) error {
@@ -279,7 +286,7 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 			users = append(users, string(mk[len(prefix):]))
 		}
 		for _, u := range users {
-			if err := removeMember(tx, e.Tenant, e.AggregateID, u); err != nil {
+			if _, err := removeMember(tx, e.Tenant, e.AggregateID, u); err != nil {
 				return err
 			}
 		}
@@ -289,37 +296,37 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 	if err := putJSON(groups, k, g); err != nil {
 		return err
 	}
-	added := 0
+	var add []domain.Member
+	var remove []domain.UserID
 	switch d := e.Data.(type) {
 	case domain.GroupCreated:
-		for _, m := range d.Members {
-			isNew, err := addMember(tx, e.Tenant, e.AggregateID, m)
-			if err != nil {
-				return fmt.Errorf("add member: %w", err)
-			}
-			if isNew {
-				added++
-			}
-		}
+		add = d.Members
 	case domain.GroupMembersAdded:
-		for _, m := range d.Members {
-			isNew, err := addMember(tx, e.Tenant, e.AggregateID, m)
-			if err != nil {
-				return fmt.Errorf("add member: %w", err)
-			}
-			if isNew {
-				added++
-			}
-		}
+		add = d.Members
 	case domain.GroupMembersRemoved:
-		for _, u := range d.Members {
-			if err := removeMember(tx, e.Tenant, e.AggregateID, string(u)); err != nil {
-				return fmt.Errorf("remove member: %w", err)
-			}
+		remove = d.Members
+	}
+	delta := 0
+	for _, m := range add {
+		isNew, err := addMember(tx, e.Tenant, e.AggregateID, m)
+		if err != nil {
+			return fmt.Errorf("add member: %w", err)
+		}
+		if isNew {
+			delta++
 		}
 	}
-	if added != 0 {
-		return adjustCount(tx, e.Tenant, e.AggregateID, added)
+	for _, u := range remove {
+		removed, err := removeMember(tx, e.Tenant, e.AggregateID, string(u))
+		if err != nil {
+			return fmt.Errorf("remove member: %w", err)
+		}
+		if removed {
+			delta--
+		}
+	}
+	if delta != 0 {
+		return adjustCount(tx, e.Tenant, e.AggregateID, delta)
 	}
 	return nil
 }
