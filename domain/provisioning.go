@@ -184,14 +184,7 @@ func (s *Service) InviteUser(ctx context.Context, tenant TenantID, email, name s
 	e := s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{SchemaUser}, Attributes: attrs})
 	b := Batch{Tenant: tenant, Writes: []Write{{Event: e}},
 		Unique: []UniqueOp{{Field: "userName", Value: FoldUserName(email), Holder: id}}}
-	var v Version
-	var err error
-	for range maxConflictRetries {
-		v, err = s.appendRules(ctx, b)
-		if !errors.Is(err, ErrConflict) {
-			break
-		}
-	}
+	v, err := s.appendRetry(ctx, b)
 	if errors.Is(err, ErrUniqueness) {
 		return User{}, Errorf(ErrUniqueness, "a user with email %q already exists", email)
 	}
