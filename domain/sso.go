@@ -143,7 +143,7 @@ type SignInRecorded struct {
 // SignInResult is a successful SAML sign-in: the user (active, from the read model), where to
 // send the browser, and the flow.
 type SignInResult struct {
-	User     User
+	User     UserID
 	ReturnTo string
 	Flow     string
 }

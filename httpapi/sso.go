@@ -187,15 +187,15 @@ func (s *Server) handleSAMLACS(c echo.Context) error {
 	}
 	// The history must show every session: record before opening it.
 	if _, err := s.svc.RecordSignIn(ctx, tenant, domain.SignInRecorded{
-		User: res.User.ID, Reason: domain.SignInOK, Source: source, Flow: res.Flow,
+		User: res.User, Reason: domain.SignInOK, Source: source, Flow: res.Flow,
 	}); err != nil {
 		return fmt.Errorf("httpapi: record sign-in: %w", err)
 	}
-	id, err := s.openSession(ctx, tenant, res.User.ID)
+	id, err := s.openSession(ctx, tenant, res.User)
 	if err != nil {
 		return err
 	}
-	s.log.Info("sign-in", "tenant", tenant, "user", res.User.ID, "flow", res.Flow, "source", source,
+	s.log.Info("sign-in", "tenant", tenant, "user", res.User, "flow", res.Flow, "source", source,
 		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	c.SetCookie(&http.Cookie{
 		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(s.sso.SessionTTL / time.Second),

@@ -119,6 +119,8 @@ type DB struct {
 	// emptied is the schema version Open found and emptied ("" if none): the projector logs
 	// that it rebuilds the read models from the log.
 	emptied string
+	// lazy is true while the file is committed without fsync under a lazy-sync marker.
+	lazy bool
 }
 
 // Options tunes Open.
@@ -129,28 +131,68 @@ type Options struct {
 	// of another schema version is not emptied. The lock is still exclusive, so no server or
 	// other command changes the file meanwhile.
 	Inspect bool
+	// LazySync commits without fsync and syncs on Close, keeping a marker file with the boot id
+	// meanwhile, so that Open can tell a crashed process (the file is good) from a crashed
+	// machine (ErrUnsynced): see durability.go. The server's projector runs this way.
+	LazySync bool
+
+	bootID string // the boot id to assume instead of the kernel's (tests)
 }
 
 // Open opens or creates the file at path, waiting at most a second for another process's lock
 // (then it returns ErrLocked). A file of another schema version is emptied (its checkpoint reset
-// to 0) so that the projector rebuilds it from the log.
+// to 0) so that the projector rebuilds it from the log. A file left unsynced by a machine that
+// has restarted since is refused with ErrUnsynced.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Inspect {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("projections: open %s: %w", path, err)
 		}
+		b, err := openBolt(path, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &DB{path: path, opts: opts, bolt: b}, nil
 	}
+	boot := opts.currentBoot()
+	if err := checkMarker(path, boot); err != nil {
+		return nil, err
+	}
+	_, markerErr := os.Stat(markerPath(path))
+	hadMarker := markerErr == nil
+	lazy := opts.LazySync && !opts.NoSync && boot != ""
 	b, err := openBolt(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{path: path, opts: opts, bolt: b}
-	if opts.Inspect {
-		return db, nil
+	if lazy {
+		opts.NoSync = true // also for a file a rebuild swaps in (replace)
 	}
+	db := &DB{path: path, opts: opts, bolt: b, lazy: lazy}
 	if err := db.init(); err != nil {
 		b.Close()
 		return nil, err
+	}
+	switch {
+	case lazy:
+		// The marker goes down (durably) before the first unsynced commit; init committed
+		// with fsync, as the bbolt handle only turns lazy below.
+		if err := writeMarker(path, boot); err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.NoSync = true
+	case hadMarker:
+		// Left by a crashed process of this boot, and now opened to commit with fsync: sync
+		// what the page cache holds, then the marker has served its purpose.
+		if err := b.Sync(); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("projections: sync %s: %w", path, err)
+		}
+		if err := removeMarker(path); err != nil {
+			b.Close()
+			return nil, err
+		}
 	}
 	return db, nil
 }
@@ -304,11 +346,24 @@ func (db *DB) update(fn func(*bolt.Tx) error) error {
 // Path returns the file's path.
 func (db *DB) Path() string { return db.path }
 
-// Close closes the file. Transactions in progress finish first.
+// Close closes the file. Transactions in progress finish first. A lazily synced file is
+// synced first, and its marker removed.
 func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	return db.bolt.Close()
+	if db.lazy {
+		if err := db.bolt.Sync(); err != nil {
+			db.bolt.Close()
+			return fmt.Errorf("projections: sync %s: %w", db.path, err)
+		}
+	}
+	if err := db.bolt.Close(); err != nil {
+		return err
+	}
+	if db.lazy {
+		return removeMarker(db.path)
+	}
+	return nil
 }
 
 // Check runs bbolt's consistency check and returns the first problem found.

@@ -93,19 +93,19 @@ func (s *Service) ACS(ctx context.Context, tenant domain.TenantID, samlResponse,
 		return domain.SignInResult{}, &domain.SignInError{Reason: domain.SignInUnknownUser, Flow: flow,
 			Err: errors.New("the assertion has no NameID")}
 	}
-	u, err := s.read.FindUserByUserName(ctx, t.ID, nameID)
-	if errors.Is(err, domain.ErrNotFound) || (err == nil && !u.Exists()) {
+	u, err := s.read.LoginByUserName(ctx, t.ID, nameID)
+	if errors.Is(err, domain.ErrNotFound) {
 		return domain.SignInResult{}, &domain.SignInError{Reason: domain.SignInUnknownUser, NameID: nameID, Flow: flow,
 			Err: errors.New("no provisioned user has this NameID as userName (never provisioned, or deleted)")}
 	}
 	if err != nil {
 		return domain.SignInResult{}, err
 	}
-	if !u.Active() {
-		return domain.SignInResult{}, &domain.SignInError{Reason: domain.SignInInactiveUser, User: u.ID, NameID: nameID, Flow: flow,
+	if !u.Active {
+		return domain.SignInResult{}, &domain.SignInError{Reason: domain.SignInInactiveUser, User: u.User, NameID: nameID, Flow: flow,
 			Err: errors.New("the user is deactivated (active=false)")}
 	}
-	return domain.SignInResult{User: u, ReturnTo: returnTo, Flow: flow}, nil
+	return domain.SignInResult{User: u.User, ReturnTo: returnTo, Flow: flow}, nil
 }
 
 // answers reports whether the verified assertion answers one of the request ids.

@@ -60,9 +60,9 @@ import (
 type Reader interface {
 	// FindTenant returns a company, or an error wrapping domain.ErrNotFound.
 	FindTenant(ctx context.Context, id domain.TenantID) (domain.Tenant, error)
-	// FindUserByUserName returns the user whose userName equals name ignoring case, or an
-	// error wrapping domain.ErrNotFound.
-	FindUserByUserName(ctx context.Context, tenant domain.TenantID, name string) (domain.User, error)
+	// LoginByUserName returns the user whose userName equals name ignoring case, and whether
+	// it is active, from the login index; or an error wrapping domain.ErrNotFound.
+	LoginByUserName(ctx context.Context, tenant domain.TenantID, name string) (domain.LoginEntry, error)
 }
 
 // EventLoader reads an aggregate's events from the log (domain.EventLog's Load): the IdP

@@ -114,15 +114,8 @@ func (b *benchSAML) lookups(ctx context.Context) {
 		fn        func(name string) error
 	}
 	for _, lk := range []lookup{
-		{"saml.lookup", "login lookup: FindUserByUserName", func(name string) error {
-			u, err := b.m.DB.FindUserByUserName(ctx, tenant, name)
-			if err == nil && !u.Active() {
-				err = fmt.Errorf("user %s is not active", name)
-			}
-			return err
-		}},
-		{"saml.login_index", "login lookup: LookupLogin (index)", func(name string) error {
-			e, err := b.m.DB.LookupLogin(ctx, tenant, name)
+		{"saml.lookup", "login lookup: LoginByUserName (the ACS's)", func(name string) error {
+			e, err := b.m.DB.LoginByUserName(ctx, tenant, name)
 			if err == nil && !e.Active {
 				err = fmt.Errorf("user %s is not active", name)
 			}

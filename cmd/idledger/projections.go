@@ -80,6 +80,14 @@ func openProjections(ctx context.Context, f offlineFlags, inspect bool, stderr i
 	}
 	path := filepath.Join(f.DataDir, "projections.db")
 	db, err := projections.Open(path, projections.Options{Inspect: inspect})
+	if !inspect && errors.Is(err, projections.ErrUnsynced) {
+		// Left unsynced by a machine crash: worthless, and rebuilding is what we are here for.
+		fmt.Fprintf(stderr, "%v: discarding it\n", err)
+		if rerr := projections.RemoveUnsynced(path); rerr != nil {
+			return nil, rerr
+		}
+		db, err = projections.Open(path, projections.Options{})
+	}
 	switch {
 	case errors.Is(err, projections.ErrLocked):
 		return nil, fmt.Errorf("%w (%s is locked)", errServerRunning, path)

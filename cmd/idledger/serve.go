@@ -22,6 +22,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&m.BaseURL, "base-url", os.Getenv("IDLEDGER_BASE_URL"), "public base URL for SCIM locations and SAML (env IDLEDGER_BASE_URL; default http://<listen>)")
 	fs.IntVar(&m.Replicas, "replicas", envInt("IDLEDGER_NATS_REPLICAS", 0), "stream replicas (default 1 embedded, 3 with --nats-url; env IDLEDGER_NATS_REPLICAS)")
 	fs.BoolVar(&m.NoSync, "no-fsync", os.Getenv("IDLEDGER_NO_FSYNC") == "1", "embedded server: acknowledge writes before fsync (faster, may lose acknowledged events on power loss)")
+	fs.BoolVar(&m.SyncProjections, "sync-projections", os.Getenv("IDLEDGER_SYNC_PROJECTIONS") == "1",
+		"fsync the read-model file at every commit (default: on shutdown; after a machine crash it is rebuilt from the log) (env IDLEDGER_SYNC_PROJECTIONS=1)")
 	fs.BoolVar(&m.Demo, "demo", false, "create a demo company on first start and print its SCIM token (and generate an operator token if none is set)")
 	fs.Int64Var(&m.BodyLimit, "body-limit", 1<<20, "largest request body in bytes")
 	fs.Float64Var(&m.RateLimit, "rate-limit", envFloat("IDLEDGER_RATE_LIMIT", 200),

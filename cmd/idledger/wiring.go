@@ -34,10 +34,14 @@ type Main struct {
 	AdminToken string
 	Replicas   int
 	NoSync     bool
-	Demo       bool
-	BodyLimit  int64
-	Logger     *slog.Logger
-	Stdout     io.Writer
+	// SyncProjections fsyncs the read-model file at every projector commit. By default it is
+	// synced on shutdown only and rebuilt from the log after a machine crash
+	// (projections/durability.go): the log alone carries durability.
+	SyncProjections bool
+	Demo            bool
+	BodyLimit       int64
+	Logger          *slog.Logger
+	Stdout          io.Writer
 	// RateLimit is each company's request rate per second (burst twice that); above it requests
 	// get 429 with Retry-After. Zero means no limit; `idledger serve` defaults to 200.
 	RateLimit float64
@@ -104,7 +108,17 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// The read-model file first: its lock tells us at once if another server uses this dir.
 	dbPath := filepath.Join(m.DataDir, "projections.db")
-	db, err := projections.Open(dbPath, projections.Options{})
+	dbOpts := projections.Options{LazySync: !m.SyncProjections}
+	db, err := projections.Open(dbPath, dbOpts)
+	if errors.Is(err, projections.ErrUnsynced) {
+		// The machine went down while the file was written without fsync: it may hold any
+		// mix of old and new pages. The log has every acknowledged event: start afresh.
+		m.Logger.Warn("projections.db was not synced before the machine restarted: rebuilding the read models from the log", "err", err)
+		if rerr := projections.RemoveUnsynced(dbPath); rerr != nil {
+			return fmt.Errorf("%w; removing it: %w", err, rerr)
+		}
+		db, err = projections.Open(dbPath, dbOpts)
+	}
 	if errors.Is(err, projections.ErrCorrupt) {
 		// The read models are derived data: keep the damaged file for a post-mortem and
 		// rebuild them from the log.
@@ -114,7 +128,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.Logger.Warn("projections.db is damaged: moved it aside, rebuilding the read models from the log",
 			"err", err, "moved_to", aside)
-		db, err = projections.Open(dbPath, projections.Options{})
+		db, err = projections.Open(dbPath, dbOpts)
 	}
 	if err != nil {
 		return fmt.Errorf("data dir %s: %w", m.DataDir, err)
