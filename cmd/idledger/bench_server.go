@@ -38,6 +38,7 @@ type benchServer struct {
 	bar         func(string, int) *progress
 	progressOut io.Writer
 	peakMiB     float64 // peak resident set over the server's phases
+	cyclesMiB   float64 // peak resident set over the provisioning cycles (initial, reads, incremental)
 	anon, file  float64 // anonymous and file-backed parts of the initial cycle's peak (MiB)
 	heapMiB     float64 // live Go heap after the initial cycle (server + client)
 
@@ -183,6 +184,7 @@ func (s *benchServer) initial(ctx context.Context, cy *benchCycle) error {
 	steps, err := cy.initial(ctx, "initial")
 	lags := lag.stop()
 	peak := s.phaseDone()
+	s.cyclesMiB = max(s.cyclesMiB, peak)
 	s.anon, s.file = s.rss.peakParts()
 	if err != nil {
 		return err
@@ -271,6 +273,7 @@ func (s *benchServer) reads(ctx context.Context, cy *benchCycle) error {
 		return nil
 	})
 	peak := s.phaseDone()
+	s.cyclesMiB = max(s.cyclesMiB, peak)
 	if err != nil {
 		return err
 	}
@@ -288,6 +291,7 @@ func (s *benchServer) incremental(ctx context.Context, cy *benchCycle) error {
 	s.rss.reset()
 	st, err := cy.incremental(ctx, "incremental", s.cfg.Profile)
 	peak := s.phaseDone()
+	s.cyclesMiB = max(s.cyclesMiB, peak)
 	if err != nil {
 		return err
 	}

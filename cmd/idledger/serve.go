@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -24,6 +25,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&m.NoSync, "no-fsync", os.Getenv("IDLEDGER_NO_FSYNC") == "1", "embedded server: acknowledge writes before fsync (faster, may lose acknowledged events on power loss)")
 	fs.BoolVar(&m.SyncProjections, "sync-projections", os.Getenv("IDLEDGER_SYNC_PROJECTIONS") == "1",
 		"fsync the read-model file at every commit (default: on shutdown; after a machine crash it is rebuilt from the log) (env IDLEDGER_SYNC_PROJECTIONS=1)")
+	memLimit := fs.String("memory-limit", os.Getenv("IDLEDGER_MEMORY_LIMIT"), memoryLimitHelp)
 	fs.BoolVar(&m.Demo, "demo", false, "create a demo company on first start and print its SCIM token (and generate an operator token if none is set)")
 	fs.Int64Var(&m.BodyLimit, "body-limit", 1<<20, "largest request body in bytes")
 	fs.Float64Var(&m.RateLimit, "rate-limit", envFloat("IDLEDGER_RATE_LIMIT", 200),
@@ -39,6 +41,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	m.AdminToken = os.Getenv("IDLEDGER_ADMIN_TOKEN")
 	m.Logger = newLogger(stderr, slog.LevelInfo)
 	m.Stdout = stdout
+	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
 
 	if err := m.Run(ctx); err != nil {
 		m.Close()
