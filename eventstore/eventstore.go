@@ -159,6 +159,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.committerWG.Wait()
+	if s.nc != nil && s.nc.IsConnected() {
+		// Request records are published without waiting: let the last ones land (bounded,
+		// they are not part of the log).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.FlushRequests(ctx)
+		cancel()
+	}
 	if s.nc != nil {
 		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			s.nc.Close()

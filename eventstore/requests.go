@@ -5,6 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,6 +47,17 @@ import (
 //   - Losing the last records in a power cut is acceptable, so a single-node stream acks before
 //     it flushes (async persist mode) and recording adds microseconds, not an fsync, to a request.
 //
+// # Asynchronous recording
+//
+// RecordRequest does not wait for the stream's acknowledgement: it publishes the record
+// asynchronously (its own JetStream context, at most maxPendingRecords unacknowledged, a
+// publish beyond that stalls for up to 200 ms and then fails) and returns, so a SCIM
+// request pays for encoding and sending its record, not for a round trip through the server.
+// A record the stream refuses or does not acknowledge within recordAckTimeout is logged as
+// lost, as a failed synchronous publish was. The readers of records (LastRequest, Requests)
+// first wait until every record published before them is settled, so a record is visible to
+// them as soon as the request it describes has been answered.
+//
 // The stream allows deleting messages (unlike IDL_EVENTS), so a record may be erased early.
 const (
 	// RequestStreamName is the name of the request-record stream.
@@ -52,6 +68,16 @@ const (
 	DefaultRequestMaxBytes = 1 << 30
 	// requestsPerCompany caps one company's records.
 	requestsPerCompany = 1_000_000
+
+	// maxPendingRecords bounds the records published and not yet acknowledged. With that many
+	// in flight, RecordRequest waits for a free slot for up to the client's stall wait (200
+	// ms) and then gives up on the record.
+	maxPendingRecords = 4096
+	// recordAckTimeout is how long a published record may wait for its acknowledgement before
+	// it is counted (and logged) as lost.
+	recordAckTimeout = 10 * time.Second
+	// maxRecordFlushWait bounds how long a reader of records waits for pending ones.
+	maxRecordFlushWait = 5 * time.Second
 )
 
 // requestSubject is a company's request-record subject.
@@ -88,6 +114,24 @@ func (s *Store) requestStreamConfig() jetstream.StreamConfig {
 	return cfg
 }
 
+// requestStream is IDL_REQUESTS (it is what Store.requests holds) together with the JetStream
+// context that publishes its records asynchronously and the count of records in flight.
+//
+// It lives here, wrapped around the stream handle, so that everything about request records
+// stays in this file; it would sit as well in fields of Store.
+type requestStream struct {
+	jetstream.Stream
+	js  jetstream.JetStream // asynchronous publisher of records only (its own pending window)
+	log *slog.Logger
+
+	sent    atomic.Uint64 // records handed to the publisher
+	settled atomic.Uint64 // of those, acknowledged or failed
+	waiters atomic.Int32  // readers waiting in flush
+
+	mu      sync.Mutex    // guards changed
+	changed chan struct{} // closed (and replaced) when a record settles while readers wait
+}
+
 // ensureRequests creates IDL_REQUESTS, or brings an existing one to the configured retention:
 // unlike the event log, its settings may change.
 func (s *Store) ensureRequests(ctx context.Context) error {
@@ -95,23 +139,113 @@ func (s *Store) ensureRequests(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("eventstore: create stream %s: %w", RequestStreamName, err)
 	}
-	s.requests = st
+	rs := &requestStream{Stream: st, log: s.log, changed: make(chan struct{})}
+	rs.js, err = jetstream.New(s.nc,
+		jetstream.WithPublishAsyncMaxPending(maxPendingRecords),
+		jetstream.WithPublishAsyncTimeout(recordAckTimeout),
+		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { rs.settle() }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			rs.log.Warn("request record lost", "subject", m.Subject, "err", err)
+			rs.settle()
+		}))
+	if err != nil {
+		return fmt.Errorf("eventstore: request records: %w", err)
+	}
+	s.requests = rs
 	return nil
 }
 
+// settle counts one record acknowledged or lost and wakes the readers waiting for it.
+func (rs *requestStream) settle() {
+	rs.settled.Add(1)
+	if rs.waiters.Load() > 0 {
+		rs.mu.Lock()
+		close(rs.changed)
+		rs.changed = make(chan struct{})
+		rs.mu.Unlock()
+	}
+}
+
+// flush waits until every record published before it was called has been acknowledged or
+// lost, ctx ends or maxRecordFlushWait passes; a reader then reads what the stream has.
+func (rs *requestStream) flush(ctx context.Context) {
+	if rs == nil {
+		return
+	}
+	target := rs.sent.Load()
+	if rs.settled.Load() >= target {
+		return
+	}
+	rs.waiters.Add(1)
+	defer rs.waiters.Add(-1)
+	timer := time.NewTimer(maxRecordFlushWait)
+	defer timer.Stop()
+	for {
+		rs.mu.Lock()
+		ch := rs.changed
+		rs.mu.Unlock()
+		if rs.settled.Load() >= target {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			rs.log.Warn("request records: reading before earlier records were acknowledged",
+				"pending", target-rs.settled.Load())
+			return
+		}
+	}
+}
+
+// FlushRequests waits until every request record sent so far has been stored (or given up
+// as lost), or ctx ends. Readers of records do it themselves, and Close does it (for at most
+// 2 s), so that the records of the last requests are not left in the embedded server's queue
+// when it shuts down.
+func (s *Store) FlushRequests(ctx context.Context) error {
+	s.recordStream().flush(ctx)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("eventstore: flush request records: %w", err)
+	}
+	return nil
+}
+
+// recordStream returns the request-record stream; nil for a Store that Open did not set up.
+func (s *Store) recordStream() *requestStream {
+	rs, _ := s.requests.(*requestStream)
+	return rs
+}
+
 // RecordRequest stores one request record. It implements [domain.RequestLog].
+//
+// It returns once the record is sent, before the stream acknowledges it (see "Asynchronous
+// recording" above); an error means the record was not sent. A record the stream then refuses
+// is logged. Records read afterwards through this Store include it.
 func (s *Store) RecordRequest(ctx context.Context, r domain.RequestRecord) error {
 	if !validToken(string(r.Tenant)) {
 		return fmt.Errorf("eventstore: record request: invalid tenant %q", r.Tenant)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("eventstore: record request: %w", err)
+	}
 	r.Seq = 0
-	body, err := json.Marshal(r)
+	body, err := encodeRecord(r)
 	if err != nil {
 		return fmt.Errorf("eventstore: record request: %w", err)
 	}
-	m := nats.NewMsg(requestSubject(r.Tenant))
-	m.Data = body
-	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(RequestStreamName)); err != nil {
+	// The header is WithExpectStream's, set here: publish options cost more than the header.
+	m := &nats.Msg{Subject: requestSubject(r.Tenant), Data: body,
+		Header: nats.Header{jetstream.ExpectedStreamHeader: []string{RequestStreamName}}}
+	rs := s.recordStream()
+	if rs == nil {
+		return fmt.Errorf("eventstore: record request: %w", domain.ErrUnavailable)
+	}
+	// Counted before the publish: a flush that starts now waits for this record too. An ack
+	// cannot overtake the count, and a record that is not sent is settled at once.
+	rs.sent.Add(1)
+	if _, err := rs.js.PublishMsgAsync(m); err != nil {
+		rs.settle()
 		return fmt.Errorf("eventstore: record request: %w", err)
 	}
 	return nil
@@ -123,6 +257,7 @@ func (s *Store) LastRequest(ctx context.Context, tenant domain.TenantID) (domain
 	if !validToken(string(tenant)) {
 		return domain.RequestRecord{}, fmt.Errorf("eventstore: no request records: %w", domain.ErrNotFound)
 	}
+	s.recordStream().flush(ctx)
 	m, err := s.requests.GetLastMsgForSubject(ctx, requestSubject(tenant))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return domain.RequestRecord{}, fmt.Errorf("eventstore: no request records: %w", domain.ErrNotFound)
@@ -131,6 +266,62 @@ func (s *Store) LastRequest(ctx context.Context, tenant domain.TenantID) (domain
 		return domain.RequestRecord{}, fmt.Errorf("eventstore: last request: %w", err)
 	}
 	return decodeRecord(m.Data, m.Sequence)
+}
+
+// encodeRecord returns r as JSON: the fields json.Marshal writes, in its order, decoding to the
+// same record. Recording is on every SCIM request's path, so the common case (no Seq, a UTC
+// time of years 0–9999) is written by hand; TestRequests_RecordEncoding checks it against
+// json.Marshal on every field of domain.RequestRecord.
+func encodeRecord(r domain.RequestRecord) ([]byte, error) {
+	if r.Seq != 0 || r.At.Location() != time.UTC || r.At.Year() < 0 || r.At.Year() > 9999 ||
+		math.IsNaN(r.Millis) || math.IsInf(r.Millis, 0) {
+		return json.Marshal(r)
+	}
+	b := make([]byte, 0, 512)
+	b = append(b, `{"tenant":`...)
+	b = appendJSONString(b, string(r.Tenant))
+	b = append(b, `,"at":"`...)
+	b = r.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if r.Cycle != 0 {
+		b = append(b, `,"cycle":`...)
+		b = strconv.AppendInt(b, int64(r.Cycle), 10)
+	}
+	b = appendJSONField(b, "method", r.Method, false)
+	b = appendJSONField(b, "route", r.Route, true)
+	b = appendJSONField(b, "path", r.Path, false)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = appendJSONField(b, "scimType", r.SCIMType, true)
+	b = appendJSONField(b, "detail", r.Detail, true)
+	b = appendJSONField(b, "requestId", r.RequestID, false)
+	b = appendJSONField(b, "actor", r.Actor, false)
+	b = appendJSONField(b, "userAgent", r.UserAgent, true)
+	b = appendJSONField(b, "source", r.Source, true)
+	b = append(b, `,"durationMs":`...)
+	// encoding/json's float64 form: %f, or %e (with a one-digit negative exponent) outside
+	// [1e-6, 1e21).
+	format := byte('f')
+	if abs := math.Abs(r.Millis); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, r.Millis, format, -1, 64)
+	if n := len(b); format == 'e' && n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1]
+		b = b[:n-1]
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONField appends ,"name":"value", or nothing for an empty value if omitEmpty.
+func appendJSONField(b []byte, name, value string, omitEmpty bool) []byte {
+	if omitEmpty && value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, value)
 }
 
 func decodeRecord(data []byte, seq uint64) (domain.RequestRecord, error) {
@@ -153,6 +344,7 @@ func (s *Store) Requests(ctx context.Context, tenant domain.TenantID, from, thro
 	// Records may expire while they are read: never wait for one for ever.
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	s.recordStream().flush(ctx)
 	subj := requestSubject(tenant)
 	last, err := s.requests.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

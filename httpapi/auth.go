@@ -60,7 +60,8 @@ func (s *Server) tokenAuth(actorPrefix string, next echo.HandlerFunc) echo.Handl
 		if token == "" {
 			return domain.Errorf(domain.ErrUnauthorized, "a bearer token is required")
 		}
-		t, err := s.read.FindTenantByTokenHash(c.Request().Context(), domain.HashToken(token))
+		hash := domain.HashToken(token)
+		id, err := s.tenantByTokenHash(c.Request().Context(), hash)
 		if errors.Is(err, domain.ErrNotFound) {
 			return domain.Errorf(domain.ErrUnauthorized, "the bearer token is not valid")
 		}
@@ -68,14 +69,32 @@ func (s *Server) tokenAuth(actorPrefix string, next echo.HandlerFunc) echo.Handl
 			return err
 		}
 		// The actor names the token by its hash prefix, never by the secret.
-		setActor(c, actorPrefix+domain.HashToken(token)[:16])
-		ctx := context.WithValue(c.Request().Context(), tenantKey{}, t.ID)
+		ctx := c.Request().Context()
+		r := domain.RequestFrom(ctx)
+		r.Actor = actorPrefix + hash[:16]
+		ctx = context.WithValue(domain.WithRequest(ctx, r), tenantKey{}, id)
 		c.SetRequest(c.Request().WithContext(ctx))
-		if err := s.limit(c, t.ID); err != nil {
+		if err := s.limit(c, id); err != nil {
 			return err
 		}
 		return next(c)
 	}
+}
+
+// tenantByTokenHash returns the company whose token hashes to hash, from the token cache while
+// the read models have not changed since it was filled (tokencache.go), else from the read
+// models.
+func (s *Server) tenantByTokenHash(ctx context.Context, hash string) (domain.TenantID, error) {
+	cp := s.tokens.checkpoint()
+	if id, ok := s.tokens.get(hash, cp); ok {
+		return id, nil
+	}
+	t, err := s.read.FindTenantByTokenHash(ctx, hash)
+	if err != nil {
+		return "", err
+	}
+	s.tokens.put(hash, t.ID, cp)
+	return t.ID, nil
 }
 
 // tenantOf returns the company resolved by requireSCIMToken.

@@ -98,7 +98,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	var werr error
 	if isSCIM(c) {
-		werr = writeSCIM(c, status, scimError{
+		werr = s.writeSCIM(c, status, scimError{
 			Schemas: []string{schemaError}, Status: strconv.Itoa(status), ScimType: scimType, Detail: detail,
 		})
 	} else {

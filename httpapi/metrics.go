@@ -235,6 +235,9 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		s.metrics.requests.WithLabelValues(method, route, status).Inc()
 		s.metrics.requestDuration.WithLabelValues(method, route, status).Observe(d.Seconds())
 
+		if !s.log.Enabled(req.Context(), slog.LevelInfo) {
+			return nil // the access log is off: do not build its line
+		}
 		attrs := []slog.Attr{
 			slog.String("method", req.Method),
 			slog.String("route", route),

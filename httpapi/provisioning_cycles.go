@@ -49,9 +49,9 @@ func (s *Server) recordSCIM(next echo.HandlerFunc) echo.HandlerFunc {
 			if status >= 400 {
 				rec.SCIMType, rec.Detail = errorFields(herr, status)
 			}
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			if err := s.audit.RecordRequest(rctx, rec); err != nil {
+			// The record outlives a client that hangs up. No deadline of its own: the event
+			// store sends records without waiting for the stream (eventstore/requests.go).
+			if err := s.audit.RecordRequest(context.WithoutCancel(ctx), rec); err != nil {
 				s.log.Warn("request record lost", "tenant", tenant, "request_id", r.Correlation, "err", err)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -646,5 +647,91 @@ func TestSimpleEqMatchesParser(t *testing.T) {
 		if f, ok := simpleEq(raw); ok {
 			t.Errorf("simpleEq(%q) = %v, want declined", raw, f)
 		}
+	}
+}
+
+// simpleEqRE is the grammar simpleEq accepts, as a regular expression (it was the
+// implementation before the hand-written scanner).
+var simpleEqRE = regexp.MustCompile(`^ *([A-Za-z][A-Za-z0-9_-]*)(?:\.([A-Za-z$][A-Za-z0-9_$-]*))? +(?i:eq) +("(?:[^"\\]|\\.)*") *$`)
+
+// simpleEqByRE is simpleEq by the regular expression: the reference FuzzSimpleEq compares with.
+func simpleEqByRE(raw string) (domain.Filter, bool) {
+	m := simpleEqRE.FindStringSubmatch(raw)
+	if m == nil {
+		return nil, false
+	}
+	switch strings.ToLower(m[1]) {
+	case "and", "or", "not":
+		return nil, false
+	}
+	var v string
+	if err := json.Unmarshal([]byte(m[3]), &v); err != nil {
+		return nil, false
+	}
+	return domain.CompareFilter{Path: domain.AttrPath{Attr: m[1], Sub: m[2]}, Op: domain.OpEq, Value: v}, true
+}
+
+// FuzzSimpleEq checks that the scanner of simpleEq accepts exactly what its regular expression
+// does, with the same result.
+func FuzzSimpleEq(f *testing.F) {
+	for _, s := range []string{
+		`userName eq "Ada.Lovelace@contoso.com"`, `emails.value EQ "x"`, `  a.$ref   eQ   "with \"q\" \\ \u00e9"  `,
+		`title eq ""`, `userName eq "a" `, `userName eq "a"x`, `userName eq"a"`, `userNameeq "a"`, `1a eq "x"`,
+		`a. eq "x"`, `a.1 eq "x"`, `a.b.c eq "x"`, `a eq "\`, "a eq \"\\\n\"", "a eq \"\t\"", "a eq \"\xff\"",
+		`a eq "\x"`, `and eq "x"`, `NOT eq "x"`, `a_b-c eq "é"`, `a eq "\ud800"`, "\ta eq \"x\"", `a ne "x"`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, gotOK := simpleEq(raw)
+		want, wantOK := simpleEqByRE(raw)
+		if gotOK != wantOK || !reflect.DeepEqual(got, want) {
+			t.Fatalf("simpleEq(%q) = %#v, %v; the regular expression gives %#v, %v", raw, got, gotOK, want, wantOK)
+		}
+	})
+}
+
+// TestReadsStoredOnly checks the condition under which a list query matches on a resource's
+// stored attributes instead of its representation: for every filter it admits, Match gives the
+// same on both, and filters on schemas, id, meta or a URN are not admitted.
+func TestReadsStoredOnly(t *testing.T) {
+	t.Parallel()
+	admitted := 0
+	for _, tt := range filterMatchTests {
+		f, err := parseFilter(tt.filter)
+		if err != nil {
+			continue
+		}
+		if !readsStoredOnly(f) {
+			continue
+		}
+		admitted++
+		for name := range filterFixtures {
+			rep := fixture(t, name)
+			stored := fixture(t, name)
+			delete(stored, "schemas")
+			delete(stored, "id")
+			delete(stored, "meta")
+			if a, b := domain.Match(f, rep), domain.Match(f, stored); a != b {
+				t.Errorf("%s on %s: representation %v, stored attributes %v", tt.filter, name, a, b)
+			}
+		}
+	}
+	if admitted < 20 {
+		t.Errorf("only %d filters admitted", admitted)
+	}
+	for _, raw := range []string{`id eq "x"`, `ID eq "x"`, `meta.created gt "2026-01-01T00:00:00Z"`, `Schemas eq "x"`,
+		`userName eq "a" and id eq "x"`, `not (meta.resourceType eq "User")`, `META[resourceType eq "User"]`,
+		`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x"`} {
+		f, err := parseFilter(raw)
+		if err != nil {
+			t.Fatalf("parseFilter(%q): %v", raw, err)
+		}
+		if readsStoredOnly(f) {
+			t.Errorf("readsStoredOnly(%s) = true", raw)
+		}
+	}
+	if readsStoredOnly(&domain.CompareFilter{Path: domain.AttrPath{Attr: "userName"}, Op: domain.OpEq, Value: "x"}) {
+		t.Error("readsStoredOnly admits a pointer node")
 	}
 }

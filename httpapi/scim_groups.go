@@ -76,7 +76,7 @@ func (s *Server) writeGroup(c echo.Context, status int, g domain.Group) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(g.Version))
-	return writeSCIM(c, status, projectAttributes(body, q.Get("attributes"), q.Get("excludedAttributes")))
+	return s.writeSCIM(c, status, projectAttributes(body, q.Get("attributes"), q.Get("excludedAttributes")))
 }
 
 func (s *Server) handleCreateGroup(c echo.Context) error {
@@ -127,7 +127,7 @@ func (s *Server) handleListGroups(c echo.Context) error {
 		}
 		return m
 	}
-	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), p.query(view))
+	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), p.query(view, nil))
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (s *Server) handleListGroups(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeSCIM(c, http.StatusOK, body)
+	return s.writeSCIM(c, http.StatusOK, body)
 }
 
 func (s *Server) handleReplaceGroup(c echo.Context) error {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -24,13 +25,37 @@ const mimeSCIM = "application/scim+json"
 // schemaListResponse is the SCIM list response message schema (RFC 7644 §3.4.2).
 const schemaListResponse = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
-// writeSCIM writes v as application/scim+json.
-func writeSCIM(c echo.Context, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("httpapi: encode response: %w", err)
+// writeSCIM writes v as application/scim+json, encoded as json.Marshal encodes it (by
+// appendJSON for the types SCIM representations are made of, into a buffer of s.buffers).
+func (s *Server) writeSCIM(c echo.Context, status int, v any) error {
+	buf := s.buffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledBuffer {
+			s.buffers.Put(buf)
+		}
+	}()
+	b, ok := appendJSON((*buf)[:0], v)
+	*buf = b[:0] // keep what the encoder grew, also when it gave up
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("httpapi: encode response: %w", err)
+		}
 	}
+	// Blob has written b to the connection (or its buffer) when it returns: b may be reused.
 	return c.Blob(status, mimeSCIM+"; charset=utf-8", b)
+}
+
+// maxPooledBuffer is the largest response buffer kept for reuse; a larger one (a group with
+// many members, a page of many users) is left to the garbage collector.
+const maxPooledBuffer = 64 << 10
+
+// newBufferPool returns the pool of response buffers writeSCIM encodes into.
+func newBufferPool() *sync.Pool {
+	return &sync.Pool{New: func() any {
+		b := make([]byte, 0, 4096)
+		return &b
+	}}
 }
 
 // Limits of a JSON request body besides its size (the body limit): RFC 8259 §8.1 asks for

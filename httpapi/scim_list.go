@@ -40,7 +40,12 @@ func readListParams(c echo.Context) (listParams, error) {
 
 // query turns list parameters into a read-model query: an index when the filter has an
 // indexable equality, Match as the authority, and paging unless sorting needs every match.
-func (p listParams) query(view func(domain.Resource) map[string]any) domain.ListQuery {
+//
+// view is what the filter sees of a resource (its representation); stored, if not nil, returns
+// the resource's stored attributes, which the representation holds unchanged next to schemas,
+// id and meta. A filter that reads none of those three sees the same through stored, without
+// a representation being rendered for every candidate.
+func (p listParams) query(view, stored func(domain.Resource) map[string]any) domain.ListQuery {
 	q := domain.ListQuery{Offset: p.start - 1, Limit: p.count}
 	if p.sortBy != "" {
 		q.Offset, q.Limit = 0, -1
@@ -50,9 +55,44 @@ func (p listParams) query(view func(domain.Resource) map[string]any) domain.List
 			q.IndexAttr, q.IndexValue = ls[0].Attr, ls[0].Value
 		}
 		f := p.filter
+		if stored != nil && readsStoredOnly(f) {
+			view = stored
+		}
 		q.Keep = func(r domain.Resource) bool { return domain.Match(f, view(r)) }
 	}
 	return q
+}
+
+// readsStoredOnly reports whether Match(f, …) reads nothing but stored attributes: every
+// attribute path in f names, without a schema URN, a top-level attribute other than schemas,
+// id and meta (the three a representation adds). Then Match gives the same on the stored
+// attributes as on the representation: it looks attributes up by name (ignoring case) and
+// searches extensions by their "urn:" keys, and the two maps agree on all those keys
+// (TestReadsStoredOnly). Hand-built trees (pointer nodes) answer false.
+func readsStoredOnly(f domain.Filter) bool {
+	switch x := f.(type) {
+	case domain.CompareFilter:
+		return storedPath(x.Path)
+	case domain.ValuePathFilter:
+		return storedPath(x.Path) // the inner filter sees elements of that attribute only
+	case domain.LogicalFilter:
+		return readsStoredOnly(x.Left) && readsStoredOnly(x.Right)
+	case domain.NotFilter:
+		return readsStoredOnly(x.Filter)
+	}
+	return false
+}
+
+// storedPath reports whether p names a stored top-level attribute without a URN.
+func storedPath(p domain.AttrPath) bool {
+	if p.URN != "" {
+		return false
+	}
+	switch strings.ToLower(p.Attr) {
+	case "schemas", "id", "meta":
+		return false
+	}
+	return true
 }
 
 // page renders, sorts if asked, pages and projects a list response.
@@ -67,6 +107,10 @@ func (p listParams) page(total int, rendered []map[string]any) (map[string]any, 
 	}
 	out := make([]any, len(rendered))
 	for i, r := range rendered {
+		if p.attributes == "" && p.excluded == "" {
+			out[i] = r // rendered for this answer only: nothing to project, no need to copy
+			continue
+		}
 		out[i] = projectAttributes(r, p.attributes, p.excluded)
 	}
 	return listResponse(total, p.start, out), nil
@@ -77,12 +121,18 @@ func (s *Server) userView(r domain.Resource) map[string]any {
 	return s.userJSON(*r.(*domain.User))
 }
 
+// userStored returns a user's stored attributes, what userView holds besides schemas, id and
+// meta.
+func userStored(r domain.Resource) map[string]any {
+	return r.(*domain.User).Resource
+}
+
 func (s *Server) handleListUsers(c echo.Context) error {
 	p, err := readListParams(c)
 	if err != nil {
 		return err
 	}
-	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(s.userView))
+	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(s.userView, userStored))
 	if err != nil {
 		return err
 	}
@@ -94,7 +144,7 @@ func (s *Server) handleListUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeSCIM(c, http.StatusOK, body)
+	return s.writeSCIM(c, http.StatusOK, body)
 }
 
 func (s *Server) handleGetUser(c echo.Context) error {

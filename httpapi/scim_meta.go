@@ -169,7 +169,7 @@ func (s *Server) handleServiceProviderConfig(c echo.Context) error {
 	if err := rejectDiscoveryFilter(c); err != nil {
 		return err
 	}
-	return writeSCIM(c, http.StatusOK, serviceProviderConfig{
+	return s.writeSCIM(c, http.StatusOK, serviceProviderConfig{
 		Schemas:          []string{schemaServiceProviderConfig},
 		DocumentationURI: scimDocumentationURL,
 		Patch:            supported{true},
@@ -216,7 +216,7 @@ func (s *Server) handleListResourceTypes(c echo.Context) error {
 	for i, t := range types {
 		list[i] = t
 	}
-	return writeSCIM(c, http.StatusOK, listResponse(len(list), 1, list))
+	return s.writeSCIM(c, http.StatusOK, listResponse(len(list), 1, list))
 }
 
 // handleGetResourceType serves GET /scim/v2/ResourceTypes/{id}; the id is matched
@@ -228,7 +228,7 @@ func (s *Server) handleGetResourceType(c echo.Context) error {
 	id := c.Param("id")
 	for _, t := range s.resourceTypes() {
 		if strings.EqualFold(t.ID, id) {
-			return writeSCIM(c, http.StatusOK, t)
+			return s.writeSCIM(c, http.StatusOK, t)
 		}
 	}
 	return domain.Errorf(domain.ErrNotFound, "resource type %q not found", id)
@@ -260,7 +260,7 @@ func (s *Server) handleListSchemas(c echo.Context) error {
 	for i, sc := range schemas {
 		list[i] = sc
 	}
-	return writeSCIM(c, http.StatusOK, listResponse(len(list), 1, list))
+	return s.writeSCIM(c, http.StatusOK, listResponse(len(list), 1, list))
 }
 
 // handleGetSchema serves GET /scim/v2/Schemas/{urn}. URNs compare case-insensitively, like
@@ -272,7 +272,7 @@ func (s *Server) handleGetSchema(c echo.Context) error {
 	id := c.Param("id")
 	for _, sc := range s.schemas() {
 		if strings.EqualFold(sc.ID, id) {
-			return writeSCIM(c, http.StatusOK, sc)
+			return s.writeSCIM(c, http.StatusOK, sc)
 		}
 	}
 	return domain.Errorf(domain.ErrNotFound, "schema %q not found", id)

@@ -22,19 +22,22 @@ func (s *Server) handleCreateUser(c echo.Context) error {
 	s.waitVisible(c, u.Version)
 	c.Response().Header().Set(echo.HeaderLocation, s.userLocation(u.ID))
 	c.Response().Header().Set("ETag", etag(u.Version))
-	return writeSCIM(c, http.StatusCreated, s.userJSON(u))
+	return s.writeSCIM(c, http.StatusCreated, s.userJSON(u))
 }
 
 // paging reads startIndex (1-based, values below 1 mean 1) and count (default and cap
 // maxResults, negative means 0) as RFC 7644 §3.4.2.4 says.
 func paging(startIndex, count string) (int, int) {
-	start, err := strconv.Atoi(startIndex)
-	if err != nil || start < 1 {
-		start = 1
+	start, n := 1, maxResults
+	if startIndex != "" { // absent in most requests: spare Atoi's error
+		if v, err := strconv.Atoi(startIndex); err == nil && v >= 1 {
+			start = v
+		}
 	}
-	n, err := strconv.Atoi(count)
-	if err != nil || n > maxResults {
-		n = maxResults
+	if count != "" {
+		if v, err := strconv.Atoi(count); err == nil && v <= maxResults {
+			n = v
+		}
 	}
 	if n < 0 {
 		n = 0

@@ -114,5 +114,5 @@ func operationsOf(body map[string]any) any {
 func (s *Server) writeUser(c echo.Context, status int, u domain.User) error {
 	c.Response().Header().Set("ETag", etag(u.Version))
 	q := c.QueryParams()
-	return writeSCIM(c, status, projectAttributes(s.userJSON(u), q.Get("attributes"), q.Get("excludedAttributes")))
+	return s.writeSCIM(c, status, projectAttributes(s.userJSON(u), q.Get("attributes"), q.Get("excludedAttributes")))
 }

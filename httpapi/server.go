@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -71,6 +72,8 @@ type Server struct {
 	echo      *echo.Echo
 	metrics   *Metrics     // served at /metrics (metrics.go)
 	limiter   *rateLimiter // per-company request rate (ratelimit.go); nil admits everything
+	tokens    *tokenCache  // company token hash → company (tokencache.go); nil caches nothing
+	buffers   *sync.Pool   // of *[]byte: response buffers (writeSCIM)
 
 	sso *ssoState // set by SetSSO (sso.go); nil turns the SSO routes off
 
@@ -93,7 +96,8 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 		cfg.Metrics = NewMetrics()
 	}
 	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
-		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil)}
+		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil), tokens: newTokenCache(projector),
+		buffers: newBufferPool()}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
@@ -105,7 +109,9 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	s.echo.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisableStackAll: true, DisableErrorHandler: true, LogErrorFunc: recovered,
 	}))
-	s.echo.Use(limitBody(cfg.BodyLimit))
+	// The server's limit is the one a 413 names unless a route sets its own (limitBody), so it
+	// need not be recorded in each request.
+	s.echo.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: byteSize(cfg.BodyLimit)}))
 	s.routes()
 	return s
 }
@@ -235,14 +241,17 @@ func normalizePath(next echo.HandlerFunc) echo.HandlerFunc {
 		if len(p) > len(prefix) && strings.EqualFold(p[:len(prefix)], prefix) {
 			rest := p[len(prefix):]
 			seg, tail, _ := strings.Cut(rest, "/")
+			canonical := seg
 			for _, name := range scimResources {
 				if strings.EqualFold(seg, name) {
-					seg = name
+					canonical = name
 				}
 			}
-			p = prefix + seg
-			if tail != "" {
-				p += "/" + tail
+			if canonical != seg || p[:len(prefix)] != prefix { // else p is canonical already
+				p = prefix + canonical
+				if tail != "" {
+					p += "/" + tail
+				}
 			}
 		}
 		if p != r.URL.Path {

@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+)
+
+// checkAppendJSON fails unless appendJSON encodes v byte for byte as json.Marshal does.
+func checkAppendJSON(t *testing.T, v any) {
+	t.Helper()
+	want, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("json.Marshal(%#v): %v", v, err)
+	}
+	got, ok := appendJSON(nil, v)
+	if !ok || string(got) != string(want) {
+		t.Fatalf("appendJSON(%#v) = %s, %v\n json.Marshal gives %s", v, got, ok, want)
+	}
+}
+
+func TestAppendJSON(t *testing.T) {
+	t.Parallel()
+	many := map[string]any{}
+	for i := range 40 {
+		many[fmt.Sprintf("k%02d", 39-i)] = float64(i)
+	}
+	values := []any{
+		nil, true, false, "", "plain", 0, -7, 1 << 40,
+		0.0, math.Copysign(0, -1), 1.0, -1.5, 123456789.0, 1e20, 1e21, 1e-6, 1e-7, 0.000001234, 1.5e300,
+		5e-324, math.MaxFloat64, -1e-9, 12345678901234567890.0, 0.1, 2.5e-8,
+		"<script>&amp;</script>", `quote " backslash \ slash /`, "\b\f\n\r\t\x00\x01\x1f\x7f",
+		"é ü 日本 😀", "line\u2028sep\u2029para", "bad \xff utf8 \xc3", "\xed\xa0\x80 surrogate",
+		[]any{}, []any(nil), []string{}, []string(nil), []string{"a", "<b>"},
+		map[string]any{}, map[string]any(nil), many,
+		map[string]any{"b": 1.0, "a": []any{"x", 2.0, nil, true, map[string]any{"Z": "z", "A": "a"}}, "<k>": "v", "é": "e", "": ""},
+		listResponse(2, 1, []any{map[string]any{"id": "1", "meta": map[string]any{"version": `W/"3"`}}}),
+	}
+	for _, fx := range filterFixtures {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(fx), &m); err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, m)
+	}
+	for _, v := range values {
+		checkAppendJSON(t, v)
+	}
+
+	// Types it does not handle, and values json.Marshal refuses, are left to json.Marshal.
+	for _, v := range []any{
+		math.NaN(), math.Inf(1), map[string]any{"a": math.Inf(-1)}, json.Number("1"), time.Time{},
+		map[string]string{"a": "b"}, []int{1}, struct{ A int }{1}, map[string]any{"a": []any{int64(1)}},
+	} {
+		if b, ok := appendJSON(nil, v); ok {
+			t.Errorf("appendJSON(%#v) = %s, want it to decline", v, b)
+		}
+	}
+	deep := any("x")
+	for range maxEncodeDepth + 2 {
+		deep = []any{deep}
+	}
+	if _, ok := appendJSON(nil, deep); ok {
+		t.Error("appendJSON encoded a value deeper than maxEncodeDepth")
+	}
+}
+
+// FuzzAppendJSON compares appendJSON with json.Marshal on decoded JSON documents and on
+// arbitrary strings as keys and values.
+func FuzzAppendJSON(f *testing.F) {
+	f.Add([]byte(`{"a":[1,2.5e-9,"x<y",null,true,{"b":{}}],"é":"\u2028"}`), "k\xff")
+	f.Add([]byte(`[1e21, 1e20, 0.000001, 1e-7, -0]`), "<&>")
+	f.Fuzz(func(t *testing.T, doc []byte, s string) {
+		var v any
+		if json.Unmarshal(doc, &v) == nil {
+			checkAppendJSON(t, v)
+		}
+		checkAppendJSON(t, map[string]any{s: s, "list": []any{s}, "strings": []string{s}})
+	})
+}
