@@ -164,7 +164,12 @@ var UserAttributes = []Attribute{
 		{Name: "type", Type: TypeString, Canonical: []string{"work", "home", "other"}, Description: "A label indicating the attribute's function."},
 		{Name: "primary", Type: TypeBoolean, Description: "Indicates the 'primary' or preferred attribute value."},
 	}},
-	{Name: "groups", Type: TypeComplex, MultiValued: true, Mutability: "readOnly", Description: "A list of groups to which the user belongs.", SubAttributes: multi(TypeString)},
+	{Name: "groups", Type: TypeComplex, MultiValued: true, Mutability: "readOnly", Description: "A list of groups to which the user belongs.", SubAttributes: []Attribute{
+		{Name: "value", Type: TypeString, Mutability: "readOnly", Description: "The identifier of the User's group."},
+		{Name: "$ref", Type: TypeReference, Mutability: "readOnly", References: []string{"Group"}, Description: "The URI of the corresponding 'Group' resource to which the user belongs."},
+		{Name: "display", Type: TypeString, Mutability: "readOnly", Description: "A human-readable name, primarily used for display purposes."},
+		{Name: "type", Type: TypeString, Mutability: "readOnly", Canonical: []string{"direct", "indirect"}, Description: "A label indicating the attribute's function, e.g., 'direct' or 'indirect'."},
+	}},
 	{Name: "entitlements", Type: TypeComplex, MultiValued: true, Description: "A list of entitlements for the User.", SubAttributes: multi(TypeString)},
 	{Name: "roles", Type: TypeComplex, MultiValued: true, Description: "A list of roles for the User.", SubAttributes: multi(TypeString)},
 	{Name: "x509Certificates", Type: TypeComplex, MultiValued: true, Description: "A list of certificates issued to the User.", SubAttributes: multi(TypeBinary)},

@@ -34,6 +34,8 @@ type Metrics struct {
 	appendedEvents  prometheus.Counter
 	batchEvents     prometheus.Histogram
 	batchApply      prometheus.Histogram
+	refusals        *prometheus.CounterVec
+	unrecorded      prometheus.Counter
 
 	mu      sync.Mutex // guards watched
 	watched bool
@@ -87,6 +89,14 @@ func NewMetrics() *Metrics {
 			Help:    "Time to apply and commit one projector batch (one bbolt write transaction).",
 			Buckets: latencyBuckets,
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idledger_saml_signin_refusals_total",
+			Help: "Sign-ins refused at a SAML ACS, by reason (the login history's code).",
+		}, []string{"reason"}),
+		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idledger_saml_signin_refusals_unrecorded_total",
+			Help: "Refused sign-ins naming no user that were only logged, not recorded in the login history, because their company's budget was spent (sso_refusals.go).",
+		}),
 	}
 	// Conflicts are rare: start both series at 0 so that rate() and alerts see them.
 	m.appendConflicts.WithLabelValues(resultConflict)
@@ -97,6 +107,7 @@ func NewMetrics() *Metrics {
 		m.requests, m.requestDuration,
 		m.appendDuration, m.appendConflicts, m.appendedEvents,
 		m.batchEvents, m.batchApply,
+		m.refusals, m.unrecorded,
 	)
 	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 	return m
@@ -125,6 +136,29 @@ func (m *Metrics) Appended(d time.Duration, events int, err error) {
 func (m *Metrics) Projected(b domain.ProjectedBatch) {
 	m.batchEvents.Observe(float64(b.Events))
 	m.batchApply.Observe(b.Apply.Seconds())
+}
+
+// signInReasons are the reason label's values: the login history's refusal codes. Anything
+// else (a code added to the saml package but not here) counts as "other", so the label stays
+// bounded.
+var signInReasons = map[string]bool{
+	domain.SignInSSONotConfigured: true, domain.SignInMalformed: true, domain.SignInInvalidSignature: true,
+	domain.SignInWeakSignature: true, domain.SignInCertificateExpired: true, domain.SignInWrongIssuer: true,
+	domain.SignInWrongAudience: true, domain.SignInWrongDestination: true, domain.SignInExpired: true,
+	domain.SignInReplayed: true, domain.SignInRequestMismatch: true, domain.SignInIDPError: true,
+	domain.SignInInvalidResponse: true, domain.SignInUnknownUser: true, domain.SignInInactiveUser: true,
+}
+
+// signInRefused counts one refused sign-in; recorded tells whether it went to the login
+// history.
+func (m *Metrics) signInRefused(reason string, recorded bool) {
+	if !signInReasons[reason] {
+		reason = "other"
+	}
+	m.refusals.WithLabelValues(reason).Inc()
+	if !recorded {
+		m.unrecorded.Inc()
+	}
 }
 
 // ProjectionStatus is what the projection gauges read at each scrape; *projections.Projector

@@ -138,7 +138,7 @@ func (s *Server) handleListGroups(c echo.Context) error {
 			return err
 		}
 	}
-	body, err := p.page(total, rendered)
+	body, err := p.page(total, rendered, nil)
 	if err != nil {
 		return err
 	}

@@ -95,8 +95,10 @@ func storedPath(p domain.AttrPath) bool {
 	return true
 }
 
-// page renders, sorts if asked, pages and projects a list response.
-func (p listParams) page(total int, rendered []map[string]any) (map[string]any, error) {
+// page renders, sorts if asked, pages and projects a list response. complete, if not nil,
+// adds to the resources of the page what costs a read per resource (a user's groups), once
+// sorting has left only those.
+func (p listParams) page(total int, rendered []map[string]any, complete func(r map[string]any) error) (map[string]any, error) {
 	if p.sortBy != "" {
 		if err := sortResources(rendered, p.sortBy, p.sortOrder); err != nil {
 			return nil, err
@@ -104,6 +106,13 @@ func (p listParams) page(total int, rendered []map[string]any) (map[string]any, 
 		from := min(p.start-1, len(rendered))
 		to := min(from+p.count, len(rendered))
 		rendered = rendered[from:to]
+	}
+	if complete != nil {
+		for _, r := range rendered {
+			if err := complete(r); err != nil {
+				return nil, err
+			}
+		}
 	}
 	out := make([]any, len(rendered))
 	for i, r := range rendered {
@@ -140,7 +149,20 @@ func (s *Server) handleListUsers(c echo.Context) error {
 	for i, u := range users {
 		rendered[i] = s.userJSON(u)
 	}
-	body, err := p.page(total, rendered)
+	var complete func(map[string]any) error
+	if len(users) > 0 {
+		groups, err := s.userGroupsFor(c, p.attributes, p.excluded)
+		if err != nil {
+			return err
+		}
+		if groups != nil {
+			complete = func(r map[string]any) error {
+				id, _ := r["id"].(string) // sorting reorders rendered: take the id from the resource
+				return groups.add(r, domain.UserID(id))
+			}
+		}
+	}
+	body, err := p.page(total, rendered, complete)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/idledger/idledger/domain"
 )
 
 // maxResults is the page size cap advertised as filter.maxResults.
@@ -43,4 +46,96 @@ func paging(startIndex, count string) (int, int) {
 		n = 0
 	}
 	return start, n
+}
+
+// userGroups renders the User attribute groups (RFC 7643 §4.1.2) for the users of one response:
+// the groups each user is a direct member of, as {value, $ref, display, type: "direct"}, in
+// group id order. idledger has no nested groups, so every membership is direct.
+//
+// groups is readOnly and derived from the group aggregates, so it is never stored with the user
+// (CanonicalUser drops it from POST and PUT bodies, PATCH answers 400 mutability) and the
+// user's meta.version does not change when a group gains or loses it. A user in no group has no
+// groups attribute: RFC 7643 §2.5 holds an empty multi-valued attribute and an unassigned one
+// equivalent, and idledger drops every empty value the same way, so clients that read
+// "absent" as "none" (Entra, Okta) and those that tolerate [] both get what they expect.
+//
+// Each user costs one prefix scan of the user→groups index; each group's displayName is read
+// once per response.
+type userGroups struct {
+	s      *Server
+	ctx    context.Context
+	tenant domain.TenantID
+	names  map[domain.GroupID]string // displayName of each group read so far; "" for a gone group
+}
+
+// userGroupsFor returns the renderer of the groups attribute for a response projected by
+// attributes and excludedAttributes, or nil when the response leaves groups out or the operator
+// turned the company's groups feature off (its /Groups answers 403, so its users show none).
+func (s *Server) userGroupsFor(c echo.Context, attributes, excluded string) (*userGroups, error) {
+	if !returnsCoreAttr("groups", attributes, excluded) {
+		return nil, nil
+	}
+	ctx := c.Request().Context()
+	t, err := s.read.FindTenant(ctx, tenantOf(c))
+	if err != nil {
+		return nil, err
+	}
+	if !t.Features.Groups() {
+		return nil, nil
+	}
+	return &userGroups{s: s, ctx: ctx, tenant: t.ID, names: make(map[domain.GroupID]string)}, nil
+}
+
+// add sets res["groups"] to the groups of user, or leaves res without it when there are none.
+// A nil g adds nothing.
+func (g *userGroups) add(res map[string]any, user domain.UserID) error {
+	if g == nil {
+		return nil
+	}
+	ids, err := g.s.read.GroupsOf(g.ctx, g.tenant, user)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	out := make([]any, 0, len(ids))
+	for _, id := range ids {
+		name, seen := g.names[id]
+		if !seen {
+			gr, err := g.s.read.FindGroup(g.ctx, g.tenant, id)
+			if err != nil && !isNotFound(err) {
+				return err
+			}
+			if err == nil && !gr.Deleted {
+				name, _ = gr.Resource["displayName"].(string)
+				if name == "" {
+					name = string(id) // displayName is required; never leave the entry blank
+				}
+			}
+			g.names[id] = name
+		}
+		if name == "" {
+			continue // deleted since the scan: its memberships are on their way out
+		}
+		out = append(out, map[string]any{
+			"value": string(id), "$ref": g.s.groupLocation(id), "display": name, "type": "direct",
+		})
+	}
+	if len(out) > 0 {
+		res["groups"] = out
+	}
+	return nil
+}
+
+// returnsCoreAttr reports whether a representation projected by attributes and
+// excludedAttributes (see projectAttributes) keeps any part of the core attribute name, so
+// that an attribute that costs a read is computed only when it is returned.
+func returnsCoreAttr(name, attributes, excluded string) bool {
+	urns := []string{domain.SchemaEnterpriseUser}
+	if sel := parseAttrList(attributes, urns); !sel.empty() {
+		return sel.allCore || sel.child(name) != nil
+	}
+	if sel := parseAttrList(excluded, urns); !sel.empty() {
+		n := sel.child(name)
+		return !sel.allCore && (n == nil || !n.whole)
+	}
+	return true
 }

@@ -110,9 +110,19 @@ func operationsOf(body map[string]any) any {
 	return nil
 }
 
-// writeUser answers with a user, its ETag, and the attributes the query asks for.
+// writeUser answers with a user, its groups (scim_users.go), its ETag, and the attributes the
+// query asks for.
 func (s *Server) writeUser(c echo.Context, status int, u domain.User) error {
-	c.Response().Header().Set("ETag", etag(u.Version))
 	q := c.QueryParams()
-	return s.writeSCIM(c, status, projectAttributes(s.userJSON(u), q.Get("attributes"), q.Get("excludedAttributes")))
+	attributes, excluded := q.Get("attributes"), q.Get("excludedAttributes")
+	res := s.userJSON(u)
+	groups, err := s.userGroupsFor(c, attributes, excluded)
+	if err != nil {
+		return err
+	}
+	if err := groups.add(res, u.ID); err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", etag(u.Version))
+	return s.writeSCIM(c, status, projectAttributes(res, attributes, excluded))
 }

@@ -59,6 +59,11 @@ type SSOConfig struct {
 	// bindings (default crypto/rand).
 	Now    func() time.Time
 	Random io.Reader
+	// RefusalBurst and RefusalEvery bound the refused sign-ins naming no user that each
+	// company records in the event log: RefusalBurst at once (default 20), then one per
+	// RefusalEvery (default 10 s). The others are only logged and counted (sso_refusals.go).
+	RefusalBurst int
+	RefusalEvery time.Duration
 }
 
 // ssoState is the server's single sign-on configuration.
@@ -67,6 +72,8 @@ type ssoState struct {
 	// secure is set when the base URL is https: cookies are then Secure, and the binding
 	// cookie SameSite=None so that the IdP's cross-site POST carries it.
 	secure bool
+	// refusals limits the anonymous refusals recorded in the log, per company.
+	refusals *refusalBudget
 }
 
 // SetSSO turns on the /saml routes, /api/v1/me and the SSO company API. Call it before the
@@ -81,7 +88,8 @@ func (s *Server) SetSSO(cfg SSOConfig) {
 	if cfg.Random == nil {
 		cfg.Random = rand.Reader
 	}
-	s.sso = &ssoState{SSOConfig: cfg, secure: strings.HasPrefix(s.cfg.BaseURL, "https://")}
+	s.sso = &ssoState{SSOConfig: cfg, secure: strings.HasPrefix(s.cfg.BaseURL, "https://"),
+		refusals: newRefusalBudget(cfg.RefusalBurst, cfg.RefusalEvery, cfg.Now)}
 }
 
 // Cookies.
@@ -185,13 +193,23 @@ func (s *Server) handleSAMLACS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The session is bound to the IdP trust in force now (see session.SSO); SSO turned off
+	// since the response was verified refuses it.
+	t, err := s.read.FindTenant(ctx, tenant)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err != nil || !t.SSO.Enabled() {
+		return s.refuseSignIn(c, tenant, source, &domain.SignInError{Reason: domain.SignInSSONotConfigured,
+			User: res.User, Flow: res.Flow, Err: errors.New("single sign-on was turned off during the sign-in")})
+	}
 	// The history must show every session: record before opening it.
 	if _, err := s.svc.RecordSignIn(ctx, tenant, domain.SignInRecorded{
 		User: res.User, Reason: domain.SignInOK, Source: source, Flow: res.Flow,
 	}); err != nil {
 		return fmt.Errorf("httpapi: record sign-in: %w", err)
 	}
-	id, err := s.openSession(ctx, tenant, res.User)
+	id, err := s.openSession(ctx, tenant, res.User, t.SSO.MetadataSet)
 	if err != nil {
 		return err
 	}
@@ -217,10 +235,19 @@ account exists and is active, and that single sign-on is set up for your company
 
 // refuseSignIn logs the real reason, records it in the login history and answers the uniform
 // 403 page, setting no cookie.
+//
+// A refusal that names a verified user (an inactive one) is always recorded. One that names
+// none may come from anyone who can reach the ACS, so it is recorded only within its company's
+// budget (sso_refusals.go), which keeps the never-trimmed log from growing without bound; the
+// rest are logged with recorded=false and counted in idledger_saml_signin_refusals_unrecorded_total.
 func (s *Server) refuseSignIn(c echo.Context, tenant domain.TenantID, source string, e *domain.SignInError) error {
 	ctx := c.Request().Context()
+	record := true
+	if e.User == "" {
+		record = s.mayRecordRefusal(ctx, tenant)
+	}
 	attrs := []any{"tenant", tenant, "reason", e.Reason, "err", e, "source", source,
-		"request_id", c.Response().Header().Get(echo.HeaderXRequestID)}
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "recorded", record}
 	if e.User != "" {
 		attrs = append(attrs, "user", e.User)
 	}
@@ -232,20 +259,41 @@ func (s *Server) refuseSignIn(c echo.Context, tenant domain.TenantID, source str
 		msg = "sign-in refused: IdP signing certificate expired (the company must upload metadata with its new certificate)"
 	}
 	s.log.Warn(msg, attrs...)
-	detail := ""
-	if e.Err != nil {
-		detail = e.Err.Error()
-	}
-	_, err := s.svc.RecordSignIn(ctx, tenant, domain.SignInRecorded{
-		User: e.User, Reason: e.Reason, Detail: detail, Source: source, Flow: e.Flow,
-	})
-	if err != nil && !errors.Is(err, domain.ErrNotFound) { // no history for made-up companies
-		s.log.Error("record refused sign-in", "tenant", tenant, "err", err)
+	s.metrics.signInRefused(e.Reason, record)
+	if record {
+		detail := ""
+		if e.Err != nil {
+			detail = e.Err.Error()
+		}
+		_, err := s.svc.RecordSignIn(ctx, tenant, domain.SignInRecorded{
+			User: e.User, Reason: e.Reason, Detail: detail, Source: source, Flow: e.Flow,
+		})
+		if err != nil && !errors.Is(err, domain.ErrNotFound) { // no history for made-up companies
+			s.log.Error("record refused sign-in", "tenant", tenant, "err", err)
+		}
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderCacheControl, "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'")
 	return c.HTML(http.StatusForbidden, signInRefusedPage)
+}
+
+// mayRecordRefusal reports whether a refusal naming no user may go to the company's login
+// history: the company must exist (made-up ones get no history, and no entry in the budget's
+// table) and have budget left. It logs the summary of the refusals the budget held back.
+func (s *Server) mayRecordRefusal(ctx context.Context, tenant domain.TenantID) bool {
+	if _, err := s.read.FindTenant(ctx, tenant); err != nil {
+		if !isNotFound(err) {
+			s.log.Error("record refused sign-in: read company", "tenant", tenant, "err", err)
+		}
+		return false
+	}
+	ok, sum := s.sso.refusals.take(tenant)
+	if sum.Dropped > 0 {
+		s.log.Warn(fmt.Sprintf("%d refused sign-ins not recorded in the login history (over the company's budget)", sum.Dropped),
+			"tenant", tenant, "unrecorded", sum.Dropped, "since", sum.Since)
+	}
+	return ok
 }
 
 // session is a browser session, stored under a hash of its id.
@@ -254,16 +302,23 @@ type session struct {
 	User    domain.UserID   `json:"user"`
 	Created time.Time       `json:"created"`
 	Expires time.Time       `json:"expires"`
+	// SSO is when the IdP metadata that verified the sign-in was uploaded
+	// ([domain.SSOConfig].MetadataSet): the session's generation. Turning SSO off clears it
+	// and turning it on again (or trusting new metadata) sets a new one, so the session ends
+	// with the trust it was opened under, however SSO is later re-enabled. The session store
+	// cannot list a company's sessions to delete them; this ends them all the same.
+	SSO time.Time `json:"sso"`
 }
 
-// openSession stores a new session and returns its id (the cookie value).
-func (s *Server) openSession(ctx context.Context, tenant domain.TenantID, user domain.UserID) (string, error) {
+// openSession stores a new session opened under the IdP metadata uploaded at ssoSince and
+// returns its id (the cookie value).
+func (s *Server) openSession(ctx context.Context, tenant domain.TenantID, user domain.UserID, ssoSince time.Time) (string, error) {
 	id, err := s.newToken()
 	if err != nil {
 		return "", err
 	}
 	now := s.sso.Now().UTC()
-	b, _ := json.Marshal(session{Tenant: tenant, User: user, Created: now, Expires: now.Add(s.sso.SessionTTL)})
+	b, _ := json.Marshal(session{Tenant: tenant, User: user, Created: now, Expires: now.Add(s.sso.SessionTTL), SSO: ssoSince.UTC()})
 	if err := s.sso.Sessions.Create(ctx, sessionKey(id), b, s.sso.SessionTTL); err != nil {
 		return "", fmt.Errorf("httpapi: open session: %w", err)
 	}
@@ -295,30 +350,57 @@ func (s *Server) currentSession(c echo.Context) (session, string, error) {
 	return sess, key, nil
 }
 
-// handleMe serves GET /api/v1/me: the signed-in user from the read model. The user must still
-// exist and be active on every call, so a SCIM deactivation ends access at once.
+// handleMe serves GET /api/v1/me: the signed-in user from the read model.
 func (s *Server) handleMe(c echo.Context) error {
 	if s.sso == nil {
 		return s.ssoOff()
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	sess, key, err := s.currentSession(c)
+	u, err := s.sessionUser(c)
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, s.userJSON(u))
+}
+
+// sessionUser returns the user of the request's session, or ErrUnauthorized. It checks on
+// every call, against the read models, what a session depends on: the company still has SSO
+// on with the IdP trust the session was opened under (so turning SSO off ends its sessions at
+// once, and re-enabling it does not bring them back), and the user still exists and is active
+// (so a SCIM deactivation ends access at once). A session that fails either is deleted.
+func (s *Server) sessionUser(c echo.Context) (domain.User, error) {
+	sess, key, err := s.currentSession(c)
+	if err != nil {
+		return domain.User{}, err
+	}
 	ctx := c.Request().Context()
+	end := func(why string) (domain.User, error) {
+		if derr := s.sso.Sessions.Delete(ctx, key, 0); derr != nil {
+			s.log.Warn("end session", "tenant", sess.Tenant, "err", derr)
+		}
+		s.log.Info("session ended: "+why, "tenant", sess.Tenant, "user", sess.User)
+		return domain.User{}, domain.Errorf(domain.ErrUnauthorized, "sign in first: no valid session")
+	}
+	t, err := s.read.FindTenant(ctx, sess.Tenant)
+	if err != nil && !isNotFound(err) {
+		return domain.User{}, err
+	}
+	switch {
+	case err != nil:
+		return end("company not found")
+	case !t.SSO.Enabled():
+		return end("single sign-on turned off")
+	case !t.SSO.MetadataSet.Equal(sess.SSO):
+		return end("single sign-on re-enabled or its IdP metadata replaced since sign-in")
+	}
 	u, err := s.read.FindUser(ctx, sess.Tenant, sess.User)
 	if err != nil && !isNotFound(err) {
-		return err
+		return domain.User{}, err
 	}
 	if err != nil || !u.Exists() || !u.Active() {
-		if derr := s.sso.Sessions.Delete(ctx, key, 0); derr != nil {
-			s.log.Warn("end session of inactive user", "err", derr)
-		}
-		s.log.Info("session ended: user deleted or deactivated", "tenant", sess.Tenant, "user", sess.User)
-		return domain.Errorf(domain.ErrUnauthorized, "sign in first: no valid session")
+		return end("user deleted or deactivated")
 	}
-	return c.JSON(http.StatusOK, s.userJSON(u))
+	return u, nil
 }
 
 // handleSAMLLogout serves POST /saml/:tenant/logout: it ends this company's session in this
