@@ -22,7 +22,7 @@ test:
 # targets run one after another, packages side by side. What a run finds is written to
 # <pkg>/testdata/fuzz/<Target>/ and committed: a regression seed for every later `go test`.
 FUZZ = ./httpapi:FuzzParseFilter,FuzzParsePatchPath,FuzzSCIMBody,FuzzSimpleEq,FuzzAppendJSON ./domain:FuzzPatchUser,FuzzDiffApply \
-	./eventstore:FuzzDecodeEvent ./saml:FuzzParseIDPMetadata
+	./eventstore:FuzzDecodeEvent ./saml:FuzzParseIDPMetadata ./projections:FuzzRowJSON
 FUZZTIME ?= 3s
 # Minimising each new interesting input may take up to 60 s by default, during which a worker
 # explores nothing (a long filter shows as minutes of "0/sec"); a short budget keeps it fuzzing.

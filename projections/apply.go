@@ -5,192 +5,301 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	bolt "go.etcd.io/bbolt"
+	"unicode/utf8"
 
 	"github.com/idledger/idledger/domain"
 )
 
-// apply folds one event into the read models inside tx, with the domain's own Apply.
-func apply(tx *bolt.Tx, e domain.Event) error {
+// apply folds one event into the read models through w, with the domain's own Apply.
+func (w *writer) apply(e *domain.Event) error {
+	w.ev = e
 	switch e.Kind {
 	case domain.KindTenant:
-		return applyTenant(tx, e)
+		return w.applyTenant(e)
 	case domain.KindUser:
-		return applyUser(tx, e)
+		return w.applyUser(e)
 	case domain.KindGroup:
-		return applyGroup(tx, e)
+		return w.applyGroup(e)
 	}
 	return nil // index records and aggregates this projection does not keep
 }
 
-func applyTenant(tx *bolt.Tx, e domain.Event) error {
-	tenants := tx.Bucket(bucketTenants)
+// getJSON decodes the row k of bucket id into v; it returns domain.ErrNotFound if there is none.
+func (w *writer) getJSON(id rawID, k []byte, v any) error {
+	raw := w.get(id, k)
+	if raw == nil {
+		return domain.ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("projections: decode %s: %w", k, err)
+	}
+	return nil
+}
+
+// putJSON encodes v as the row k of bucket id.
+func (w *writer) putJSON(id rawID, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("projections: encode %s: %w", k, err)
+	}
+	return w.put(id, k, raw)
+}
+
+func (w *writer) applyTenant(e *domain.Event) error {
 	var t domain.Tenant
-	if err := getJSON(tenants, []byte(e.Tenant), &t); err != nil && !errors.Is(err, domain.ErrNotFound) {
+	if err := w.getJSON(rawTenants, []byte(e.Tenant), &t); err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return err
 	}
 	if e.Version <= t.Version {
 		return nil
 	}
 	oldHash := t.SCIMTokenHash
-	t.Apply(e)
+	t.Apply(*e)
 	if strings.HasPrefix(e.Actor, domain.ActorSCIMPrefix) {
-		if err := updateStats(tx, e, func(*domain.ProvisioningStats) {}); err != nil {
+		if err := w.updateStats(e, func(*domain.ProvisioningStats) {}); err != nil {
 			return err
 		}
 	}
 	if oldHash != t.SCIMTokenHash {
-		tokens := tx.Bucket(bucketTokens)
 		if oldHash != "" {
-			if err := tokens.Delete([]byte(oldHash)); err != nil {
+			if err := w.del(rawTokens, []byte(oldHash)); err != nil {
 				return err
 			}
 		}
-		if err := tokens.Put([]byte(t.SCIMTokenHash), []byte(t.ID)); err != nil {
+		if err := w.put(rawTokens, []byte(t.SCIMTokenHash), []byte(t.ID)); err != nil {
 			return err
 		}
 	}
-	return putJSON(tenants, []byte(e.Tenant), t)
+	return w.putJSON(rawTenants, []byte(e.Tenant), t)
 }
 
-func applyUser(tx *bolt.Tx, e domain.Event) error {
-	users := tx.Bucket(bucketUsers)
-	k := key(e.Tenant, e.AggregateID)
-	var u domain.User
-	if err := getJSON(users, k, &u); err != nil && !errors.Is(err, domain.ErrNotFound) {
+func (w *writer) applyUser(e *domain.Event) error {
+	r, err := w.users.get(rowKey(e.Tenant, e.AggregateID))
+	if err != nil {
 		return err
 	}
+	u := r.val.User
 	if e.Version <= u.Version {
 		return nil
 	}
 	if !u.Exists() && e.Type != domain.EventUserCreated && e.Type != domain.EventUserInvited {
 		return nil // the user was deleted (or never created): nothing left to change
 	}
-	prev := u
-	prev.Resource = u.Resource // Apply replaces the map, never mutates it
-	before := userKeys(&u)
-	u.Apply(e)
-	if err := relogin(tx, e.Tenant, &prev, &u); err != nil {
+	prev := u // Apply replaces the Resource map, never mutates it
+	before := r.val.userNames()
+	u.Apply(*e)
+	after := namesOf(&u) // none once deleted
+	if err := w.relogin(e.Tenant, &prev, &u, before, after); err != nil {
 		return err
 	}
-	if err := countUser(tx, e, &prev, &u); err != nil {
+	if err := w.countUser(e, &prev, &u); err != nil {
 		return err
 	}
-	after := userKeys(&u)
-	if u.Deleted {
-		after = indexKeys{}
-	}
-	if err := reindex(tx, e.Tenant, e.AggregateID, before, after); err != nil {
+	if err := w.reindex(e.Tenant, e.AggregateID, before.indexKeys(), after.indexKeys()); err != nil {
 		return err
 	}
 	if u.Deleted {
-		if err := leaveAllGroups(tx, e.Tenant, e.AggregateID); err != nil {
+		if err := w.leaveAllGroups(e.Tenant, e.AggregateID); err != nil {
 			return err
 		}
-		return users.Delete(k)
+		w.users.del(r, e)
+		return nil
 	}
-	return putJSON(users, k, u)
+	return w.users.set(r, userRow{User: u, names: &after}, e)
 }
 
-// indexKeys are the index entries of one resource.
-type indexKeys struct {
-	unique map[string]string   // bucket → value
-	multi  map[string][]string // bucket → values
+// A userRow is a row of the users bucket, with the user's names once they are computed.
+type userRow struct {
+	domain.User
+	names *userNames // nil until computed
 }
 
-func userKeys(u *domain.User) indexKeys {
-	ix := indexKeys{unique: map[string]string{}, multi: map[string][]string{}}
+// userNames returns the names of the row's user, computing them once.
+func (r *userRow) userNames() *userNames {
+	if r.names == nil {
+		n := namesOf(&r.User)
+		r.names = &n
+	}
+	return r.names
+}
+
+func marshalUserRow(dst []byte, r userRow) ([]byte, error) { return marshalUser(dst, r.User) }
+
+func unmarshalUserRow(data []byte, r *userRow) error { return unmarshalUser(data, &r.User) }
+
+// userNames are what a user is found by, folded as the indexes and the login index keep them.
+// A user that does not exist has none.
+type userNames struct {
+	userName    string   // folded; kept only when the userName is not empty
+	hasUserName bool     // (its folded form may be)
+	externalID  string   // as is; "" if none
+	emails      []string // folded, of each email whose value is not empty, in order
+}
+
+func namesOf(u *domain.User) userNames {
+	var n userNames
 	if !u.Exists() {
-		return ix
+		return n
 	}
-	if n := u.UserName(); n != "" {
-		ix.unique[string(bucketUserNames)] = domain.FoldUserName(n)
+	if s := u.UserName(); s != "" {
+		n.userName, n.hasUserName = fold(s), true
 	}
-	if x := u.ExternalID(); x != "" {
-		ix.multi[string(bucketUserExtID)] = []string{x}
-	}
+	n.externalID = u.ExternalID()
 	if emails, ok := u.Resource["emails"].([]any); ok {
 		for _, el := range emails {
 			if m, ok := el.(map[string]any); ok {
 				if v, ok := m["value"].(string); ok && v != "" {
-					ix.multi[string(bucketUserEmail)] = append(ix.multi[string(bucketUserEmail)], domain.FoldUserName(v))
+					n.emails = append(n.emails, fold(v))
 				}
 			}
 		}
+	}
+	return n
+}
+
+// fold is domain.FoldUserName, without allocating for an ASCII name already folded.
+func fold(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return domain.FoldUserName(s)
+		}
+	}
+	// For ASCII, FoldUserName trims \t \n \v \f \r and spaces, turns the first five into spaces
+	// and lower-cases A-Z.
+	s = strings.TrimSpace(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; ('A' <= c && c <= 'Z') || (c != ' ' && c <= '\r' && c >= '\t') {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				switch c := b[j]; {
+				case 'A' <= c && c <= 'Z':
+					b[j] = c + 'a' - 'A'
+				case '\t' <= c && c <= '\r':
+					b[j] = ' '
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// indexKeys are the index entries of one resource: at most one value per unique index (value
+// → id) and any number per multi-valued one (value NUL id → "").
+type indexKeys struct {
+	unique []indexKey
+	multi  []indexKey
+}
+
+// An indexKey is one value in one index bucket.
+type indexKey struct {
+	bucket rawID
+	value  string
+}
+
+// has reports whether keys holds k.
+func has(keys []indexKey, k indexKey) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// indexKeys returns the index entries of a user with these names.
+func (n *userNames) indexKeys() indexKeys {
+	var ix indexKeys
+	if n.hasUserName {
+		ix.unique = []indexKey{{rawUserNames, n.userName}}
+	}
+	if n.externalID != "" || len(n.emails) > 0 {
+		ix.multi = make([]indexKey, 0, 1+len(n.emails))
+	}
+	if n.externalID != "" {
+		ix.multi = append(ix.multi, indexKey{rawUserExtID, n.externalID})
+	}
+	for _, v := range n.emails {
+		ix.multi = append(ix.multi, indexKey{rawUserEmail, v})
 	}
 	return ix
 }
 
 func groupKeys(g *domain.Group) indexKeys {
-	ix := indexKeys{unique: map[string]string{}, multi: map[string][]string{}}
+	var ix indexKeys
 	if !g.Exists() {
 		return ix
 	}
 	if n := g.DisplayName(); n != "" {
-		ix.unique[string(bucketGroupName)] = domain.FoldUserName(n)
+		ix.unique = append(ix.unique, indexKey{rawGroupName, fold(n)})
 	}
 	if x, _ := g.Resource["externalId"].(string); x != "" {
-		ix.multi[string(bucketGroupExt)] = []string{x}
+		ix.multi = append(ix.multi, indexKey{rawGroupExt, x})
 	}
 	return ix
 }
 
-// reindex replaces a resource's index entries before → after.
-func reindex(tx *bolt.Tx, tenant domain.TenantID, id string, before, after indexKeys) error {
-	for b, v := range before.unique {
-		if after.unique[b] != v {
-			bk := tx.Bucket([]byte(b))
-			// Only remove the entry if it still points at this resource.
-			if string(bk.Get(key(tenant, v))) == id {
-				if err := bk.Delete(key(tenant, v)); err != nil {
-					return err
-				}
+// reindex replaces a resource's index entries before → after: it removes the unique entries
+// whose value changed (if they still point at this resource) and the multi-valued ones of
+// before, then puts every entry of after. An entry in both that the file already holds as it
+// would be put is not written again (nor removed and put back).
+func (w *writer) reindex(tenant domain.TenantID, id string, before, after indexKeys) error {
+	for _, k := range before.unique {
+		if has(after.unique, k) {
+			continue
+		}
+		// Only remove the entry if it still points at this resource.
+		if uk := w.scratchKey(tenant, k.value); string(w.get(k.bucket, uk)) == id {
+			if err := w.del(k.bucket, uk); err != nil {
+				return err
 			}
 		}
 	}
-	for b, v := range after.unique {
-		if err := tx.Bucket([]byte(b)).Put(key(tenant, v), []byte(id)); err != nil {
+	for _, k := range after.unique {
+		uk := w.scratchKey(tenant, k.value)
+		if has(before.unique, k) && string(w.get(k.bucket, uk)) == id {
+			continue
+		}
+		if err := w.put(k.bucket, uk, []byte(id)); err != nil {
 			return err
 		}
 	}
-	for b, vals := range before.multi {
-		for _, v := range vals {
-			if err := tx.Bucket([]byte(b)).Delete(multiKey(tenant, v, id)); err != nil {
+	for _, k := range before.multi {
+		if !has(after.multi, k) {
+			if err := w.del(k.bucket, w.scratchKey3(tenant, k.value, 0, id)); err != nil {
 				return err
 			}
 		}
 	}
-	for b, vals := range after.multi {
-		for _, v := range vals {
-			if err := tx.Bucket([]byte(b)).Put(multiKey(tenant, v, id), nil); err != nil {
-				return err
+	for _, k := range after.multi {
+		mk := w.scratchKey3(tenant, k.value, 0, id)
+		if has(before.multi, k) {
+			if v, ok := w.stored(k.bucket, mk); ok && len(v) == 0 {
+				continue
 			}
+		}
+		if err := w.put(k.bucket, mk, nil); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func multiKey(tenant domain.TenantID, value, id string) []byte {
-	return append(append(key(tenant, value), 0), id...)
+// rowKey is key(tenant, id), built with one allocation.
+func rowKey(tenant domain.TenantID, id string) []byte {
+	b := make([]byte, 0, len(tenant)+1+len(id))
+	return append(append(append(b, tenant...), '/'), id...)
 }
 
 // leaveAllGroups removes a deleted user from every group it belonged to.
-func leaveAllGroups(tx *bolt.Tx, tenant domain.TenantID, user string) error {
-	ug := tx.Bucket(bucketUserGrps)
-	prefix := memberKey(tenant, user, "")
-	var groups []string
-	c := ug.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = c.Next() {
-		groups = append(groups, string(k[len(prefix):]))
-	}
-	for _, g := range groups {
-		removed, err := removeMember(tx, tenant, g, user)
+func (w *writer) leaveAllGroups(tenant domain.TenantID, user string) error {
+	for _, g := range w.scan(rawUserGroups, w.scratchKey3(tenant, user, '/', "")) {
+		removed, err := w.removeMember(tenant, g, user)
 		if err != nil {
 			return err
 		}
 		if removed {
-			if err := adjustCount(tx, tenant, g, -1); err != nil {
+			if err := w.adjustCount(tenant, g, -1); err != nil {
 				return err
 			}
 		}
@@ -200,21 +309,20 @@ func leaveAllGroups(tx *bolt.Tx, tenant domain.TenantID, user string) error {
 
 // addMember records a membership and counts it on the group row; it reports whether the
 // membership is new. Members naming no existing user are not recorded.
-func addMember(tx *bolt.Tx, tenant domain.TenantID, group string, m domain.Member) (bool, error) {
-	if tx.Bucket(bucketUsers).Get(key(tenant, m.Value)) == nil {
+func (w *writer) addMember(tenant domain.TenantID, group string, m domain.Member) (bool, error) {
+	if !w.users.exists(w.scratchKey(tenant, m.Value)) {
 		return false, nil
 	}
-	mk := memberKey(tenant, group, m.Value)
-	members := tx.Bucket(bucketMembers)
-	isNew := members.Get(mk) == nil
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return false, err
 	}
-	if err := members.Put(mk, raw); err != nil {
+	mk := w.scratchKey3(tenant, group, '/', m.Value)
+	isNew := w.get(rawMembers, mk) == nil
+	if err := w.put(rawMembers, mk, raw); err != nil {
 		return false, err
 	}
-	if err := tx.Bucket(bucketUserGrps).Put(memberKey(tenant, m.Value, group), nil); err != nil {
+	if err := w.put(rawUserGroups, w.scratchKey3(tenant, m.Value, '/', group), nil); err != nil {
 		return false, err
 	}
 	return isNew, nil
@@ -222,41 +330,39 @@ func addMember(tx *bolt.Tx, tenant domain.TenantID, group string, m domain.Membe
 
 // removeMember deletes a membership and reports whether there was one; the caller adjusts
 // the group's member count (once per event, not once per member).
-func removeMember(tx *bolt.Tx, tenant domain.TenantID, group, user string) (bool, error) {
-	mk := memberKey(tenant, group, user)
-	members := tx.Bucket(bucketMembers)
-	if members.Get(mk) == nil {
+func (w *writer) removeMember(tenant domain.TenantID, group, user string) (bool, error) {
+	mk := w.scratchKey3(tenant, group, '/', user)
+	if w.get(rawMembers, mk) == nil {
 		return false, nil
 	}
-	if err := members.Delete(mk); err != nil {
+	if err := w.del(rawMembers, mk); err != nil {
 		return false, err
 	}
-	if err := tx.Bucket(bucketUserGrps).Delete(memberKey(tenant, user, group)); err != nil {
+	if err := w.del(rawUserGroups, w.scratchKey3(tenant, user, '/', group)); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-func adjustCount(tx *bolt.Tx, tenant domain.TenantID, group string, delta int) error {
-	groups := tx.Bucket(bucketGroups)
-	var g domain.Group
-	if err := getJSON(groups, key(tenant, group), &g); err != nil {
-		if errors.Is(err, domain.ErrNotFound) {
-			return nil
-		}
+func (w *writer) adjustCount(tenant domain.TenantID, group string, delta int) error {
+	r, err := w.groups.get(rowKey(tenant, group))
+	if err != nil {
 		return err
 	}
+	if !r.present {
+		return nil
+	}
+	g := r.val
 	g.Members += delta
-	return putJSON(groups, key(tenant, group), g)
+	return w.groups.set(r, g, w.ev)
 }
 
-func applyGroup(tx *bolt.Tx, e domain.Event) error {
-	groups := tx.Bucket(bucketGroups)
-	k := key(e.Tenant, e.AggregateID)
-	var g domain.Group
-	if err := getJSON(groups, k, &g); err != nil && !errors.Is(err, domain.ErrNotFound) {
+func (w *writer) applyGroup(e *domain.Event) error {
+	r, err := w.groups.get(rowKey(e.Tenant, e.AggregateID))
+	if err != nil {
 		return err
 	}
+	g := r.val
 	if e.Version <= g.Version {
 		return nil
 	}
@@ -266,8 +372,8 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 	count := g.Members
 	existed := g.Exists()
 	before := groupKeys(&g)
-	g.Apply(e)
-	if err := countGroup(tx, e, existed, g.Exists()); err != nil {
+	g.Apply(*e)
+	if err := w.countGroup(e, existed, g.Exists()); err != nil {
 		return err
 	}
 	g.Members = count
@@ -275,25 +381,20 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 	if g.Deleted {
 		after = indexKeys{}
 	}
-	if err := reindex(tx, e.Tenant, e.AggregateID, before, after); err != nil {
+	if err := w.reindex(e.Tenant, e.AggregateID, before, after); err != nil {
 		return err
 	}
 	if g.Deleted {
-		var users []string
-		prefix := memberKey(e.Tenant, e.AggregateID, "")
-		c := tx.Bucket(bucketMembers).Cursor()
-		for mk, _ := c.Seek(prefix); mk != nil && strings.HasPrefix(string(mk), string(prefix)); mk, _ = c.Next() {
-			users = append(users, string(mk[len(prefix):]))
-		}
-		for _, u := range users {
-			if _, err := removeMember(tx, e.Tenant, e.AggregateID, u); err != nil {
+		for _, u := range w.scan(rawMembers, w.scratchKey3(e.Tenant, e.AggregateID, '/', "")) {
+			if _, err := w.removeMember(e.Tenant, e.AggregateID, u); err != nil {
 				return err
 			}
 		}
-		return groups.Delete(k)
+		w.groups.del(r, e)
+		return nil
 	}
 	// Store the row first: member changes below adjust its count.
-	if err := putJSON(groups, k, g); err != nil {
+	if err := w.groups.set(r, g, e); err != nil {
 		return err
 	}
 	var add []domain.Member
@@ -308,7 +409,7 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 	}
 	delta := 0
 	for _, m := range add {
-		isNew, err := addMember(tx, e.Tenant, e.AggregateID, m)
+		isNew, err := w.addMember(e.Tenant, e.AggregateID, m)
 		if err != nil {
 			return fmt.Errorf("add member: %w", err)
 		}
@@ -317,7 +418,7 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 		}
 	}
 	for _, u := range remove {
-		removed, err := removeMember(tx, e.Tenant, e.AggregateID, string(u))
+		removed, err := w.removeMember(e.Tenant, e.AggregateID, string(u))
 		if err != nil {
 			return fmt.Errorf("remove member: %w", err)
 		}
@@ -326,7 +427,7 @@ func applyGroup(tx *bolt.Tx, e domain.Event) error {
 		}
 	}
 	if delta != 0 {
-		return adjustCount(tx, e.Tenant, e.AggregateID, delta)
+		return w.adjustCount(e.Tenant, e.AggregateID, delta)
 	}
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 // memberKey is the key of one membership: tenant "/" group "/" user (or user "/" group in
 // user_groups).
 func memberKey(tenant domain.TenantID, a, b string) []byte {
-	return []byte(string(tenant) + "/" + a + "/" + b)
+	k := make([]byte, 0, len(tenant)+len(a)+len(b)+2)
+	return append(append(append(append(append(k, tenant...), '/'), a...), '/'), b...)
 }
 
 // FindGroup implements domain.GroupReader.

@@ -162,7 +162,11 @@ func (p *Projector) Run(ctx context.Context) error {
 		}
 		return p.fail(cp+1, fmt.Errorf("projections: %w", err))
 	}
-	defer func() { sub.Close() }()
+	defer func() {
+		if sub != nil { // nil if resubscribing failed
+			sub.Close()
+		}
+	}()
 	catchUp := newMeter(p.log, "projector catching up", p.progressEvery, cp)
 	for {
 		events, err := sub.Next(ctx, maxBatch)
@@ -188,7 +192,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			return p.fail(p.Checkpoint()+1, fmt.Errorf("projections: after checkpoint %d: %w", p.Checkpoint(), err))
 		}
 		p.commit.Lock()
-		err = p.applyBatch(events)
+		err = p.applyBatch(events, nil)
 		p.commit.Unlock()
 		if err != nil {
 			var ee *EventError
@@ -243,26 +247,56 @@ func (p *Projector) subscribe(ctx context.Context, cp domain.Version) (domain.Su
 	}
 }
 
-// applyBatch applies events and the new checkpoint in one transaction and wakes waiters.
-func (p *Projector) applyBatch(events []domain.Event) error {
-	last := events[len(events)-1].Version
+// applyBatch applies events, then those more returns until it returns none (more may be nil),
+// and the new checkpoint in one transaction, and wakes waiters. Events at or before the
+// checkpoint are skipped: the checkpoint never moves backwards.
+func (p *Projector) applyBatch(events []domain.Event, more func() []domain.Event) error {
 	p.mu.Lock()
 	p.pendingAt = events[0].At // kept on failure: the lag then grows from the stuck event
 	p.mu.Unlock()
 	start := time.Now()
+	var (
+		last   domain.Version // the checkpoint committed
+		lastAt time.Time      // At of the last event of the batch
+		n      int            // events in the batch
+	)
 	err := p.db.update(func(tx *bolt.Tx) error {
 		cp := checkpoint(tx)
-		if last <= cp {
-			last = cp // a batch of re-delivered events: the checkpoint never moves backwards
-			return nil
+		last = cp
+		var w *writer
+		for len(events) > 0 {
+			for i := range events {
+				e := &events[i]
+				lastAt = e.At
+				if e.Version <= cp {
+					continue // re-delivered after a crash: already applied
+				}
+				if w == nil {
+					size := len(events)
+					if more != nil {
+						size = replayBatch
+					}
+					var err error
+					if w, err = newWriter(tx, size); err != nil {
+						return err
+					}
+				}
+				if err := w.apply(e); err != nil {
+					return &EventError{Seq: e.Version, Type: e.Type, Err: err}
+				}
+				last = e.Version
+			}
+			n += len(events)
+			if more == nil {
+				break
+			}
+			events = more()
 		}
-		for _, e := range events {
-			if e.Version <= cp {
-				continue // re-delivered after a crash: already applied
-			}
-			if err := apply(tx, e); err != nil {
-				return &EventError{Seq: e.Version, Type: e.Type, Err: err}
-			}
+		if w == nil {
+			return nil // only re-delivered events
+		}
+		if err := w.flush(); err != nil {
+			return err
 		}
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(last))
@@ -274,13 +308,13 @@ func (p *Projector) applyBatch(events []domain.Event) error {
 	apply := time.Since(start)
 	p.mu.Lock()
 	p.checkpoint = last
-	p.appliedAt, p.pendingAt = events[len(events)-1].At, time.Time{}
+	p.appliedAt, p.pendingAt = lastAt, time.Time{}
 	if last >= p.target {
 		p.caughtUp = true
 	}
 	p.wakeLocked()
 	p.mu.Unlock()
-	p.obs.Projected(domain.ProjectedBatch{Events: len(events), Apply: apply, Checkpoint: last})
+	p.obs.Projected(domain.ProjectedBatch{Events: n, Apply: apply, Checkpoint: last})
 	return nil
 }
 

@@ -16,6 +16,13 @@ import (
 // before the live projector is paused for the last stretch.
 const rebuildSlack = maxBatch
 
+// replayBatch is the most events a rebuild or a Replay applies in one write transaction. They
+// write a file nobody reads yet, without fsync per commit, so a batch is not bounded by how
+// soon a writer must see its change: a larger one writes each rewritten page and each row
+// changed by several events of the batch (the company's figures, a group's count) once for
+// more events. It bounds the events held in memory.
+const replayBatch = 4096
+
 // pauseLimit bounds how long a rebuild may keep the live projector paused.
 const pauseLimit = 30 * time.Second
 
@@ -148,7 +155,7 @@ func (p *Projector) rebuildFile(ctx context.Context, progress func(done, total d
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("projections: rebuild: remove a stale %s: %w", path, err)
 	}
-	next, err := Open(path, Options{NoSync: true})
+	next, err := openPresized(path, p.db.size())
 	if err != nil {
 		return 0, fmt.Errorf("projections: rebuild: %w", err)
 	}
@@ -166,7 +173,7 @@ func (p *Projector) rebuildFile(ctx context.Context, progress func(done, total d
 	}
 	defer sub.Close()
 	step := func(ctx context.Context, limit domain.Version) error {
-		if err := builder.step(ctx, sub, limit); err != nil {
+		if err := builder.step(ctx, sub, limit, max(limit, target())); err != nil {
 			return fmt.Errorf("projections: rebuild: %w", err)
 		}
 		progress(builder.Checkpoint(), max(target(), builder.Checkpoint()))
@@ -224,24 +231,52 @@ func (p *Projector) rebuildFile(ctx context.Context, progress func(done, total d
 	return cp, nil
 }
 
-// step applies the next batch of sub, cut after limit (0: no limit).
-func (p *Projector) step(ctx context.Context, sub domain.Subscription, limit domain.Version) error {
+// step applies the next batch of sub, cut after limit (0: no limit), in one transaction: the
+// events sub has buffered and, while the log is known to hold the events up to avail, those
+// that follow, applied as they arrive, up to replayBatch events.
+func (p *Projector) step(ctx context.Context, sub domain.Subscription, limit, avail domain.Version) error {
+	cut := func(events []domain.Event) []domain.Event {
+		if limit > 0 {
+			for i, e := range events {
+				if e.Version > limit {
+					return events[:i]
+				}
+			}
+		}
+		return events
+	}
 	events, err := sub.Next(ctx, maxBatch)
 	if err != nil {
 		return fmt.Errorf("after seq %d: %w", p.Checkpoint(), err)
 	}
-	if limit > 0 {
-		for i, e := range events {
-			if e.Version > limit {
-				events = events[:i]
-				break
-			}
-		}
-	}
+	events = cut(events)
 	if len(events) == 0 {
 		return nil
 	}
-	return p.applyBatch(events)
+	n, last := len(events), events[len(events)-1].Version
+	var later error // the log failed after some events: returned once they are committed
+	more := func() []domain.Event {
+		if n >= replayBatch || last >= avail || (limit > 0 && last >= limit) {
+			return nil
+		}
+		next, err := sub.Next(ctx, min(maxBatch, replayBatch-n))
+		if err != nil {
+			later = err
+			return nil
+		}
+		next = cut(next)
+		if len(next) > 0 {
+			n, last = n+len(next), next[len(next)-1].Version
+		}
+		return next
+	}
+	if err := p.applyBatch(events, more); err != nil {
+		return err
+	}
+	if later != nil {
+		return fmt.Errorf("after seq %d: %w", p.Checkpoint(), later)
+	}
+	return nil
 }
 
 // Replay applies the log to db from its checkpoint up to sequence to exactly, calling progress
@@ -264,7 +299,7 @@ func Replay(ctx context.Context, db *DB, src domain.EventSource, to domain.Versi
 	}
 	defer sub.Close()
 	for p.Checkpoint() < to {
-		if err := p.step(ctx, sub, to); err != nil {
+		if err := p.step(ctx, sub, to, to); err != nil {
 			return fmt.Errorf("projections: replay: %w", err)
 		}
 		if progress != nil {
@@ -304,6 +339,49 @@ func (db *DB) replace(next *DB) error {
 	}
 	_ = old.Close() // no transaction can be open on it; its inode is already unlinked
 	return nil
+}
+
+// openPresized creates the file at path (without fsync per commit) and extends it to size
+// bytes (at most maxPresize) before bbolt maps it. bbolt maps a file whole and maps it again
+// each time it outgrows the mapping, which first copies every page the running transaction has
+// touched to the heap, and fsyncs each time the file grows: from a file as large as it will
+// get, it does neither. A file rebuilt from scratch gets about as large as the one it
+// replaces; the extension is sparse and bbolt ignores the pages past its high-water mark.
+func openPresized(path string, size int64) (*DB, error) {
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil || size <= 0 {
+		return db, err
+	}
+	size = min(size, maxPresize)
+	if fi, err := os.Stat(path); err != nil || fi.Size() >= size {
+		return db, nil
+	}
+	if err := db.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Truncate(path, size); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("presize %s: %w", path, err)
+	}
+	if db, err = Open(path, Options{NoSync: true}); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	return db, nil
+}
+
+// maxPresize bounds openPresized's room.
+const maxPresize = 1 << 30
+
+// size returns the size of the file in service (0 if unknown).
+func (db *DB) size() int64 {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	fi, err := os.Stat(db.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // emptiedSchema returns the schema version that Open emptied ("" if none since).
