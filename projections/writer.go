@@ -102,6 +102,9 @@ func (id rawID) bucketName() []byte {
 	panic(fmt.Sprintf("projections: unknown bucket %d", int(id)))
 }
 
+// appendFill is the page fill of buckets whose keys mostly grow (bolt.Bucket.FillPercent).
+const appendFill = 0.9
+
 // newWriter returns a writer over tx, a write transaction holding every bucket. size is about
 // how many events the transaction will apply: the cache makes room for as many rows at first.
 func newWriter(tx *bolt.Tx, size int) (w *writer, err error) {
@@ -116,9 +119,19 @@ func newWriter(tx *bolt.Tx, size int) (w *writer, err error) {
 	for id := range numRaw {
 		w.buckets[id] = bucket(id.bucketName())
 	}
+	// Users, groups and members are keyed by tenant and time-ordered ids (UUIDv7), so new rows
+	// land at the end of their tenant's range: fill the pages they split off instead of
+	// leaving them half empty (bbolt's default, right for random keys). Measured on the short
+	// bench's file: the users bucket drops from 20 MiB allocated for 9 MiB of rows.
+	users, groups := bucket(bucketUsers), bucket(bucketGroups)
+	for _, b := range []*bolt.Bucket{users, groups, w.buckets[rawMembers]} {
+		if b != nil {
+			b.FillPercent = appendFill
+		}
+	}
 	s := new(slab)
-	w.users.init(bucket(bucketUsers), size, s, marshalUserRow, unmarshalUserRow)
-	w.groups.init(bucket(bucketGroups), 0, s, marshalGroup, unmarshalGroup)
+	w.users.init(users, size, s, marshalUserRow, unmarshalUserRow)
+	w.groups.init(groups, 0, s, marshalGroup, unmarshalGroup)
 	w.stats.init(bucket(bucketProv), 0, s, nil, nil)
 	return w, err
 }

@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -212,6 +213,8 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 		if err := benchBaseline(ctx, p, rss, rep, bar); err != nil {
 			rep.fail("baseline", err)
 		}
+		// Hand the baseline's heap back to the system: the server's resident set is its own.
+		debug.FreeOSMemory()
 	}
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
