@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -69,7 +70,7 @@ func (s *Store) chain(ctx context.Context, msgs []*nats.Msg) error {
 		case m.Header.Get(jetstream.ExpectedLastSubjSeqHeader) != "":
 			seq := m.Header.Get(jetstream.ExpectedLastSubjSeqHeader)
 			if seq != "0" {
-				h, ok := s.cachedHash(m.Subject, seq)
+				h, ok := s.cachedHash(seq)
 				if !ok {
 					var err error
 					if h, err = s.hashAt(ctx, seq); err != nil {
@@ -93,37 +94,56 @@ func (s *Store) chain(ctx context.Context, msgs []*nats.Msg) error {
 	return nil
 }
 
-// hashCacheSize bounds the cache of each subject's last (sequence, hash): enough for every
-// aggregate a busy process touches between two of its writes; past it the cache starts over.
-const hashCacheSize = 100_000
+// hashCacheSize bounds the cache of hashes this process stored: one entry per aggregate it
+// wrote (about 40 bytes of key and hash, some 70 with the map's overhead), so a million cover
+// a directory of several hundred thousand users and their claims in some 70 MiB. Past it the
+// cache starts over.
+//
+// Without the cache, every write to an aggregate looks up its predecessor's hash with a direct
+// get, and nats-server loads the whole message block (up to 8 MiB) that holds it into its
+// cache: an incremental cycle touching users all over the log keeps most of the log in memory.
+const hashCacheSize = 1_000_000
 
-type lastHash struct {
-	seq  uint64
-	hash string
-}
-
-// cachedHash returns the hash this process stored last on subj if that message is the one at
-// seq (a decimal), saving the direct get of hashAt on the common path.
-func (s *Store) cachedHash(subj, seq string) (string, bool) {
-	s.hashMu.Lock()
-	defer s.hashMu.Unlock()
-	e, ok := s.hashes[subj]
-	if !ok || fmt.Sprint(e.seq) != seq {
+// cachedHash returns the hash of the message at seq (a decimal) if this process stored it and
+// nothing it stored since has replaced it on its subject. A stream sequence names one message,
+// so the sequence alone is the key.
+func (s *Store) cachedHash(seq string) (string, bool) {
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if err != nil {
 		return "", false
 	}
-	return e.hash, true
+	s.hashMu.Lock()
+	h, ok := s.hashes[n]
+	s.hashMu.Unlock()
+	if !ok {
+		return "", false
+	}
+	return hex.EncodeToString(h[:]), true
 }
 
-// rememberHashes records the hashes of a request's messages once stored; their sequences are
-// consecutive and end at last.
+// rememberHashes records the hashes of a request's messages once stored (their sequences are
+// consecutive and end at last) and forgets the predecessors they replace: only the last message
+// of a subject is ever asked for.
 func (s *Store) rememberHashes(msgs []*nats.Msg, last uint64) {
 	s.hashMu.Lock()
 	defer s.hashMu.Unlock()
 	if s.hashes == nil || len(s.hashes)+len(msgs) > hashCacheSize {
-		s.hashes = make(map[string]lastHash)
+		s.hashes = make(map[uint64][sha256.Size]byte)
 	}
+	inBatch := make(map[string]uint64, len(msgs))
 	for i, m := range msgs {
-		s.hashes[m.Subject] = lastHash{seq: last - uint64(len(msgs)-1-i), hash: m.Header.Get(hdrHash)}
+		seq := last - uint64(len(msgs)-1-i)
+		if prev, ok := inBatch[m.Subject]; ok {
+			delete(s.hashes, prev)
+		} else if prev, err := strconv.ParseUint(m.Header.Get(jetstream.ExpectedLastSubjSeqHeader), 10, 64); err == nil && prev > 0 {
+			delete(s.hashes, prev)
+		}
+		inBatch[m.Subject] = seq
+		var h [sha256.Size]byte
+		if n, err := hex.Decode(h[:], []byte(m.Header.Get(hdrHash))); err != nil || n != len(h) {
+			continue
+		}
+		s.hashes[seq] = h
 	}
 }
 

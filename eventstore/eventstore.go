@@ -28,6 +28,7 @@ package eventstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,8 +78,8 @@ type Store struct {
 	log *slog.Logger
 	obs domain.Observer // nil measures nothing
 
-	hashMu sync.Mutex          // guards hashes
-	hashes map[string]lastHash // subject → last (sequence, hash) this process stored (chain.go)
+	hashMu sync.Mutex                   // guards hashes
+	hashes map[uint64][sha256.Size]byte // sequence → hash of the last message per subject this process stored (chain.go)
 
 	commits     chan commitReq // Append calls waiting for the committer (commit.go)
 	batchSlots  chan struct{}  // one token per atomic batch in flight (commit.go)
