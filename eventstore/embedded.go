@@ -30,7 +30,7 @@ func startEmbedded(cfg Config) (*server.Server, *nats.Conn, error) {
 		srv.Shutdown()
 		return nil, nil, fmt.Errorf("eventstore: embedded nats-server in %s did not start (is another idledger using this data dir?)", opts.StoreDir)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("idledger"))
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("idledger"), syncQueue)
 	if err != nil {
 		srv.Shutdown()
 		return nil, nil, fmt.Errorf("eventstore: in-process connection: %w", err)

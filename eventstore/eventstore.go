@@ -122,7 +122,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else {
 		// Reconnect for ever, and buffer nothing while reconnecting: a request fails at
 		// once with domain.ErrUnavailable instead of hanging (faults.go).
-		s.nc, err = nats.Connect(cfg.URL, nats.Name("idledger"), nats.MaxReconnects(-1),
+		s.nc, err = nats.Connect(cfg.URL, nats.Name("idledger"), syncQueue, nats.MaxReconnects(-1),
 			nats.ReconnectBufSize(-1), nats.ReconnectWait(time.Second),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err != nil { // nil: our own Close

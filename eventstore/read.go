@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
@@ -14,6 +15,13 @@ import (
 
 // loadBatch is how many messages one direct-get batch request returns.
 const loadBatch = 512
+
+// syncQueue sizes the channel of each synchronous subscription. A batched direct get
+// (jetstreamext.GetBatch, at most loadBatch replies) subscribes synchronously once per call,
+// and nats.go's default channel of 65,536 pointers is half a megabyte per call: under an
+// incremental cycle or asOf queries that garbage alone drove the heap to gigabytes. Four batches
+// of room keeps a slow reader from ever dropping a reply.
+func syncQueue(o *nats.Options) error { return nats.SyncQueueLen(4 * loadBatch)(o) }
 
 // Load returns one aggregate's events in order and its version (the sequence of its last
 // message), reading only that aggregate's subject with direct gets.
