@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	filter "github.com/scim2/filter-parser/v2"
+
 	"github.com/idledger/idledger/domain"
 )
 
@@ -733,5 +735,53 @@ func TestReadsStoredOnly(t *testing.T) {
 	}
 	if readsStoredOnly(&domain.CompareFilter{Path: domain.AttrPath{Attr: "userName"}, Op: domain.OpEq, Value: "x"}) {
 		t.Error("readsStoredOnly admits a pointer node")
+	}
+}
+
+// FuzzSimpleAttrPath checks the attribute-path fast path against the library: wherever the
+// fast path answers, the library accepts the same text and parses it to the same path.
+func FuzzSimpleAttrPath(f *testing.F) {
+	for _, s := range []string{"active", "name.givenName", "emails", "members", "x-y_z1.v",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+		"urn:ietf:params:scim:schemas:core:2.0:User:userName", "URN:a:b", "urn:a::b", "urn::x",
+		"1abc", "a.b.c", "$ref", "urn:x.y-z_1:attr", ":a", "a:", "urn:a:b:"} {
+		f.Add(s)
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return *p
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		fast, ok := simpleAttrPath(text)
+		if !ok {
+			return
+		}
+		lib, err := filter.ParseAttrPath([]byte(text))
+		if err != nil {
+			t.Fatalf("%q: fast path %+v, library error %v", text, fast, err)
+		}
+		if str(fast.URIPrefix) != str(lib.URIPrefix) || fast.AttributeName != lib.AttributeName || str(fast.SubAttribute) != str(lib.SubAttribute) {
+			t.Fatalf("%q: fast path (%s, %s, %s), library (%s, %s, %s)", text,
+				str(fast.URIPrefix), fast.AttributeName, str(fast.SubAttribute), str(lib.URIPrefix), lib.AttributeName, str(lib.SubAttribute))
+		}
+	})
+}
+
+// TestSimpleAttrPathCovers checks that the paths Entra sends take the fast path.
+func TestSimpleAttrPathCovers(t *testing.T) {
+	for _, s := range []string{"active", "displayName", "name.givenName", "members", "emails",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"} {
+		if _, ok := simpleAttrPath(s); !ok {
+			t.Errorf("%q goes to the library", s)
+		}
+	}
+	for _, s := range []string{"$ref", "a.b.c", "emails[type eq \"work\"]", "urn:a_b:c", ""} {
+		if p, ok := simpleAttrPath(s); ok {
+			t.Errorf("%q took the fast path: %+v", s, p)
+		}
 	}
 }
