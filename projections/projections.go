@@ -608,11 +608,3 @@ func getJSON(b *bolt.Bucket, k []byte, v any) error {
 	}
 	return nil
 }
-
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("projections: encode %s: %w", k, err)
-	}
-	return b.Put(k, raw)
-}
