@@ -441,7 +441,7 @@ func (db *DB) FindTenant(_ context.Context, id domain.TenantID) (domain.Tenant, 
 func (db *DB) FindUser(_ context.Context, tenant domain.TenantID, id domain.UserID) (domain.User, error) {
 	var u domain.User
 	err := db.view(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketUsers), key(tenant, string(id)), &u)
+		return getUser(tx, key(tenant, string(id)), &u)
 	})
 	if errors.Is(err, domain.ErrNotFound) {
 		return u, domain.Errorf(domain.ErrNotFound, "User %s not found", id)
@@ -457,7 +457,7 @@ func (db *DB) FindUserByUserName(_ context.Context, tenant domain.TenantID, name
 		if id == nil {
 			return domain.ErrNotFound
 		}
-		return getJSON(tx.Bucket(bucketUsers), key(tenant, string(id)), &u)
+		return getUser(tx, key(tenant, string(id)), &u)
 	})
 	if errors.Is(err, domain.ErrNotFound) {
 		return u, domain.Errorf(domain.ErrNotFound, "no user with userName %q", name)
@@ -485,7 +485,7 @@ func (db *DB) QueryUsers(_ context.Context, tenant domain.TenantID, q domain.Lis
 		users := tx.Bucket(bucketUsers)
 		return candidates(tx, tenant, q, users, userIndex, func(id, raw []byte) error {
 			var u domain.User
-			if err := json.Unmarshal(raw, &u); err != nil {
+			if err := unmarshalUser(raw, &u); err != nil {
 				return fmt.Errorf("projections: user %s: %w", id, err)
 			}
 			if q.Keep != nil && !q.Keep(&u) {
@@ -509,7 +509,7 @@ func (db *DB) QueryGroups(_ context.Context, tenant domain.TenantID, q domain.Li
 		groups := tx.Bucket(bucketGroups)
 		return candidates(tx, tenant, q, groups, groupIndex, func(id, raw []byte) error {
 			var g domain.Group
-			if err := json.Unmarshal(raw, &g); err != nil {
+			if err := unmarshalGroup(raw, &g); err != nil {
 				return fmt.Errorf("projections: group %s: %w", id, err)
 			}
 			if q.Keep != nil && !q.Keep(&g) {
@@ -594,6 +594,18 @@ func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *b
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// getUser decodes the user row k with the row codec (rowjson.go).
+func getUser(tx *bolt.Tx, k []byte, u *domain.User) error {
+	raw := tx.Bucket(bucketUsers).Get(k)
+	if raw == nil {
+		return domain.ErrNotFound
+	}
+	if err := unmarshalUser(raw, u); err != nil {
+		return fmt.Errorf("projections: decode %s: %w", k, err)
 	}
 	return nil
 }
