@@ -12,13 +12,14 @@ import (
 // The ACS is open to anyone, and the event log can never be trimmed: without a bound, anyone
 // could grow it for ever by posting garbage to /saml/<company>/acs. Legitimate anonymous
 // refusals come one at a time (a user whose IdP is misconfigured retrying, an admin testing the
-// setup) or as one short wave when the IdP's certificate expires; 20 at once and then one every
-// 10 s records all of those, or a steady sample of them (360 an hour) that shows the problem in
-// the login history. A flood then adds at most 8,640 events (a few MB) a day per company, where
-// before it added as many as the network allowed; what exceeds the budget still goes to the
-// server log and to idledger_saml_refusals_unrecorded_total.
+// setup, a security review running its whole suite of forged responses) or as one short wave
+// when the IdP's certificate expires; 60 at once and then one every 10 s records all of those,
+// or a steady sample of them (360 an hour) that shows the problem in the login history. A flood
+// then adds at most 8,700 events (a few MB) a day per company, where before it added as many as
+// the network allowed; what exceeds the budget still goes to the server log and to
+// idledger_saml_signin_refusals_unrecorded_total.
 const (
-	defaultRefusalBurst = 20
+	defaultRefusalBurst = 60
 	defaultRefusalEvery = 10 * time.Second
 	// refusalSummaryEvery is how often, at most, a company's unrecorded refusals are summed
 	// up in one log line while they go on.

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,7 +20,7 @@ import (
 // still recorded with the budget spent.
 func TestSSO_AnonymousRefusalsBounded(t *testing.T) {
 	t.Parallel()
-	const burst = 20 // the default budget: 20 at once, then one every 10 s
+	const burst = 60 // the default budget: 60 at once, then one every 10 s
 	e := newSSOEnv(t)
 	tenant, token := e.company(t, "Acme", samltest.Entra)
 	other, _ := e.company(t, "Globex", samltest.Other)
@@ -121,7 +122,7 @@ func TestSSO_AnonymousRefusalsBounded(t *testing.T) {
 	if grew := messages() - before; grew != 3 {
 		t.Errorf("after 30 s the log grew by %d messages for 5 refusals, want 3", grew)
 	}
-	if !strings.Contains(e.log.String(), "40 refused sign-ins not recorded in the login history") {
+	if !strings.Contains(e.log.String(), fmt.Sprintf("%d refused sign-ins not recorded in the login history", posts-burst)) {
 		t.Errorf("no summary of the unrecorded refusals in the log:\n%s", e.log)
 	}
 }
