@@ -26,7 +26,7 @@ const mimeSCIM = "application/scim+json"
 const schemaListResponse = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 // writeSCIM writes v as application/scim+json, encoded as json.Marshal encodes it (by
-// appendJSON for the types SCIM representations are made of, into a buffer of s.buffers).
+// domain.AppendJSON for the types SCIM representations are made of, into a buffer of s.buffers).
 func (s *Server) writeSCIM(c echo.Context, status int, v any) error {
 	buf := s.buffers.Get().(*[]byte)
 	defer func() {
@@ -34,7 +34,7 @@ func (s *Server) writeSCIM(c echo.Context, status int, v any) error {
 			s.buffers.Put(buf)
 		}
 	}()
-	b, ok := appendJSON((*buf)[:0], v)
+	b, ok := domain.AppendJSON((*buf)[:0], v)
 	*buf = b[:0] // keep what the encoder grew, also when it gave up
 	if !ok {
 		var err error

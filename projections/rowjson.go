@@ -2,7 +2,6 @@ package projections
 
 import (
 	"encoding/json"
-	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -58,7 +57,7 @@ func unmarshalUser(data []byte, u *domain.User) error {
 // marshalLogin appends json.Marshal(e) to dst.
 func marshalLogin(dst []byte, e domain.LoginEntry) ([]byte, error) {
 	b := append(dst, `{"user":`...)
-	b = appendString(b, string(e.User))
+	b = domain.AppendJSONString(b, string(e.User))
 	b = append(b, `,"active":`...)
 	b = strconv.AppendBool(b, e.Active)
 	return append(b, '}'), nil
@@ -85,12 +84,12 @@ func unmarshalGroup(data []byte, g *domain.Group) error {
 func appendUser(b []byte, u *domain.User) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"id":`...)
-	b = appendString(b, string(u.ID))
+	b = domain.AppendJSONString(b, string(u.ID))
 	b = append(b, `,"tenant":`...)
-	b = appendString(b, string(u.Tenant))
+	b = domain.AppendJSONString(b, string(u.Tenant))
 	b = appendSchemas(b, u.Schemas)
 	b = append(b, `,"resource":`...)
-	b, ok = appendValue(b, u.Resource, 0)
+	b, ok = domain.AppendJSON(b, u.Resource)
 	if !ok {
 		return nil, false
 	}
@@ -111,12 +110,12 @@ func appendUser(b []byte, u *domain.User) ([]byte, bool) {
 func appendGroup(b []byte, g *domain.Group) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"id":`...)
-	b = appendString(b, string(g.ID))
+	b = domain.AppendJSONString(b, string(g.ID))
 	b = append(b, `,"tenant":`...)
-	b = appendString(b, string(g.Tenant))
+	b = domain.AppendJSONString(b, string(g.Tenant))
 	b = appendSchemas(b, g.Schemas)
 	b = append(b, `,"resource":`...)
-	b, ok = appendValue(b, g.Resource, 0)
+	b, ok = domain.AppendJSON(b, g.Resource)
 	if !ok {
 		return nil, false
 	}
@@ -143,7 +142,7 @@ func appendSchemas(b []byte, schemas []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = domain.AppendJSONString(b, s)
 	}
 	return append(b, ']')
 }
@@ -160,139 +159,6 @@ func appendTimes(b []byte, created, modified time.Time) ([]byte, bool) {
 		return nil, false
 	}
 	return append(b, '"'), true
-}
-
-// appendValue appends a decoded JSON value as json.Marshal does.
-func appendValue(b []byte, v any, depth int) ([]byte, bool) {
-	if depth > maxDepth {
-		return nil, false
-	}
-	switch x := v.(type) {
-	case nil:
-		return append(b, "null"...), true
-	case bool:
-		return strconv.AppendBool(b, x), true
-	case string:
-		return appendString(b, x), true
-	case float64:
-		return appendFloat(b, x)
-	case []any:
-		if x == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, el := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var ok bool
-			if b, ok = appendValue(b, el, depth+1); !ok {
-				return nil, false
-			}
-		}
-		return append(b, ']'), true
-	case map[string]any:
-		if x == nil {
-			return append(b, "null"...), true
-		}
-		var buf [16]string
-		keys := buf[:0]
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			var ok bool
-			if b, ok = appendValue(b, x[k], depth+1); !ok {
-				return nil, false
-			}
-		}
-		return append(b, '}'), true
-	}
-	return nil, false
-}
-
-// appendFloat appends f as encoding/json's float encoder does (ES6 number formatting).
-func appendFloat(b []byte, f float64) ([]byte, bool) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return nil, false
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s quoted as encoding/json does with HTML escaping (its default): <, >
-// and & as \u003c…, control characters, invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // A rowField is one field of a row struct: its JSON name and how to decode its value.

@@ -1,4 +1,4 @@
-package httpapi
+package domain
 
 import (
 	"math"
@@ -7,31 +7,33 @@ import (
 	"unicode/utf8"
 )
 
-// SCIM responses are maps of what encoding/json decodes (map[string]any, []any, string,
-// float64, bool, nil) plus the []string, int and nested maps the handlers add. appendJSON
-// encodes exactly those types without reflection, byte for byte as json.Marshal does: keys
-// sorted, HTML characters, U+2028/U+2029 and invalid UTF-8 escaped, numbers in the ES6 form.
-// TestAppendJSON and FuzzAppendJSON compare it with json.Marshal; anything else makes it give
-// up, and writeSCIM then uses json.Marshal.
+// A reflection-free JSON encoder for the values SCIM resources are made of: what encoding/json
+// decodes into an any (map[string]any, []any, string, float64, bool, nil) plus the []string
+// and int that handlers add. It writes exactly what json.Marshal writes (keys sorted, HTML
+// characters, U+2028/U+2029 and invalid UTF-8 escaped, numbers in the ES6 form), which
+// TestAppendJSON and FuzzAppendJSON check. The HTTP layer renders responses with it and the
+// projections encode their rows with it.
 
-// maxEncodeDepth is the nesting appendJSON handles itself; deeper values go to json.Marshal.
-const maxEncodeDepth = 64
+// MaxJSONDepth is the nesting AppendJSON handles; deeper values are declined.
+const MaxJSONDepth = 64
 
-// appendJSON appends the JSON encoding of v to b. It returns false (and b in an unspecified
-// state) for a type it does not handle or a value json.Marshal refuses (NaN, ±Inf).
-func appendJSON(b []byte, v any) ([]byte, bool) {
+// AppendJSON appends the JSON encoding of v to b, byte for byte as json.Marshal writes it. It
+// returns false (and b in an unspecified state) for a type it does not handle, a value
+// json.Marshal refuses (NaN, ±Inf) or nesting deeper than MaxJSONDepth: the caller then uses
+// json.Marshal.
+func AppendJSON(b []byte, v any) ([]byte, bool) {
 	return appendValue(b, v, 0)
 }
 
 func appendValue(b []byte, v any, depth int) ([]byte, bool) {
-	if depth > maxEncodeDepth {
+	if depth > MaxJSONDepth {
 		return b, false
 	}
 	switch x := v.(type) {
 	case nil:
 		return append(b, "null"...), true
 	case string:
-		return appendJSONString(b, x), true
+		return AppendJSONString(b, x), true
 	case bool:
 		return strconv.AppendBool(b, x), true
 	case float64:
@@ -64,7 +66,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, e)
+			b = AppendJSONString(b, e)
 		}
 		return append(b, ']'), true
 	}
@@ -86,7 +88,7 @@ func appendObject(b []byte, m map[string]any, depth int) ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = AppendJSONString(b, k)
 		b = append(b, ':')
 		var ok bool
 		if b, ok = appendValue(b, m[k], depth+1); !ok {
@@ -120,9 +122,9 @@ func appendFloat(b []byte, f float64) ([]byte, bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString is encoding/json's string encoder with HTML escaping (json.Marshal's
-// default).
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s quoted as json.Marshal does (HTML escaping, its default): <, > and
+// & as \u003c…, control characters, invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped.
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -1,4 +1,4 @@
-package httpapi
+package domain
 
 import (
 	"encoding/json"
@@ -8,16 +8,16 @@ import (
 	"time"
 )
 
-// checkAppendJSON fails unless appendJSON encodes v byte for byte as json.Marshal does.
+// checkAppendJSON fails unless AppendJSON encodes v byte for byte as json.Marshal does.
 func checkAppendJSON(t *testing.T, v any) {
 	t.Helper()
 	want, err := json.Marshal(v)
 	if err != nil {
 		t.Fatalf("json.Marshal(%#v): %v", v, err)
 	}
-	got, ok := appendJSON(nil, v)
+	got, ok := AppendJSON(nil, v)
 	if !ok || string(got) != string(want) {
-		t.Fatalf("appendJSON(%#v) = %s, %v\n json.Marshal gives %s", v, got, ok, want)
+		t.Fatalf("AppendJSON(%#v) = %s, %v\n json.Marshal gives %s", v, got, ok, want)
 	}
 }
 
@@ -36,15 +36,21 @@ func TestAppendJSON(t *testing.T) {
 		[]any{}, []any(nil), []string{}, []string(nil), []string{"a", "<b>"},
 		map[string]any{}, map[string]any(nil), many,
 		map[string]any{"b": 1.0, "a": []any{"x", 2.0, nil, true, map[string]any{"Z": "z", "A": "a"}}, "<k>": "v", "é": "e", "": ""},
-		listResponse(2, 1, []any{map[string]any{"id": "1", "meta": map[string]any{"version": `W/"3"`}}}),
+		map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:ListResponse"}, "totalResults": 2, "startIndex": 1,
+			"itemsPerPage": 1, "Resources": []any{map[string]any{"id": "1", "meta": map[string]any{"version": `W/"3"`}}}},
 	}
-	for _, fx := range filterFixtures {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(fx), &m); err != nil {
-			t.Fatal(err)
-		}
-		values = append(values, m)
+	// RFC 7643 §8.2's full User representation, trimmed.
+	var user map[string]any
+	if err := json.Unmarshal([]byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"id":"2819c223-7f76-453a-919d-413861904646",
+		"userName":"bjensen@example.com","name":{"formatted":"Ms. Barbara J Jensen, III","familyName":"Jensen"},
+		"emails":[{"value":"bjensen@example.com","type":"work","primary":true}],"active":true,
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":"701984",
+		"manager":{"value":"26118915-6090-4610-87e4-49d8ca9f808d","$ref":"../Users/26118915","displayName":"John Smith"}},
+		"meta":{"resourceType":"User","created":"2010-01-23T04:56:22Z","version":"W/\"3694e05e9dff591\""}}`), &user); err != nil {
+		t.Fatal(err)
 	}
+	values = append(values, user)
 	for _, v := range values {
 		checkAppendJSON(t, v)
 	}
@@ -54,20 +60,20 @@ func TestAppendJSON(t *testing.T) {
 		math.NaN(), math.Inf(1), map[string]any{"a": math.Inf(-1)}, json.Number("1"), time.Time{},
 		map[string]string{"a": "b"}, []int{1}, struct{ A int }{1}, map[string]any{"a": []any{int64(1)}},
 	} {
-		if b, ok := appendJSON(nil, v); ok {
-			t.Errorf("appendJSON(%#v) = %s, want it to decline", v, b)
+		if b, ok := AppendJSON(nil, v); ok {
+			t.Errorf("AppendJSON(%#v) = %s, want it to decline", v, b)
 		}
 	}
 	deep := any("x")
-	for range maxEncodeDepth + 2 {
+	for range MaxJSONDepth + 2 {
 		deep = []any{deep}
 	}
-	if _, ok := appendJSON(nil, deep); ok {
-		t.Error("appendJSON encoded a value deeper than maxEncodeDepth")
+	if _, ok := AppendJSON(nil, deep); ok {
+		t.Error("AppendJSON encoded a value deeper than MaxJSONDepth")
 	}
 }
 
-// FuzzAppendJSON compares appendJSON with json.Marshal on decoded JSON documents and on
+// FuzzAppendJSON compares AppendJSON with json.Marshal on decoded JSON documents and on
 // arbitrary strings as keys and values.
 func FuzzAppendJSON(f *testing.F) {
 	f.Add([]byte(`{"a":[1,2.5e-9,"x<y",null,true,{"b":{}}],"é":"\u2028"}`), "k\xff")
