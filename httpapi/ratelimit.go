@@ -31,6 +31,20 @@ type bucket struct {
 	last   time.Time
 }
 
+// spend refills b for the time since its last use (rate tokens per second, at most burst) and
+// takes one token if there is one.
+func (b *bucket) spend(now time.Time, rate, burst float64) bool {
+	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
+		b.tokens = min(burst, b.tokens+elapsed*rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
 // newRateLimiter returns a limiter of rate requests per second with the given burst (at least
 // one request); a rate of zero or less returns nil, which admits everything.
 func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter {
@@ -61,12 +75,7 @@ func (l *rateLimiter) take(t domain.TenantID) (bool, time.Duration) {
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[t] = b
 	}
-	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
-		b.tokens = min(l.burst, b.tokens+elapsed*l.rate)
-		b.last = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.spend(now, l.rate, l.burst) {
 		return true, 0
 	}
 	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))

@@ -88,14 +88,8 @@ func (b *refusalBudget) take(t domain.TenantID) (bool, refusalSummary) {
 		rb = &refusalBucket{bucket: bucket{tokens: b.burst, last: now}, lastSummary: now}
 		b.companies[t] = rb
 	}
-	if elapsed := now.Sub(rb.last).Seconds(); elapsed > 0 {
-		rb.tokens = min(b.burst, rb.tokens+elapsed*b.rate)
-		rb.last = now
-	}
-	ok := rb.tokens >= 1
-	if ok {
-		rb.tokens--
-	} else {
+	ok := rb.spend(now, b.rate, b.burst)
+	if !ok {
 		if rb.dropped == 0 {
 			rb.since = now
 		}
