@@ -42,6 +42,13 @@ type Projector interface {
 	Ready() error
 }
 
+// CatchUpReporter is implemented by a [Projector] that tells whether it is still replaying the
+// log up to where it stood at start (projections.Projector does). While it is, the routes that
+// read the read models answer 503 with Retry-After.
+type CatchUpReporter interface {
+	CatchingUp() bool
+}
+
 // Config holds the server's settings.
 type Config struct {
 	// BaseURL is the public URL prefix for meta.location and the URLs handed to clients.
@@ -121,13 +128,16 @@ func (s *Server) routes() {
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/metrics", s.handleMetrics) // open like /healthz (metrics.go)
 
+	// Everything below but /admin reads the read models, and waits for them at startup.
+	ready := s.whileCatchingUp
+
 	// SAML single sign-on (sso.go): one SP per company, and the session it opens.
-	e.GET("/saml/:tenant/metadata", s.handleSAMLMetadata)
-	e.GET("/saml/:tenant/login", s.handleSAMLLogin)
-	e.POST("/saml/:tenant/acs", s.handleSAMLACS, acsBodyLimit)
-	e.POST("/saml/:tenant/logout", s.handleSAMLLogout)
-	e.GET("/api/v1/me", s.handleMe)
-	sso := e.Group("/api/v1/sso", s.requireCompanyToken) // sso_api.go
+	e.GET("/saml/:tenant/metadata", s.handleSAMLMetadata, ready)
+	e.GET("/saml/:tenant/login", s.handleSAMLLogin, ready)
+	e.POST("/saml/:tenant/acs", s.handleSAMLACS, ready, acsBodyLimit)
+	e.POST("/saml/:tenant/logout", s.handleSAMLLogout, ready)
+	e.GET("/api/v1/me", s.handleMe, ready)
+	sso := e.Group("/api/v1/sso", ready, s.requireCompanyToken) // sso_api.go
 	sso.GET("", s.handleGetSSO)
 	sso.DELETE("", s.handleDeleteSSO)
 	sso.PUT("/idp-metadata", s.handlePutIDPMetadata, limitBody(domain.MaxIDPMetadataSize))
@@ -140,7 +150,7 @@ func (s *Server) routes() {
 	admin.GET("/projections", s.handleGetProjections)              // admin_projections.go
 	admin.POST("/projections/rebuild", s.handleRebuildProjections) // 202, runs in the background
 
-	company := e.Group("/api/v1", s.requireCompanyToken) // company.go
+	company := e.Group("/api/v1", ready, s.requireCompanyToken) // company.go
 	company.POST("/users", s.handleInviteUser)
 	company.PATCH("/users/:id", s.handleEditUser)
 	company.DELETE("/users/:id", s.handleRemoveUser)
@@ -155,7 +165,7 @@ func (s *Server) routes() {
 	company.GET("/audit/groups/:id", s.handleAuditTimeline(domain.KindGroup))
 	company.GET("/audit/groups/:id/members", s.handleAuditGroupMembers)
 
-	scim := e.Group("/scim/v2", s.requireSCIMToken, s.recordSCIM) // recordSCIM: provisioning_cycles.go
+	scim := e.Group("/scim/v2", ready, s.requireSCIMToken, s.recordSCIM) // recordSCIM: provisioning_cycles.go
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)
 	scim.GET("/ResourceTypes", s.handleListResourceTypes)
 	scim.GET("/ResourceTypes/:id", s.handleGetResourceType)
@@ -205,6 +215,22 @@ func setActor(c echo.Context, actor string) {
 	r := domain.RequestFrom(c.Request().Context())
 	r.Actor = actor
 	c.SetRequest(c.Request().WithContext(domain.WithRequest(c.Request().Context(), r)))
+}
+
+// whileCatchingUp answers 503 with Retry-After while the projector replays the log at startup
+// (CatchUpReporter): before it has caught up a company's token may not be found yet (401) and
+// its users may look absent, answers Entra would act on, where a 503 makes it retry later.
+func (s *Server) whileCatchingUp(next echo.HandlerFunc) echo.HandlerFunc {
+	r, ok := s.projector.(CatchUpReporter)
+	if !ok {
+		return next
+	}
+	return func(c echo.Context) error {
+		if r.CatchingUp() {
+			return domain.Errorf(domain.ErrUnavailable, "the read models are being rebuilt from the event log after a restart; retry shortly")
+		}
+		return next(c)
+	}
 }
 
 // waitVisible waits until a write at v is visible to reads; a timeout is logged, not failed,

@@ -364,6 +364,17 @@ func (p *Projector) Checkpoint() domain.Version {
 	return p.checkpoint
 }
 
+// CatchingUp reports whether the read models have yet to catch up with the log as it was when
+// Run started (true before Run starts too), unless the projector has failed. Until then they
+// miss acknowledged changes — after a machine crash or a schema change they start empty — so
+// the HTTP server answers 503 to the requests that read them instead of answers a client would
+// act on (a token not found, a user absent).
+func (p *Projector) CatchingUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.caughtUp && p.failure == nil
+}
+
 // Ready reports whether the read models have caught up with the log as it was at start and the
 // projector has not failed; if not, the error says why.
 func (p *Projector) Ready() error {

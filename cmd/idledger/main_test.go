@@ -413,3 +413,91 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("demo token: %d %s", res.status, res.body)
 	}
 }
+
+// TestRestart_CatchingUpAnswers503 restarts a server whose read models must be rebuilt from the
+// log (as after a machine crash): until they have caught up, SCIM and the company API answer
+// 503 with Retry-After (Entra retries) — never 401 for a token not projected yet, nor an empty
+// list — and the operator API stays open.
+func TestRestart_CatchingUpAnswers503(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir)
+	base := "http://" + m.Addr()
+	_, token := createTenant(t, base, "Acme")
+	acme := client{t, base, token}
+	// A log long enough that replaying it takes a while: users, then big groups.
+	const users = 800
+	ids := make([]string, users)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < users; i += 8 {
+				res := acme.do("POST", "/scim/v2/Users", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"u%04d@contoso.com"}`, i))
+				if res.status != http.StatusCreated {
+					t.Errorf("create user %d: %d %s", i, res.status, res.body)
+					return
+				}
+				ids[i], _ = res.json(t)["id"].(string)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var members strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			members.WriteByte(',')
+		}
+		fmt.Fprintf(&members, `{"value":%q}`, id)
+	}
+	for g := range 10 {
+		res := acme.do("POST", "/scim/v2/Groups", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"g%d","members":[%s]}`, g, members.String()))
+		if res.status != http.StatusCreated {
+			t.Fatalf("create group %d: %d %s", g, res.status, res.body)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "projections.db")); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true}
+	if err := m2.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m2.Close() })
+	acme.base = "http://" + m2.Addr()
+	admin := client{t, acme.base, adminToken}
+	unavailable := 0
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		res := acme.do("GET", "/scim/v2/Users?count=1", "")
+		if res.status == http.StatusServiceUnavailable {
+			unavailable++
+			if res.header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			wantSCIMError(t, res, http.StatusServiceUnavailable, "")
+			if p := admin.do("GET", "/admin/v1/projections", ""); p.status != http.StatusOK {
+				t.Fatalf("operator API while catching up: %d %s", p.status, p.body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("still catching up after 30 s")
+			}
+			continue
+		}
+		if res.status != http.StatusOK {
+			t.Fatalf("while catching up: %d %s, want 503 or, once caught up, 200", res.status, res.body)
+		}
+		if total := res.json(t)["totalResults"]; total != float64(users) {
+			t.Fatalf("first answer after catching up: totalResults %v, want %d", total, users)
+		}
+		break
+	}
+	if unavailable == 0 {
+		t.Fatal("the replay was over before the first request: no 503 observed (make the log longer)")
+	}
+	t.Logf("%d requests answered 503 while the read models were rebuilt", unavailable)
+}
