@@ -106,7 +106,7 @@ func (s *Server) handleGetGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if notModified(c, g.Version) {
+	if notModified(c, etag(g.Version)) {
 		c.Response().Header().Set("ETag", etag(g.Version))
 		return c.NoContent(http.StatusNotModified)
 	}

@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -54,7 +57,8 @@ func paging(startIndex, count string) (int, int) {
 //
 // groups is readOnly and derived from the group aggregates, so it is never stored with the user
 // (CanonicalUser drops it from POST and PUT bodies, PATCH answers 400 mutability) and the
-// user's meta.version does not change when a group gains or loses it. A user in no group has no
+// user's own version does not change when a group gains or loses it; the entity tag of a
+// representation with groups carries a fingerprint of them (add). A user in no group has no
 // groups attribute: RFC 7643 §2.5 holds an empty multi-valued attribute and an unassigned one
 // equivalent, and idledger drops every empty value the same way, so clients that read
 // "absent" as "none" (Entra, Okta) and those that tolerate [] both get what they expect.
@@ -65,7 +69,13 @@ type userGroups struct {
 	s      *Server
 	ctx    context.Context
 	tenant domain.TenantID
-	names  map[domain.GroupID]string // displayName of each group read so far; "" for a gone group
+	seen   map[domain.GroupID]groupRef // each group read so far; name "" for a gone group
+}
+
+// groupRef is what a user's groups entry shows of a group, and the group's version.
+type groupRef struct {
+	name    string
+	version domain.Version
 }
 
 // userGroupsFor returns the renderer of the groups attribute for a response projected by
@@ -83,11 +93,16 @@ func (s *Server) userGroupsFor(c echo.Context, attributes, excluded string) (*us
 	if !t.Features.Groups() {
 		return nil, nil
 	}
-	return &userGroups{s: s, ctx: ctx, tenant: t.ID, names: make(map[domain.GroupID]string)}, nil
+	return &userGroups{s: s, ctx: ctx, tenant: t.ID, seen: make(map[domain.GroupID]groupRef)}, nil
 }
 
 // add sets res["groups"] to the groups of user, or leaves res without it when there are none.
 // A nil g adds nothing.
+//
+// The user's version does not move when its groups change, so a representation with groups
+// gets an entity tag of its own, W/"<version>-<fingerprint of the groups shown>": a conditional
+// GET then never answers 304 over changed groups, and If-Match still compares the user's
+// version (parseETag), which is what a write to the user can conflict with.
 func (g *userGroups) add(res map[string]any, user domain.UserID) error {
 	if g == nil {
 		return nil
@@ -97,30 +112,38 @@ func (g *userGroups) add(res map[string]any, user domain.UserID) error {
 		return err
 	}
 	out := make([]any, 0, len(ids))
+	fp := fnv.New64a()
 	for _, id := range ids {
-		name, seen := g.names[id]
+		ref, seen := g.seen[id]
 		if !seen {
 			gr, err := g.s.read.FindGroup(g.ctx, g.tenant, id)
 			if err != nil && !isNotFound(err) {
 				return err
 			}
 			if err == nil && !gr.Deleted {
-				name, _ = gr.Resource["displayName"].(string)
-				if name == "" {
-					name = string(id) // displayName is required; never leave the entry blank
+				ref.name, _ = gr.Resource["displayName"].(string)
+				if ref.name == "" {
+					ref.name = string(id) // displayName is required; never leave the entry blank
 				}
+				ref.version = gr.Version
 			}
-			g.names[id] = name
+			g.seen[id] = ref
 		}
-		if name == "" {
+		if ref.name == "" {
 			continue // deleted since the scan: its memberships are on their way out
 		}
 		out = append(out, map[string]any{
-			"value": string(id), "$ref": g.s.groupLocation(id), "display": name, "type": "direct",
+			"value": string(id), "$ref": g.s.groupLocation(id), "display": ref.name, "type": "direct",
 		})
+		fmt.Fprintf(fp, "%s %d\n", id, ref.version)
 	}
 	if len(out) > 0 {
 		res["groups"] = out
+		if meta, ok := res["meta"].(map[string]any); ok {
+			if tag, ok := meta["version"].(string); ok {
+				meta["version"] = strings.TrimSuffix(tag, `"`) + "-" + strconv.FormatUint(fp.Sum64(), 16) + `"`
+			}
+		}
 	}
 	return nil
 }

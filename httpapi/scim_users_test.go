@@ -3,9 +3,11 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -195,4 +197,81 @@ func TestSCIMUsers_Groups(t *testing.T) {
 			t.Errorf("with the feature back on:\n%s", diff)
 		}
 	})
+}
+
+// TestSCIMUsers_GroupsETag checks the entity tag of a user shown with its groups: it changes
+// when only the groups change (a conditional GET never answers 304 over changed groups), it is
+// the meta.version of the body, and If-Match with it still guards writes to the user.
+func TestSCIMUsers_GroupsETag(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	_, token := e.tenant(t, "Acme")
+	send := func(method, path, body string, header map[string]string) response {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, e.URL+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	}
+	res := send("POST", "/scim/v2/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@contoso.com"}`, nil)
+	if res.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", res.Status, res.Body)
+	}
+	ada := res.JSON(t)["id"].(string)
+	alone := res.Header.Get("ETag")
+	res = send("POST", "/scim/v2/Groups", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng","members":[{"value":%q}]}`, ada), nil)
+	if res.Status != http.StatusCreated {
+		t.Fatalf("create group: %d %s", res.Status, res.Body)
+	}
+	group := res.JSON(t)["id"].(string)
+
+	get := func(header map[string]string) response {
+		t.Helper()
+		return send("GET", "/scim/v2/Users/"+ada, "", header)
+	}
+	// The user itself did not change, its groups did: the old tag no longer matches.
+	res = get(map[string]string{"If-None-Match": alone})
+	if res.Status != http.StatusOK {
+		t.Fatalf("If-None-Match with the tag from before the user joined a group: %d, want 200", res.Status)
+	}
+	inEng := res.Header.Get("ETag")
+	if inEng == alone || inEng != res.JSON(t)["meta"].(map[string]any)["version"] {
+		t.Fatalf("ETag %q (before joining: %q), meta.version %v", inEng, alone, res.JSON(t)["meta"])
+	}
+	if res := get(map[string]string{"If-None-Match": inEng}); res.Status != http.StatusNotModified || res.Header.Get("ETag") != inEng {
+		t.Fatalf("If-None-Match with the current tag: %d %q, want 304", res.Status, res.Header.Get("ETag"))
+	}
+	// Renaming the group changes what the user shows, so the tag too.
+	if res := send("PATCH", "/scim/v2/Groups/"+group, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Engineering"}]}`, nil); res.Status != http.StatusNoContent {
+		t.Fatalf("rename: %d %s", res.Status, res.Body)
+	}
+	res = get(map[string]string{"If-None-Match": inEng})
+	if res.Status != http.StatusOK || res.Header.Get("ETag") == inEng {
+		t.Fatalf("after the group's rename: %d, ETag %q (before %q)", res.Status, res.Header.Get("ETag"), inEng)
+	}
+	renamed := res.Header.Get("ETag")
+	// If-Match compares the user's own version: the current tag passes, a stale one fails.
+	patch := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Ada"}]}`
+	if res := send("PATCH", "/scim/v2/Users/"+ada, patch, map[string]string{"If-Match": renamed}); res.Status != http.StatusNoContent {
+		t.Fatalf("PATCH with If-Match of the current tag: %d %s", res.Status, res.Body)
+	}
+	if res := send("PATCH", "/scim/v2/Users/"+ada, patch, map[string]string{"If-Match": renamed}); res.Status != http.StatusPreconditionFailed {
+		t.Fatalf("PATCH with If-Match of a stale tag: %d %s, want 412", res.Status, res.Body)
+	}
 }

@@ -25,25 +25,29 @@ func ifMatch(c echo.Context) *domain.Version {
 	return &v
 }
 
-// parseETag reads W/"n" or "n".
+// parseETag reads the resource version of W/"n", "n", or a user's W/"n-groups" (the part a
+// write can conflict with; scim_users.go).
 func parseETag(h string) (domain.Version, bool) {
-	h = strings.TrimPrefix(strings.TrimSpace(h), "W/")
-	h = strings.Trim(h, `"`)
+	h, _, _ = strings.Cut(opaqueTag(h), "-")
 	n, err := strconv.ParseUint(h, 10, 64)
 	return domain.Version(n), err == nil && n > 0
 }
 
-// notModified reports whether If-None-Match names the current version (RFC 7232 §3.2).
-func notModified(c echo.Context, v domain.Version) bool {
+// opaqueTag returns an entity tag without its weakness prefix and quotes.
+func opaqueTag(h string) string {
+	return strings.Trim(strings.TrimPrefix(strings.TrimSpace(h), "W/"), `"`)
+}
+
+// notModified reports whether If-None-Match names the current entity tag, compared weakly
+// (RFC 7232 §3.2).
+func notModified(c echo.Context, tag string) bool {
 	h := c.Request().Header.Get("If-None-Match")
 	if h == "" {
 		return false
 	}
-	for _, tag := range strings.Split(h, ",") {
-		if strings.TrimSpace(tag) == "*" {
-			return true
-		}
-		if n, ok := parseETag(tag); ok && n == v {
+	current := opaqueTag(tag)
+	for _, t := range strings.Split(h, ",") {
+		if strings.TrimSpace(t) == "*" || opaqueTag(t) == current {
 			return true
 		}
 	}
@@ -111,7 +115,7 @@ func operationsOf(body map[string]any) any {
 }
 
 // writeUser answers with a user, its groups (scim_users.go), its ETag, and the attributes the
-// query asks for.
+// query asks for; a GET whose If-None-Match names the entity tag gets 304.
 func (s *Server) writeUser(c echo.Context, status int, u domain.User) error {
 	q := c.QueryParams()
 	attributes, excluded := q.Get("attributes"), q.Get("excludedAttributes")
@@ -123,6 +127,13 @@ func (s *Server) writeUser(c echo.Context, status int, u domain.User) error {
 	if err := groups.add(res, u.ID); err != nil {
 		return err
 	}
-	c.Response().Header().Set("ETag", etag(u.Version))
+	tag := etag(u.Version)
+	if meta, ok := res["meta"].(map[string]any); ok {
+		tag, _ = meta["version"].(string)
+	}
+	c.Response().Header().Set("ETag", tag)
+	if c.Request().Method == http.MethodGet && notModified(c, tag) {
+		return c.NoContent(http.StatusNotModified)
+	}
 	return s.writeSCIM(c, status, projectAttributes(res, attributes, excluded))
 }
