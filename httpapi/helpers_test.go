@@ -154,6 +154,12 @@ func (r response) JSON(tb testing.TB) map[string]any {
 // do sends a request with a bearer token (none if empty) and a JSON body (none if empty).
 func (e *testEnv) do(tb testing.TB, token, method, path, body string) response {
 	tb.Helper()
+	return e.doWith(tb, token, method, path, body, nil)
+}
+
+// doWith is do with extra request headers (If-Match, If-None-Match...).
+func (e *testEnv) doWith(tb testing.TB, token, method, path, body string, header map[string]string) response {
+	tb.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -167,6 +173,9 @@ func (e *testEnv) do(tb testing.TB, token, method, path, body string) response {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/scim+json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

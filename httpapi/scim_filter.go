@@ -505,19 +505,9 @@ func simpleAttrPath(text string) (filter.AttributePath, bool) {
 	return p, true
 }
 
-// isSimpleAttrName reports whether s is an ATTRNAME of RFC 7644: ALPHA *("-" / "_" / DIGIT /
-// ALPHA).
-func isSimpleAttrName(s string) bool {
-	if s == "" || !isAlpha(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlpha(c) && !(c >= '0' && c <= '9') && c != '-' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
+// isSimpleAttrName reports whether s is an ATTRNAME of RFC 7644 (isAttrName); "$ref" is left
+// to the library, which reads it its own way.
+func isSimpleAttrName(s string) bool { return s != "$ref" && isAttrName(s) }
 
 // isSimpleURN reports whether s is "urn:" followed by colon-separated segments of letters,
 // digits, '.' and '-', none empty (the library's URI grammar, with the "urn:" required).

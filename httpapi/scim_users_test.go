@@ -3,11 +3,9 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -208,26 +206,7 @@ func TestSCIMUsers_GroupsETag(t *testing.T) {
 	_, token := e.tenant(t, "Acme")
 	send := func(method, path, body string, header map[string]string) response {
 		t.Helper()
-		var rd io.Reader
-		if body != "" {
-			rd = strings.NewReader(body)
-		}
-		req, err := http.NewRequest(method, e.URL+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/scim+json")
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{Status: res.StatusCode, Header: res.Header, Body: b}
+		return e.doWith(t, token, method, path, body, header)
 	}
 	res := send("POST", "/scim/v2/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@contoso.com"}`, nil)
 	if res.Status != http.StatusCreated {
