@@ -42,7 +42,7 @@ const bootIDPath = "/proc/sys/kernel/random/boot_id"
 // markerPath is the lazy-sync marker of the file at path.
 func markerPath(path string) string { return path + ".unsynced" }
 
-// bootID returns the id of the current boot, or "" if it is unknown.
+// currentBoot returns the id of the current boot, or "" if it is unknown.
 func (o Options) currentBoot() string {
 	if o.bootID != "" {
 		return o.bootID
@@ -54,19 +54,20 @@ func (o Options) currentBoot() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// checkMarker returns ErrUnsynced if a lazy-sync marker of another boot lies next to path.
-func checkMarker(path, boot string) error {
+// checkMarker reports whether a lazy-sync marker lies next to path, and returns ErrUnsynced if
+// it is another boot's.
+func checkMarker(path, boot string) (bool, error) {
 	b, err := os.ReadFile(markerPath(path))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %s: reading its marker: %w", ErrUnsynced, path, err)
+		return true, fmt.Errorf("%w: %s: reading its marker: %w", ErrUnsynced, path, err)
 	}
 	if boot == "" || string(bytes.TrimSpace(b)) != boot {
-		return fmt.Errorf("%w: %s (written during boot %q, this is boot %q)", ErrUnsynced, path, bytes.TrimSpace(b), boot)
+		return true, fmt.Errorf("%w: %s (written during boot %q, this is boot %q)", ErrUnsynced, path, bytes.TrimSpace(b), boot)
 	}
-	return nil
+	return true, nil
 }
 
 // writeMarker durably records that path is about to be written without fsync during boot.

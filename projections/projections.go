@@ -155,11 +155,10 @@ func Open(path string, opts Options) (*DB, error) {
 		return &DB{path: path, opts: opts, bolt: b}, nil
 	}
 	boot := opts.currentBoot()
-	if err := checkMarker(path, boot); err != nil {
+	hadMarker, err := checkMarker(path, boot)
+	if err != nil {
 		return nil, err
 	}
-	_, markerErr := os.Stat(markerPath(path))
-	hadMarker := markerErr == nil
 	lazy := opts.LazySync && !opts.NoSync && boot != ""
 	b, err := openBolt(path, opts)
 	if err != nil {
