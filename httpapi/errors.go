@@ -124,3 +124,21 @@ func (s *Server) handleSCIMNotFound(c echo.Context) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }
+
+// bodyError is the error to answer when reading a request body failed with err: echo's 413
+// when the body limit cut it off, otherwise ErrInvalidSyntax (400). A body that cannot be read
+// (a malformed chunked encoding, a connection that ends mid-body) is the client's fault, so it
+// must not answer 500 nor count as a server failure in the metrics and the error log. The
+// detail does not quote err, which may name the server's addresses.
+func bodyError(err error) error {
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return err
+	case errors.As(err, &mbe):
+		return echo.ErrStatusRequestEntityTooLarge
+	}
+	return domain.Errorf(domain.ErrInvalidSyntax,
+		"the request body could not be read: its chunked encoding is malformed or it ended early")
+}

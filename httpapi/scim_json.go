@@ -75,7 +75,7 @@ func readObject(c echo.Context) (map[string]any, error) {
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		return nil, err // body limit exceeded: echo's 413
+		return nil, bodyError(err) // over the body limit: echo's 413; unreadable: 400
 	}
 	return decodeObject(body)
 }

@@ -83,7 +83,7 @@ func (s *Server) handlePutIDPMetadata(c echo.Context) error {
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		return err // over the body limit: echo's 413
+		return bodyError(err) // over the body limit: echo's 413; unreadable: 400
 	}
 	md, err := s.sso.SAML.CheckIDPMetadata(body)
 	if err != nil {
