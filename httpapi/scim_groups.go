@@ -150,7 +150,7 @@ func (s *Server) handleReplaceGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.ReplaceGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), body, ifMatch(c))
+	r, err := s.svc.ReplaceGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), body, s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.PatchGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ops, ifMatch(c))
+	r, err := s.svc.PatchGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ops, s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteGroup(c echo.Context) error {
-	v, err := s.svc.DeleteGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ifMatch(c))
+	v, err := s.svc.DeleteGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), s.ifMatch(c))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,19 +11,51 @@ import (
 	"github.com/idledger/idledger/domain"
 )
 
-// ifMatch parses an If-Match header into the expected version; nil means no precondition
-// ("*" or absent). An unparsable tag can never match: a 412 follows.
-func ifMatch(c echo.Context) *domain.Version {
-	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
-	if h == "" || h == "*" {
+// ifMatch turns the If-Match header into the version a write asserts; nil means no
+// precondition (no header, or "*": RFC 9110 §13.1.1 matches any current representation, and a
+// resource that does not exist answers 404 first). The header is a list of entity tags that
+// matches if any one does; weak tags are accepted, as idledger's are weak. One tag is asserted
+// as it is. Of several, the one naming the version the read models hold is asserted, else the
+// highest: the write checks it against the log, so a tag that is not current gives 412, never
+// a write without precondition. A tag that does not parse can never match.
+func (s *Server) ifMatch(c echo.Context) *domain.Version {
+	h := strings.Join(c.Request().Header.Values("If-Match"), ",")
+	if strings.TrimSpace(h) == "" {
 		return nil
 	}
-	v, ok := parseETag(h)
-	if !ok {
+	var tags []domain.Version
+	for _, t := range strings.Split(h, ",") {
+		if strings.TrimSpace(t) == "*" {
+			return nil
+		}
+		if v, ok := parseETag(t); ok && !slices.Contains(tags, v) {
+			tags = append(tags, v)
+		}
+	}
+	switch len(tags) {
+	case 0:
 		impossible := domain.Version(0)
 		return &impossible
+	case 1:
+		return &tags[0]
 	}
+	if v, ok := s.currentVersion(c); ok && slices.Contains(tags, v) {
+		return &v
+	}
+	v := slices.Max(tags)
 	return &v
+}
+
+// currentVersion returns the version the read models hold of the user or group the request
+// names, false if they hold none (or cannot be read: then the highest tag is asserted).
+func (s *Server) currentVersion(c echo.Context) (domain.Version, bool) {
+	ctx, tenant, id := c.Request().Context(), tenantOf(c), c.Param("id")
+	if strings.HasPrefix(c.Path(), "/scim/v2/Groups/") {
+		g, err := s.read.FindGroup(ctx, tenant, domain.GroupID(id))
+		return g.Version, err == nil
+	}
+	u, err := s.read.FindUser(ctx, tenant, domain.UserID(id))
+	return u.Version, err == nil
 }
 
 // parseETag reads the resource version of W/"n", "n", or a user's W/"n-groups" (the part a
@@ -66,7 +99,7 @@ func (s *Server) handleReplaceUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, _, err := s.svc.ReplaceUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), body, ifMatch(c))
+	u, _, err := s.svc.ReplaceUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), body, s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -83,7 +116,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, _, err := s.svc.PatchUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), ops, operationsOf(body), ifMatch(c))
+	u, _, err := s.svc.PatchUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), ops, operationsOf(body), s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -96,7 +129,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteUser(c echo.Context) error {
-	v, err := s.svc.DeleteUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), ifMatch(c))
+	v, err := s.svc.DeleteUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), s.ifMatch(c))
 	if err != nil {
 		return err
 	}
