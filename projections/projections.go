@@ -164,6 +164,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := removeStaleRebuild(path); err != nil { // rebuild.go
+		b.Close()
+		return nil, err
+	}
 	if lazy {
 		opts.NoSync = true // also for a file a rebuild swaps in (replace)
 	}

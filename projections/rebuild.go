@@ -61,8 +61,9 @@ type RebuildStatus struct {
 //   - Offline (Run is not running, as in `idledger projections rebuild`): the new file is
 //     built up to the log head as Rebuild found it, and swapped in the same way.
 //
-// A rebuild that fails or is cancelled removes its file and leaves the old one in service. The
-// DB must stay open until Rebuild returns.
+// A rebuild that fails or is cancelled removes its file and leaves the old one in service; the
+// file of one cut short by a crash is removed by the next Open of the DB (removeStaleRebuild)
+// or the next rebuild. The DB must stay open until Rebuild returns.
 func (p *Projector) Rebuild(ctx context.Context, progress func(done, total uint64)) error {
 	p.mu.Lock()
 	err := p.beginRebuildLocked()
@@ -338,6 +339,19 @@ func (db *DB) replace(next *DB) error {
 		d.Close()
 	}
 	_ = old.Close() // no transaction can be open on it; its inode is already unlinked
+	return nil
+}
+
+// removeStaleRebuild removes path's rebuild file (path + ".rebuild"), left behind by a
+// process that crashed while rebuilding: a copy of all the read models that nothing would
+// ever use or remove. Open calls it once it holds the lock on path. A rebuild writes its file
+// only while its projector's DB holds that lock (in this process or another), so a file found
+// then is no running rebuild's.
+func removeStaleRebuild(path string) error {
+	stale := path + ".rebuild"
+	if err := os.Remove(stale); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("projections: remove a stale %s: %w", stale, err)
+	}
 	return nil
 }
 

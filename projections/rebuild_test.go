@@ -303,3 +303,51 @@ func TestProjector_logs_a_long_catch_up(t *testing.T) {
 		}
 	}
 }
+
+// TestOpen_removes_a_stale_rebuild_file: a rebuild cut short by a crash leaves
+// projections.db.rebuild, a full copy of the read models; the next Open removes it, but only
+// once it holds the lock on projections.db, which every running rebuild's DB holds.
+func TestOpen_removes_a_stale_rebuild_file(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "projections.db")
+	stale := path + ".rebuild"
+	// leave writes a bbolt file at stale, as a rebuild does before it is cut short.
+	leave := func(t *testing.T) {
+		t.Helper()
+		db, err := projections.Open(stale, projections.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeDB(t, db)
+		if _, err := os.Stat(stale); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	leave(t)
+	db := mustOpenDBAt(t, path)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open left the stale %s: %v", stale, err)
+	}
+	if _, err := db.Checkpoint(); err != nil {
+		t.Errorf("the DB opened beside a stale rebuild file: %v", err)
+	}
+
+	// While the DB is open a rebuild may be writing the file: an Open that cannot take the
+	// lock leaves it alone.
+	leave(t)
+	if other, err := projections.Open(path, projections.Options{NoSync: true}); !errors.Is(err, projections.ErrLocked) {
+		if err == nil {
+			other.Close()
+		}
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Errorf("an Open without the lock removed %s: %v", stale, err)
+	}
+	closeDB(t, db)
+	mustOpenDBAt(t, path)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("reopening left the stale %s: %v", stale, err)
+	}
+}
