@@ -118,6 +118,15 @@ func (s *Server) handleListGroups(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	body, err := s.listGroups(c, p)
+	if err != nil {
+		return err
+	}
+	return s.writeSCIM(c, http.StatusOK, body)
+}
+
+// listGroups answers a list or search request for groups with its ListResponse.
+func (s *Server) listGroups(c echo.Context, p listParams) (map[string]any, error) {
 	ctx := c.Request().Context()
 	filterMembers := strings.Contains(strings.ToLower(p.filterText), "members")
 	view := func(r domain.Resource) map[string]any {
@@ -129,20 +138,16 @@ func (s *Server) handleListGroups(c echo.Context) error {
 	}
 	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), p.query(view, nil))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	withMembers := membersWanted(p.attributes, p.excluded)
 	rendered := make([]map[string]any, len(groups))
 	for i, g := range groups {
 		if rendered[i], err = s.groupJSON(ctx, g, withMembers); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	body, err := p.page(total, rendered, nil)
-	if err != nil {
-		return err
-	}
-	return s.writeSCIM(c, http.StatusOK, body)
+	return p.page(total, rendered, nil)
 }
 
 func (s *Server) handleReplaceGroup(c echo.Context) error {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -22,7 +23,11 @@ type listParams struct {
 }
 
 func readListParams(c echo.Context) (listParams, error) {
-	q := c.QueryParams()
+	return parseListParams(c.QueryParams())
+}
+
+// parseListParams reads list parameters from a GET's query or a SearchRequest (scim_search.go).
+func parseListParams(q url.Values) (listParams, error) {
 	p := listParams{
 		sortBy: q.Get("sortBy"), sortOrder: q.Get("sortOrder"),
 		attributes: q.Get("attributes"), excluded: q.Get("excludedAttributes"),
@@ -141,9 +146,18 @@ func (s *Server) handleListUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(s.userView, userStored))
+	body, err := s.listUsers(c, p)
 	if err != nil {
 		return err
+	}
+	return s.writeSCIM(c, http.StatusOK, body)
+}
+
+// listUsers answers a list or search request for users with its ListResponse.
+func (s *Server) listUsers(c echo.Context, p listParams) (map[string]any, error) {
+	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(s.userView, userStored))
+	if err != nil {
+		return nil, err
 	}
 	rendered := make([]map[string]any, len(users))
 	for i, u := range users {
@@ -153,7 +167,7 @@ func (s *Server) handleListUsers(c echo.Context) error {
 	if len(users) > 0 {
 		groups, err := s.userGroupsFor(c, p.attributes, p.excluded)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if groups != nil {
 			complete = func(r map[string]any) error {
@@ -162,11 +176,7 @@ func (s *Server) handleListUsers(c echo.Context) error {
 			}
 		}
 	}
-	body, err := p.page(total, rendered, complete)
-	if err != nil {
-		return err
-	}
-	return s.writeSCIM(c, http.StatusOK, body)
+	return p.page(total, rendered, complete)
 }
 
 func (s *Server) handleGetUser(c echo.Context) error {

@@ -184,6 +184,9 @@ func (s *Server) routes() {
 	groups.PUT("/:id", s.handleReplaceGroup)
 	groups.PATCH("/:id", s.handlePatchGroup)
 	groups.DELETE("/:id", s.handleDeleteGroup)
+	groups.POST("/.search", s.handleSearchGroups) // scim_search.go: a list request in a POST body
+	scim.POST("/Users/.search", s.handleSearchUsers)
+	scim.POST("/.search", s.handleSearch)
 	scim.Any("/*", s.handleSCIMNotFound)
 }
 
