@@ -64,7 +64,7 @@ func newEnv(tb testing.TB) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	proj := projections.NewProjector(db, store, nil)
+	proj := projections.NewProjector(db, store, projections.ProjectorConfig{})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = proj.Run(ctx) }()
 	tb.Cleanup(func() {
