@@ -3,7 +3,7 @@ GO     ?= go
 DATA   ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: build run test bench bench-short bench-go lint fuzz fuzz-smoke clean
+.PHONY: build build-bench run test bench bench-short bench-go lint fuzz fuzz-smoke clean
 
 build:
 	$(GO) build -o bin/idledger ./cmd/idledger
@@ -36,15 +36,19 @@ fuzz-smoke:
 		done ) & pids="$$pids $$!"; \
 	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; exit $$rc
 
-# idledger bench (docs/benchmarks.md): this machine's limits, an Entra-like provisioning cycle
+# idledger-bench (docs/benchmarks.md): this machine's limits, an Entra-like provisioning cycle
 # over HTTP, replay and SAML, on a fresh temp data dir. Prints the table, writes the JSON
 # results and the initial cycle's CPU profile to bin/, and records the table in
 # docs/benchmarks.md. bench-short is the -short profile (10k users, 200 groups; < 2 min).
-bench: build
-	./bin/idledger bench --out bin/bench-results.json
+# The bench is its own command (cmd/idledger-bench), not part of the idledger binary.
+build-bench:
+	$(GO) build -o bin/idledger-bench ./cmd/idledger-bench
 
-bench-short: build
-	./bin/idledger bench -short --out bin/bench-short-results.json
+bench: build-bench
+	./bin/idledger-bench --out bin/bench-results.json
+
+bench-short: build-bench
+	./bin/idledger-bench -short --out bin/bench-short-results.json
 
 # The go test micro-benchmarks.
 bench-go:

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -187,5 +188,16 @@ func (s *Store) Close() error {
 // Embedded reports whether the store runs its own nats-server.
 func (s *Store) Embedded() bool { return s.srv != nil }
 
-// Conn returns the NATS connection, for tests and tools that inspect the raw stream.
-func (s *Store) Conn() *nats.Conn { return s.nc }
+// ErrNotEmbedded is returned by InProcessConn when the store uses an external NATS.
+var ErrNotEmbedded = errors.New("eventstore: the store is connected to an external NATS; connect to its URL instead")
+
+// InProcessConn opens a new in-process connection to the embedded nats-server, for tools and
+// tests that read or write the raw stream: with it a Store is a nats.InProcessConnProvider,
+// so nats.Connect("", nats.InProcessServer(store)) connects to the store's server. With an
+// external NATS it returns ErrNotEmbedded.
+func (s *Store) InProcessConn() (net.Conn, error) {
+	if s.srv == nil {
+		return nil, ErrNotEmbedded
+	}
+	return s.srv.InProcessConn()
+}

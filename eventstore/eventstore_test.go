@@ -42,7 +42,7 @@ func mustOpen(tb testing.TB, cfg eventstore.Config) *eventstore.Store {
 // what the server really holds.
 func rawStream(tb testing.TB, s *eventstore.Store) (jetstream.JetStream, jetstream.Stream) {
 	tb.Helper()
-	js, err := jetstream.New(s.Conn())
+	js, err := jetstream.New(rawConn(tb, s))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -951,4 +951,16 @@ func publishUndecodable(tb testing.TB, s *eventstore.Store, tenant, user string)
 		tb.Fatal(err)
 	}
 	return ack.Sequence
+}
+
+// rawConn connects to the store's embedded nats-server, for a test that reads or writes the
+// raw stream; the connection closes when the test ends.
+func rawConn(tb testing.TB, s *eventstore.Store) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }

@@ -46,7 +46,7 @@ func TestRequests_ReadAfterAsyncRecord(t *testing.T) {
 	if err := s.FlushRequests(ctx); err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(s.Conn())
+	js, err := jetstream.New(rawConn(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestRequests_RecordEncoding(t *testing.T) {
 
 	// The stored bytes of plain records (all fields, and only the required ones), and of one
 	// on a non-UTC clock (encoded by json.Marshal itself), are json.Marshal's.
-	js, err := jetstream.New(s.Conn())
+	js, err := jetstream.New(rawConn(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}

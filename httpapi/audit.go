@@ -44,10 +44,6 @@ type Auditor interface {
 	LastCycle(ctx context.Context, tenant domain.TenantID) (*domain.CycleSummary, error)
 }
 
-// SetAudit turns on the audit routes, the sync-cycle routes and the recording of SCIM
-// requests. Call it before serving.
-func (s *Server) SetAudit(a Auditor) { s.audit = a }
-
 // auditor returns the Auditor, or an error if the server has none.
 func (s *Server) auditor() (Auditor, error) {
 	if s.audit == nil {

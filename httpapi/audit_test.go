@@ -23,8 +23,8 @@ var _ httpapi.Auditor = (*domain.Audit)(nil)
 // the audit routes, on the test clock.
 func newAuditEnv(tb testing.TB) *testEnv {
 	tb.Helper()
-	return buildTestEnv(tb, envOptions{noSync: true, configure: func(_ testing.TB, _ context.Context, api *httpapi.Server, e *testEnv) {
-		api.SetAudit(&domain.Audit{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID})
+	return buildTestEnv(tb, envOptions{noSync: true, configure: func(_ testing.TB, _ context.Context, cfg *httpapi.Config, e *testEnv) {
+		cfg.Audit = &domain.Audit{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
 	}})
 }
 

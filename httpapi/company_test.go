@@ -138,7 +138,7 @@ func TestProvisioningAdoption(t *testing.T) {
 func eventTypes(tb testing.TB, e *testEnv) map[string]int {
 	tb.Helper()
 	ctx := context.Background()
-	js, err := jetstream.New(e.Store.Conn())
+	js, err := jetstream.New(rawConn(tb, e.Store))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestProvisioningLockRace(t *testing.T) {
 	}
 	// In the log, every user.invited precedes the lock.
 	ctx := context.Background()
-	js, _ := jetstream.New(e.Store.Conn())
+	js, _ := jetstream.New(rawConn(t, e.Store))
 	st, err := js.Stream(ctx, eventstore.StreamName)
 	if err != nil {
 		t.Fatal(err)

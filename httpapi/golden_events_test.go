@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/idledger/idledger/domain"
@@ -72,7 +73,7 @@ func TestGoldenEventSamples(t *testing.T) {
 
 	// One sample of each type, from the real log.
 	ctx := context.Background()
-	js, err := jetstream.New(e.Store.Conn())
+	js, err := jetstream.New(rawConn(t, e.Store))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,4 +119,16 @@ func TestGoldenEventSamples(t *testing.T) {
 			t.Logf("wrote %s", path)
 		}
 	}
+}
+
+// rawConn connects to the store's embedded nats-server, for a test that reads or writes the
+// raw stream; the connection closes when the test ends.
+func rawConn(tb testing.TB, s *eventstore.Store) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }

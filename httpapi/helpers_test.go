@@ -70,13 +70,13 @@ func startTestEnv(tb testing.TB, noSync bool) *testEnv {
 }
 
 // envOptions vary the test server: the log's fsync, the public base URL ("" = the test
-// server's own), the server log, and configure, called with the API and the env before the
-// first request (to wire SSO or audit as cmd/idledger does).
+// server's own), the server log, and configure, called with the API's configuration and the
+// env before the API is built (to wire SSO or audit as cmd/idledger does).
 type envOptions struct {
 	noSync    bool
 	base      string
 	logger    *slog.Logger
-	configure func(tb testing.TB, ctx context.Context, api *httpapi.Server, e *testEnv)
+	configure func(tb testing.TB, ctx context.Context, cfg *httpapi.Config, e *testEnv)
 }
 
 // buildTestEnv starts the server every httpapi test uses: embedded JetStream and a bbolt file
@@ -94,7 +94,7 @@ func buildTestEnv(tb testing.TB, o envOptions) *testEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	proj := projections.NewProjector(db, store, nil)
+	proj := projections.NewProjector(db, store, projections.ProjectorConfig{})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = proj.Run(ctx) }()
 	clock := &testClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
@@ -104,12 +104,12 @@ func buildTestEnv(tb testing.TB, o envOptions) *testEnv {
 	if base == "" {
 		base = srv.URL
 	}
-	api := httpapi.New(httpapi.Config{BaseURL: base, AdminToken: testAdminToken}, svc, db, proj, o.logger)
 	e := &testEnv{URL: srv.URL, Store: store, DB: db, Projector: proj, Service: svc, Clock: clock}
+	cfg := httpapi.Config{BaseURL: base, AdminToken: testAdminToken}
 	if o.configure != nil {
-		o.configure(tb, ctx, api, e)
+		o.configure(tb, ctx, &cfg, e)
 	}
-	srv.Config.Handler = api
+	srv.Config.Handler = httpapi.New(cfg, svc, db, proj, o.logger)
 	tb.Cleanup(func() {
 		srv.Close()
 		cancel()

@@ -61,7 +61,7 @@ func newObservedTestEnv(tb testing.TB) (*testEnv, *logSink) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	proj := projections.NewProjector(db, store, log, projections.WithObserver(metrics))
+	proj := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: log, Observer: metrics})
 	metrics.WatchProjection(proj, log)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = proj.Run(ctx) }()
@@ -302,7 +302,7 @@ func TestMetrics_LagWhileBehind(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	quiet := slog.New(slog.DiscardHandler)
-	proj := projections.NewProjector(db, store, quiet, projections.WithObserver(metrics)) // never run
+	proj := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: quiet, Observer: metrics}) // never run
 	metrics.WatchProjection(proj, quiet)
 	svc := &domain.Service{Log: store, Now: time.Now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }}
 	if _, _, err := svc.CreateTenant(t.Context(), "Acme"); err != nil {

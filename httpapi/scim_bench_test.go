@@ -166,8 +166,8 @@ func fillGroup(tb testing.TB, e *testEnv, tenant domain.TenantID, size int) stri
 func BenchmarkSCIMFilterParallel(b *testing.B) {
 	e := buildTestEnv(b, envOptions{
 		logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})),
-		configure: func(_ testing.TB, _ context.Context, api *httpapi.Server, e *testEnv) {
-			api.SetAudit(&domain.Audit{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID})
+		configure: func(_ testing.TB, _ context.Context, cfg *httpapi.Config, e *testEnv) {
+			cfg.Audit = &domain.Audit{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
 		},
 	})
 	tenantID, token := e.tenant(b, "Bench")

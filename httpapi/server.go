@@ -67,6 +67,12 @@ type Config struct {
 	// requests get 429 with Retry-After (ratelimit.go). Zero means no limit.
 	RateLimit float64
 	RateBurst int
+	// Audit, if set, turns on the audit routes, the sync-cycle routes and the recording of
+	// SCIM requests (audit.go); nil leaves them off.
+	Audit Auditor
+	// SSO, if set, turns on the /saml routes, /api/v1/me and the SSO company API (sso.go);
+	// nil leaves them answering 404.
+	SSO *SSOConfig
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -82,9 +88,9 @@ type Server struct {
 	tokens    *tokenCache  // company token hash → company (tokencache.go); nil caches nothing
 	buffers   *sync.Pool   // of *[]byte: response buffers (writeSCIM)
 
-	sso *ssoState // set by SetSSO (sso.go); nil turns the SSO routes off
+	sso *ssoState // from Config.SSO (sso.go); nil turns the SSO routes off
 
-	audit Auditor // set by SetAudit (audit.go); nil turns audit, cycles and request records off
+	audit Auditor // Config.Audit (audit.go); nil turns audit, cycles and request records off
 }
 
 // New returns a Server with its routes.
@@ -104,7 +110,10 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	}
 	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil), tokens: newTokenCache(projector),
-		buffers: newBufferPool()}
+		buffers: newBufferPool(), audit: cfg.Audit}
+	if cfg.SSO != nil {
+		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
+	}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError

@@ -76,9 +76,8 @@ type ssoState struct {
 	refusals *refusalBudget
 }
 
-// SetSSO turns on the /saml routes, /api/v1/me and the SSO company API. Call it before the
-// server handles requests; without it those routes answer 404.
-func (s *Server) SetSSO(cfg SSOConfig) {
+// newSSOState applies cfg's defaults; base is the server's public base URL.
+func newSSOState(cfg SSOConfig, base string) *ssoState {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 8 * time.Hour
 	}
@@ -88,7 +87,7 @@ func (s *Server) SetSSO(cfg SSOConfig) {
 	if cfg.Random == nil {
 		cfg.Random = rand.Reader
 	}
-	s.sso = &ssoState{SSOConfig: cfg, secure: strings.HasPrefix(s.cfg.BaseURL, "https://"),
+	return &ssoState{SSOConfig: cfg, secure: strings.HasPrefix(base, "https://"),
 		refusals: newRefusalBudget(cfg.RefusalBurst, cfg.RefusalEvery, cfg.Now)}
 }
 

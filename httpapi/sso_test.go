@@ -64,7 +64,7 @@ func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 	tb.Helper()
 	logs := &syncBuffer{}
 	e := buildTestEnv(tb, envOptions{noSync: true, base: base, logger: slog.New(slog.NewTextHandler(logs, nil)),
-		configure: func(tb testing.TB, ctx context.Context, api *httpapi.Server, e *testEnv) {
+		configure: func(tb testing.TB, ctx context.Context, cfg *httpapi.Config, e *testEnv) {
 			base := base
 			if base == "" {
 				base = e.URL
@@ -86,7 +86,7 @@ func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			api.SetSSO(httpapi.SSOConfig{SAML: sp, Sessions: records(eventstore.BucketSessions, 12*time.Hour), Now: e.Clock.Now})
+			cfg.SSO = &httpapi.SSOConfig{SAML: sp, Sessions: records(eventstore.BucketSessions, 12*time.Hour), Now: e.Clock.Now}
 		}})
 	return &ssoEnv{
 		testEnv: e,

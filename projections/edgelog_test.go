@@ -165,7 +165,7 @@ func TestReplay_edge_cases_do_not_depend_on_batching(t *testing.T) {
 	live := MustOpenDB(t)
 	startProjector(t, live, store).waitFor(t, h)
 	rebuilt := MustOpenDB(t)
-	if err := projections.NewProjector(rebuilt, store, quiet).Rebuild(t.Context(), nil); err != nil {
+	if err := projections.NewProjector(rebuilt, store, projections.ProjectorConfig{Logger: quiet}).Rebuild(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
 	want := dump(t, single)

@@ -53,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -135,6 +136,17 @@ type Options struct {
 	// meanwhile, so that Open can tell a crashed process (the file is good) from a crashed
 	// machine (ErrUnsynced): see durability.go. The server's projector runs this way.
 	LazySync bool
+	// Recover starts afresh where the file cannot be trusted, instead of failing: a file left
+	// unsynced by a machine that has restarted since (ErrUnsynced) is removed, and a damaged
+	// one (ErrCorrupt) is moved aside to PATH.corrupt-<time> for a post-mortem. Either is
+	// logged, and the projector refills the new, empty file from the log. The server opens its
+	// file this way; without Recover, Open returns those errors. (A file of another schema
+	// version is emptied either way.)
+	Recover bool
+	// Logger receives what Recover did; nil means slog.Default().
+	Logger *slog.Logger
+	// Now names the file moved aside; nil means time.Now.
+	Now func() time.Time
 
 	bootID string // the boot id to assume instead of the kernel's (tests)
 }
@@ -142,8 +154,46 @@ type Options struct {
 // Open opens or creates the file at path, waiting at most a second for another process's lock
 // (then it returns ErrLocked). A file of another schema version is emptied (its checkpoint reset
 // to 0) so that the projector rebuilds it from the log. A file left unsynced by a machine that
-// has restarted since is refused with ErrUnsynced.
+// has restarted since is refused with ErrUnsynced, a damaged one with ErrCorrupt, unless
+// opts.Recover is set.
 func Open(path string, opts Options) (*DB, error) {
+	db, err := open(path, opts)
+	if !opts.Recover || opts.Inspect {
+		return db, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if errors.Is(err, ErrUnsynced) {
+		// The machine went down while the file was written without fsync: it may hold any
+		// mix of old and new pages. The log has every acknowledged event: start afresh.
+		log.Warn("projections.db was not synced before the machine restarted: rebuilding the read models from the log", "err", err)
+		if rerr := RemoveUnsynced(path); rerr != nil {
+			return nil, fmt.Errorf("%w; removing it: %w", err, rerr)
+		}
+		db, err = open(path, opts)
+	}
+	if errors.Is(err, ErrCorrupt) {
+		// The read models are derived data: keep the damaged file for a post-mortem and
+		// rebuild them from the log.
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		aside := path + ".corrupt-" + now().UTC().Format("20060102T150405Z")
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("%w; moving it aside: %w", err, rerr)
+		}
+		log.Warn("projections.db is damaged: moved it aside, rebuilding the read models from the log",
+			"err", err, "moved_to", aside)
+		db, err = open(path, opts)
+	}
+	return db, err
+}
+
+// open is Open without Recover.
+func open(path string, opts Options) (*DB, error) {
 	if opts.Inspect {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("projections: open %s: %w", path, err)

@@ -85,7 +85,7 @@ type running struct {
 func startProjector(tb testing.TB, db *projections.DB, src domain.EventSource) *running {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Projector: projections.NewProjector(db, src, quiet), cancel: cancel, done: make(chan struct{})}
+	r := &running{Projector: projections.NewProjector(db, src, projections.ProjectorConfig{Logger: quiet}), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		r.err = r.Run(ctx)

@@ -51,40 +51,31 @@ type Projector struct {
 	changed    chan struct{}   // closed and replaced after every commit, swap or failure
 }
 
-// A ProjectorOption configures a Projector in NewProjector.
-type ProjectorOption func(*Projector)
-
-// WithObserver makes the projector report each committed batch to o (nil measures nothing).
-func WithObserver(o domain.Observer) ProjectorOption {
-	return func(p *Projector) {
-		if o != nil {
-			p.obs = o
-		}
-	}
-}
-
-// WithProgressInterval sets how often a long catch-up (at start) or rebuild logs its progress
-// (default 5 s).
-func WithProgressInterval(d time.Duration) ProjectorOption {
-	return func(p *Projector) {
-		if d > 0 {
-			p.progressEvery = d
-		}
-	}
+// ProjectorConfig tunes a Projector. The zero value is the default of each field.
+type ProjectorConfig struct {
+	// Logger receives the projector's log; nil means slog.Default().
+	Logger *slog.Logger
+	// Observer is told of each committed batch; nil measures nothing.
+	Observer domain.Observer
+	// ProgressInterval is how often a long catch-up (at start) or rebuild logs its progress
+	// (default 5 s).
+	ProgressInterval time.Duration
 }
 
 // NewProjector returns a projector of src into db.
-func NewProjector(db *DB, src domain.EventSource, log *slog.Logger, opts ...ProjectorOption) *Projector {
-	if log == nil {
-		log = slog.Default()
+func NewProjector(db *DB, src domain.EventSource, cfg ProjectorConfig) *Projector {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = domain.NopObserver{}
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = defaultProgressEvery
 	}
 	cp, _ := db.Checkpoint() // Run reports a read error; until then 0 only delays waiters
-	p := &Projector{db: db, src: src, log: log, obs: domain.NopObserver{}, born: time.Now(),
-		progressEvery: defaultProgressEvery, changed: make(chan struct{}), checkpoint: cp}
-	for _, o := range opts {
-		o(p)
-	}
-	return p
+	return &Projector{db: db, src: src, log: cfg.Logger, obs: cfg.Observer, born: time.Now(),
+		progressEvery: cfg.ProgressInterval, changed: make(chan struct{}), checkpoint: cp}
 }
 
 // A Failure is why a projector stopped (fail closed).

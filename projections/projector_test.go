@@ -137,7 +137,7 @@ func waitReady(t *testing.T, p *projections.Projector) {
 
 func publishUndecodable(t *testing.T, s *eventstore.Store, tenant domain.TenantID, user string) domain.Version {
 	t.Helper()
-	js, err := jetstream.New(s.Conn())
+	js, err := jetstream.New(rawConn(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestProjector(t *testing.T) {
 		store := mustOpenStore(t)
 		populate(t, newService(store), 3)
 		db := MustOpenDB(t)
-		idle := projections.NewProjector(db, store, quiet) // never started
+		idle := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: quiet}) // never started
 		if err := idle.Ready(); err == nil || !strings.Contains(err.Error(), "catching up") {
 			t.Errorf("Ready before Run = %v, want a catching-up error", err)
 		}
@@ -268,7 +268,7 @@ func TestProjector(t *testing.T) {
 		closeDB(t, db)
 
 		db = mustOpenDBAt(t, path)
-		p := projections.NewProjector(db, store, quiet)
+		p := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: quiet})
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		defer cancel()
 		waiting := make(chan error, 1)
@@ -467,4 +467,16 @@ func withBolt(t *testing.T, path string, f func(*bolt.Tx) error) {
 	if err := b.Update(f); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rawConn connects to the store's embedded nats-server, for a test that reads or writes the
+// raw stream; the connection closes when the test ends.
+func rawConn(tb testing.TB, s *eventstore.Store) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }

@@ -81,7 +81,7 @@ func TestProjector_Rebuild(t *testing.T) {
 			return tx.Bucket([]byte("users")).Delete([]byte(string(tenant.ID) + "/" + string(users[3].ID)))
 		})
 		db = mustOpenDBAt(t, path)
-		p := projections.NewProjector(db, store, quiet)
+		p := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: quiet})
 		var calls []string
 		err := p.Rebuild(t.Context(), func(done, total uint64) { calls = append(calls, fmt.Sprintf("%d/%d", done, total)) })
 		if err != nil {
@@ -215,7 +215,7 @@ func TestProjector_Rebuild(t *testing.T) {
 		svc := newService(store)
 		populate(t, svc, 3)
 		db := MustOpenDB(t)
-		p := projections.NewProjector(db, store, quiet)
+		p := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: quiet})
 		if err := p.StartRebuild(); !errors.Is(err, domain.ErrConflict) {
 			t.Errorf("StartRebuild before Run = %v, want ErrConflict", err)
 		}
@@ -283,7 +283,7 @@ func TestProjector_logs_a_long_catch_up(t *testing.T) {
 	h := head(t, store)
 	var logs syncBuffer
 	db := MustOpenDB(t)
-	p := projections.NewProjector(db, store, slog.New(slog.NewJSONHandler(&logs, nil)), projections.WithProgressInterval(time.Nanosecond))
+	p := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), ProgressInterval: time.Nanosecond})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()

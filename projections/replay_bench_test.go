@@ -290,7 +290,7 @@ func TestReplay_batching_does_not_change_the_read_models(t *testing.T) {
 	}
 	batched := replayed(t, store, h)
 	rebuilt := MustOpenDB(t)
-	if err := projections.NewProjector(rebuilt, store, quiet).Rebuild(t.Context(), nil); err != nil {
+	if err := projections.NewProjector(rebuilt, store, projections.ProjectorConfig{Logger: quiet}).Rebuild(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
 	want := dump(t, single)
@@ -361,7 +361,7 @@ func BenchmarkReplay(b *testing.B) {
 	})
 	b.Run("Rebuild", func(b *testing.B) {
 		db := MustOpenDB(b)
-		p := projections.NewProjector(db, store, quiet)
+		p := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: quiet})
 		measure(b, func() {
 			if err := p.Rebuild(b.Context(), nil); err != nil {
 				b.Fatal(err)
@@ -387,7 +387,7 @@ func BenchmarkReplay(b *testing.B) {
 	b.Run("Memory", func(b *testing.B) {
 		mem := readAll(b, store)
 		db := MustOpenDB(b)
-		p := projections.NewProjector(db, mem, quiet)
+		p := projections.NewProjector(db, mem, projections.ProjectorConfig{Logger: quiet})
 		measure(b, func() {
 			if err := p.Rebuild(b.Context(), nil); err != nil {
 				b.Fatal(err)

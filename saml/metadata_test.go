@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,11 +146,7 @@ func TestService_CheckIDPMetadata(t *testing.T) {
 // whatever it accepts is complete: an entity ID, an SSO URL and certificates.
 func FuzzParseIDPMetadata(f *testing.F) {
 	for _, name := range []string{"entra-metadata.xml", "other-metadata.xml"} {
-		b, err := os.ReadFile(filepath.Join(samltest.Dir(), name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		f.Add(samltest.Read(f, name))
 	}
 	f.Add([]byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"/></EntityDescriptor>`))
 	f.Add([]byte(`<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"><EntitiesDescriptor/></EntitiesDescriptor>`))

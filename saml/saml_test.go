@@ -64,7 +64,7 @@ func newEnv(tb testing.TB) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	proj := projections.NewProjector(db, store, nil)
+	proj := projections.NewProjector(db, store, projections.ProjectorConfig{})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = proj.Run(ctx) }()
 	tb.Cleanup(func() {
@@ -347,11 +347,11 @@ func TestLoadKeyPair(t *testing.T) {
 	if _, _, err := saml.LoadKeyPair(filepath.Join(dir, "saml-sp.key"), "", dir, now); err == nil {
 		t.Error("--saml-key without --saml-cert was accepted")
 	}
-	given, _, err := saml.LoadKeyPair(filepath.Join(samltest.Dir(), "sp.key"), filepath.Join(samltest.Dir(), "sp.crt"), dir, now)
+	given, _, err := saml.LoadKeyPair(samltest.Path(t, "sp.key"), samltest.Path(t, "sp.crt"), dir, now)
 	if err != nil || given.Key.Equal(kp.Key) {
 		t.Fatalf("flags: %v", err)
 	}
-	if _, _, err := saml.LoadKeyPair(filepath.Join(samltest.Dir(), "sp.key"), filepath.Join(samltest.Dir(), "other-idp.crt"), dir, now); err == nil {
+	if _, _, err := saml.LoadKeyPair(samltest.Path(t, "sp.key"), samltest.Path(t, "other-idp.crt"), dir, now); err == nil {
 		t.Error("a certificate of another key was accepted")
 	}
 }

@@ -20,11 +20,11 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
-var regen = flag.Bool("regen", false, "regenerate the test-only IdP keys and metadata in testdata/saml")
+var regen = flag.Bool("regen", false, "regenerate the test-only IdP keys and metadata in samltest/testdata")
 
 // testdataDir holds the test-only key pairs and Entra-shaped metadata. None of it is secret:
 // the keys sign nothing outside tests.
-const testdataDir = "../testdata/saml"
+const testdataDir = "samltest/testdata"
 
 // testIdPs describes the identity providers of the tests: "entra" plays a company's Entra
 // tenant during a certificate rollover (two signing certificates: the new, inactive one is
@@ -49,7 +49,7 @@ type certSpec struct {
 	notAfter  time.Time
 }
 
-// TestGenerateTestdata rewrites testdata/saml when run with -regen:
+// TestGenerateTestdata rewrites samltest/testdata when run with -regen:
 //
 //	go test ./saml -run TestGenerateTestdata -regen
 //
@@ -59,7 +59,7 @@ type certSpec struct {
 // and the SAML endpoints.
 func TestGenerateTestdata(t *testing.T) {
 	if !*regen {
-		t.Skip("run with -regen to rewrite testdata/saml")
+		t.Skip("run with -regen to rewrite samltest/testdata")
 	}
 	if err := os.MkdirAll(testdataDir, 0o755); err != nil {
 		t.Fatal(err)

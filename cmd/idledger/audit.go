@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/idledger/idledger/cmd/internal/cli"
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
@@ -34,24 +35,24 @@ const auditUsage = `usage (offline: the server must be stopped; the same answers
 `
 
 // auditCmd runs `idledger audit ...`.
-func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func auditCmd(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, auditUsage)
 		return errUsage
 	}
 	switch args[0] {
 	case "timeline":
-		return auditTimeline(ctx, args[1:], stdout, stderr)
+		return auditTimeline(ctx, e, args[1:], stdout, stderr)
 	case "state":
-		return auditState(ctx, args[1:], stdout, stderr)
+		return auditState(ctx, e, args[1:], stdout, stderr)
 	case "cycles":
-		return auditCycles(ctx, args[1:], stdout, stderr)
+		return auditCycles(ctx, e, args[1:], stdout, stderr)
 	case "export":
-		return auditExport(ctx, args[1:], stdout, stderr)
+		return auditExport(ctx, e, args[1:], stdout, stderr)
 	case "import":
-		return auditImport(ctx, args[1:], stdout, stderr)
+		return auditImport(ctx, e, args[1:], stdout, stderr)
 	case "verify":
-		return auditVerify(ctx, args[1:], stdout, stderr) // verify.go
+		return auditVerify(ctx, e, args[1:], stdout, stderr) // verify.go
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, auditUsage)
 		return nil
@@ -66,11 +67,11 @@ type auditFlags struct {
 	Tenant string
 }
 
-func newAuditFlags(name string, stderr io.Writer) (*flag.FlagSet, *auditFlags) {
+func newAuditFlags(name string, e env, stderr io.Writer) (*flag.FlagSet, *auditFlags) {
 	fs := flag.NewFlagSet("audit "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &auditFlags{}
-	f.register(fs)
+	f.register(fs, e)
 	fs.StringVar(&f.Tenant, "tenant", "", "company id (required)")
 	return fs, f
 }
@@ -103,8 +104,8 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func auditTimeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAuditFlags("timeline", stderr)
+func auditTimeline(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
+	fs, f := newAuditFlags("timeline", e, stderr)
 	var user, userName, group, groupName string
 	var after uint64
 	var limit int
@@ -151,8 +152,8 @@ func auditTimeline(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return printJSON(stdout, t)
 }
 
-func auditState(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAuditFlags("state", stderr)
+func auditState(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
+	fs, f := newAuditFlags("state", e, stderr)
 	var user, group, asOf string
 	fs.StringVar(&user, "user", "", "user id: the user as it was")
 	fs.StringVar(&group, "group", "", "group id: its members then")
@@ -191,8 +192,8 @@ func auditState(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return printJSON(stdout, snap)
 }
 
-func auditCycles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAuditFlags("cycles", stderr)
+func auditCycles(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
+	fs, f := newAuditFlags("cycles", e, stderr)
 	var cycle, before, limit int
 	var after uint64
 	fs.IntVar(&cycle, "cycle", 0, "one cycle with its changes and failed requests")
@@ -235,8 +236,8 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time (2026-11-20T09:00:00Z) or a date (2026-11-20)", s)
 }
 
-func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newAuditFlags("export", stderr)
+func auditExport(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
+	fs, f := newAuditFlags("export", e, stderr)
 	var since, until string
 	fs.StringVar(&since, "since", "", "only events that happened at or after this time (RFC 3339 or a date); such an export cannot be imported")
 	fs.StringVar(&until, "until", "", "only events that happened at or before this time")
@@ -260,11 +261,11 @@ func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer store.Close()
-	bar := newProgress(stderr, "export")
-	opt.Progress = bar.update
+	bar := cli.NewProgress(stderr, "export")
+	opt.Progress = bar.Update
 	start := time.Now()
 	st, err := store.Export(ctx, domain.TenantID(f.Tenant), stdout, opt)
-	bar.done()
+	bar.Done()
 	if err != nil {
 		return err
 	}
@@ -274,11 +275,11 @@ func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-func auditImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func auditImport(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o offlineFlags
-	o.register(fs)
+	o.register(fs, e)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 1 {
 		return errUsage
 	}
@@ -295,12 +296,7 @@ func auditImport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer db.Close()
-	replicas := envInt("IDLEDGER_NATS_REPLICAS", 0)
-	if replicas == 0 && o.NATSURL != "" {
-		replicas = 3
-	}
-	store, err := eventstore.Open(ctx, eventstore.Config{Dir: o.DataDir, URL: o.NATSURL, Replicas: replicas,
-		Logger: newLogger(stderr, slog.LevelError)})
+	store, err := eventstore.Open(ctx, o.storeConfig(stderr, slog.LevelError))
 	if err != nil {
 		return err
 	}
@@ -311,9 +307,9 @@ func auditImport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer cleanup()
-	bar := newProgress(stderr, "import")
-	st, err := store.Import(ctx, in, eventstore.ImportOptions{Progress: bar.update})
-	bar.done()
+	bar := cli.NewProgress(stderr, "import")
+	st, err := store.Import(ctx, in, eventstore.ImportOptions{Progress: bar.Update})
+	bar.Done()
 	if err != nil {
 		return err
 	}
@@ -326,9 +322,9 @@ func auditImport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	bar = newProgress(stderr, "read models")
-	err = projections.Replay(ctx, db, store, head, bar.update)
-	bar.done()
+	bar = cli.NewProgress(stderr, "read models")
+	err = projections.Replay(ctx, db, store, head, bar.Update)
+	bar.Done()
 	if err != nil {
 		return err
 	}
@@ -356,14 +352,4 @@ func importSource(name, dir string) (io.ReadSeeker, func(), error) {
 		return nil, nil, fmt.Errorf("read the export from stdin: %w", err)
 	}
 	return tmp, cleanup, nil
-}
-
-// envDuration returns def if set, else the duration in the environment variable name, else
-// 0 (the component's default).
-func envDuration(name string, def time.Duration) time.Duration {
-	if def != 0 {
-		return def
-	}
-	d, _ := time.ParseDuration(os.Getenv(name))
-	return d
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idledger/idledger/cmd/internal/app"
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/projections"
 )
@@ -59,8 +60,8 @@ func dump(tb testing.TB, path string) []byte {
 func TestAudit_CLI(t *testing.T) {
 	dir := t.TempDir()
 	clock := &auditClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
-	m := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true, Now: clock.Now}
-	if err := m.Run(t.Context()); err != nil {
+	m, err := app.Start(t.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true, Now: clock.Now})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })

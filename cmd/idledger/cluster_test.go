@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/idledger/idledger/cmd/internal/app"
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/saml/samltest"
@@ -127,10 +129,10 @@ func TestCluster_TwoInstancesR3(t *testing.T) {
 
 	// Two instances, as behind a load balancer: one public base URL, one shared SAML SP key.
 	const publicBase = "http://idledger.test"
-	startInstance := func(name, key, cert string) *Main {
-		m := &Main{DataDir: filepath.Join(dir, name), Listen: "127.0.0.1:0", AdminToken: adminToken,
-			NATSURL: urls, Replicas: 3, BaseURL: publicBase, SAMLKey: key, SAMLCert: cert}
-		if err := m.Run(t.Context()); err != nil {
+	startInstance := func(name, key, cert string) *app.Server {
+		m, err := app.Start(t.Context(), app.Config{DataDir: filepath.Join(dir, name), Listen: "127.0.0.1:0", AdminToken: adminToken,
+			NATSURL: urls, Replicas: 3, BaseURL: publicBase, SAMLKey: key, SAMLCert: cert})
+		if err != nil {
 			t.Fatalf("instance %s: %v", name, err)
 		}
 		t.Cleanup(func() { m.Close() })
@@ -348,10 +350,13 @@ func TestCluster_TwoInstancesR3(t *testing.T) {
 	loadStart := time.Now()
 	// The victim is the stream's leader: the hardest node to lose (a new leader is elected).
 	victim := 1
-	if js, err := jetstream.New(a.Store.Conn()); err == nil {
-		if st, err := js.Stream(t.Context(), eventstore.StreamName); err == nil && st.CachedInfo().Cluster != nil {
-			fmt.Sscanf(st.CachedInfo().Cluster.Leader, "n%d", &victim)
+	if nc, err := nats.Connect(urls); err == nil {
+		if js, err := jetstream.New(nc); err == nil {
+			if st, err := js.Stream(t.Context(), eventstore.StreamName); err == nil && st.CachedInfo().Cluster != nil {
+				fmt.Sscanf(st.CachedInfo().Cluster.Leader, "n%d", &victim)
+			}
 		}
+		nc.Close()
 	}
 	cl.stop(victim)
 	stoppedAt, before := time.Now(), count()
@@ -371,7 +376,7 @@ func TestCluster_TwoInstancesR3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, m := range map[string]*Main{"A": a, "B": b} {
+	for name, m := range map[string]*app.Server{"A": a, "B": b} {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		if err := m.Projector.WaitFor(ctx, head); err != nil {
 			t.Fatalf("instance %s did not reach the head %d: %v (checkpoint %d)", name, head, err, m.Projector.Checkpoint())

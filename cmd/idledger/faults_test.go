@@ -24,6 +24,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/idledger/idledger/cmd/internal/app"
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/projections"
 )
@@ -70,9 +71,9 @@ func TestFault_NATSUnavailable(t *testing.T) {
 	srv := natsServer(t, filepath.Join(dir, "nats-server"), -1)
 	port := srv.Addr().(*net.TCPAddr).Port
 	var logs syncBuffer
-	m := &Main{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", AdminToken: adminToken,
-		NATSURL: srv.ClientURL(), Replicas: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	if err := m.Run(t.Context()); err != nil {
+	m, err := app.Start(t.Context(), app.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", AdminToken: adminToken,
+		NATSURL: srv.ClientURL(), Replicas: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
@@ -90,7 +91,10 @@ func TestFault_NATSUnavailable(t *testing.T) {
 	faultAt := time.Now()
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	eventually(t, 10*time.Second, "client notices the disconnect", func() bool { return !m.Store.Conn().IsConnected() })
+	eventually(t, 10*time.Second, "client notices the disconnect", func() bool {
+		_, err := m.Store.Head(t.Context())
+		return errors.Is(err, domain.ErrUnavailable)
+	})
 
 	writes := []struct{ method, path, body string }{
 		{"POST", "/scim/v2/Users", `{"userName":"during@contoso.example","active":true}`},
@@ -193,10 +197,9 @@ func TestFault_DataDirHeld(t *testing.T) {
 	_ = first
 	time.Sleep(200 * time.Millisecond)
 	stateBefore := dirState(t, filepath.Join(dir)) // includes DIR/nats: nothing writes while idle
-	second := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true}
-	err := second.Run(t.Context())
-	second.Close()
+	second, err := app.Start(t.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true})
 	if err == nil {
+		second.Close()
 		t.Fatal("a second server started on a data dir in use")
 	}
 	if !errors.Is(err, projections.ErrLocked) || !strings.Contains(err.Error(), "another process") {
@@ -220,10 +223,9 @@ func TestFault_DataDirUnwritable(t *testing.T) {
 	}
 	t.Cleanup(func() { os.Chmod(dir, 0o700) })
 	before := dirState(t, dir)
-	m := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true}
-	err := m.Run(t.Context())
-	m.Close()
+	m, err := app.Start(t.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true})
 	if err == nil {
+		m.Close()
 		t.Fatal("a server started on an unwritable data dir")
 	}
 	if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), dir) {
@@ -284,9 +286,9 @@ func TestFault_CorruptProjections(t *testing.T) {
 			}
 
 			var logs syncBuffer
-			m2 := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true,
-				Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-			if err := m2.Run(t.Context()); err != nil {
+			m2, err := app.Start(t.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { m2.Close() })
@@ -312,7 +314,7 @@ func TestFault_CorruptProjections(t *testing.T) {
 }
 
 // closeAndPath stops m and returns its projections file.
-func closeAndPath(t *testing.T, m *Main) string {
+func closeAndPath(t *testing.T, m *app.Server) string {
 	t.Helper()
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -342,15 +344,15 @@ func (s *syncBuffer) String() string {
 const crashChildEnv = "IDLEDGER_CRASH_CHILD"
 
 // TestCrashChild is the server of TestCrash_KilledDuringWrites; it skips in a normal run. It
-// runs Main on the embedded NATS with fsync before every ack (as `idledger serve` does),
-// prints "addr <host:port>" and serves until it is killed.
+// runs the server (app.Start) on the embedded NATS with fsync before every ack (as `idledger
+// serve` does), prints "addr <host:port>" and serves until it is killed.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashChildEnv)
 	if dir == "" {
 		t.Skip("the subprocess of TestCrash_KilledDuringWrites")
 	}
-	m := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken}
-	if err := m.Run(context.Background()); err != nil {
+	m, err := app.Start(context.Background(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken})
+	if err != nil {
 		t.Fatal(err)
 	}
 	waitReady(t, m)
@@ -508,7 +510,7 @@ func TestCrash_KilledDuringWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, errOut bytes.Buffer
-	if err := projectionsCheck(t.Context(), []string{"--data", dir}, &stdout, &errOut); err != nil {
+	if err := run(t.Context(), []string{"projections", "check", "--data", dir}, &stdout, &errOut); err != nil {
 		t.Fatalf("projections check: %v\n%s%s", err, stdout.String(), errOut.String())
 	}
 	if !strings.Contains(stdout.String(), "projections match the log") {

@@ -11,11 +11,11 @@ import (
 // connection is bounded, and an oversized header block is refused before routing.
 func TestHostileRequests_HTTPServer(t *testing.T) {
 	m := startMain(t, t.TempDir())
-	if m.http.ReadTimeout == 0 || m.http.WriteTimeout == 0 || m.http.IdleTimeout == 0 || m.http.ReadHeaderTimeout == 0 {
-		t.Errorf("unbounded timeouts: %+v", m.http)
+	if m.HTTP.ReadTimeout == 0 || m.HTTP.WriteTimeout == 0 || m.HTTP.IdleTimeout == 0 || m.HTTP.ReadHeaderTimeout == 0 {
+		t.Errorf("unbounded timeouts: %+v", m.HTTP)
 	}
-	if m.http.WriteTimeout <= 60*time.Second {
-		t.Errorf("WriteTimeout %v ends before Entra's own 60 s", m.http.WriteTimeout)
+	if m.HTTP.WriteTimeout <= 60*time.Second {
+		t.Errorf("WriteTimeout %v ends before Entra's own 60 s", m.HTTP.WriteTimeout)
 	}
 
 	req, _ := http.NewRequest("GET", "http://"+m.Addr()+"/healthz", nil)

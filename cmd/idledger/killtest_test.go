@@ -139,7 +139,7 @@ func TestKillChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := projections.NewProjector(db, store, slog.New(slog.DiscardHandler), projections.WithObserver(reporter{}))
+	p := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: slog.New(slog.DiscardHandler), Observer: reporter{}})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(rctx) }()

@@ -4,12 +4,12 @@
 // Usage:
 //
 //	idledger serve --data DIR --listen ADDR [--nats-url URL] [--base-url URL] [--demo]
-//	idledger bench [-short] [--out FILE] [--doc FILE]
 //	idledger projections rebuild|check --data DIR [--nats-url URL]
 //	idledger audit timeline|state|cycles|export|import|verify --data DIR ...
 //
-// main.go parses the command line and hands off to [Main], which owns the wiring and the
-// open/shutdown order; it holds no business logic.
+// main.go reads the environment (env.go, the only place that does) and dispatches the command;
+// serve.go turns flags and environment into an app.Config and runs the server that the
+// cmd/internal/app package wires. The benchmark is its own command, cmd/idledger-bench.
 package main
 
 import (
@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,8 +39,6 @@ const usage = `idledger — event-sourced identity store (SCIM 2.0 in, SAML out)
 
 Commands:
   serve     run the server (idledger serve --help for flags)
-  bench     measure this machine's limits, an Entra-like SCIM cycle, replay and SAML
-            on a fresh temp data dir (idledger bench -short; see docs/benchmarks.md)
   projections rebuild|check --data DIR
             rebuild the read models from the log, or compare them with it (server stopped)
   audit timeline|state|cycles|export|import|verify --data DIR ...
@@ -53,24 +50,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return errUsage
 	}
+	e := readEnv(os.Getenv)
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], stdout, stderr)
-	case "bench":
-		return bench(ctx, args[1:], stdout, stderr)
+		return serve(ctx, e, args[1:], stdout, stderr)
 	case "projections":
-		return projectionsCmd(ctx, args[1:], stdout, stderr)
+		return projectionsCmd(ctx, e, args[1:], stdout, stderr)
 	case "audit":
-		return auditCmd(ctx, args[1:], stdout, stderr) // audit.go
+		return auditCmd(ctx, e, args[1:], stdout, stderr) // audit.go
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
 	return errUsage
-}
-
-// newLogger returns the JSON logger used by every command.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }

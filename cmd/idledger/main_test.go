@@ -15,19 +15,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/idledger/idledger/cmd/internal/app"
 	"github.com/idledger/idledger/eventstore"
 )
 
 const adminToken = "test-admin-token"
 
-// startMain runs a Main on 127.0.0.1:0 over dir until the test ends or stop is called.
-func startMain(tb testing.TB, dir string) *Main {
+// startMain runs a server (app.Start) on 127.0.0.1:0 over dir until the test ends or stop is called.
+func startMain(tb testing.TB, dir string) *app.Server {
 	tb.Helper()
-	m := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true}
-	if err := m.Run(tb.Context()); err != nil {
+	m, err := app.Start(tb.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true})
+	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { m.Close() })
@@ -35,7 +37,7 @@ func startMain(tb testing.TB, dir string) *Main {
 	return m
 }
 
-func waitReady(tb testing.TB, m *Main) {
+func waitReady(tb testing.TB, m *app.Server) {
 	tb.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -139,7 +141,7 @@ func wantSCIMError(tb testing.TB, res response, status int, scimType string) {
 	}
 }
 
-func streamMessages(tb testing.TB, m *Main) uint64 {
+func streamMessages(tb testing.TB, m *app.Server) uint64 {
 	tb.Helper()
 	n, err := m.Store.Messages(tb.Context())
 	if err != nil {
@@ -357,11 +359,11 @@ func TestWalkingSkeleton(t *testing.T) {
 
 // rawStream returns every stored message of the event stream and the key bucket, subjects,
 // headers and bodies, as one byte slice.
-func rawStream(tb testing.TB, m *Main) []byte {
+func rawStream(tb testing.TB, m *app.Server) []byte {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
 	defer cancel()
-	js, err := jetstream.New(m.Store.Conn())
+	js, err := jetstream.New(rawConn(tb, m.Store))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -390,12 +392,12 @@ func rawStream(tb testing.TB, m *Main) []byte {
 func TestServeDemo(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	m := &Main{DataDir: dir, Listen: "127.0.0.1:0", Demo: true, NoSync: true, Stdout: &out}
-	if err := m.Run(t.Context()); err != nil {
+	m, err := app.Start(t.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", Demo: true, NoSync: true, Stdout: &out})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var demo demoCompany
+	var demo app.DemoCompany
 	raw, err := os.ReadFile(filepath.Join(dir, "demo.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -464,8 +466,8 @@ func TestRestart_CatchingUpAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m2 := &Main{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true}
-	if err := m2.Run(t.Context()); err != nil {
+	m2, err := app.Start(t.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken, NoSync: true})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m2.Close() })
@@ -500,4 +502,16 @@ func TestRestart_CatchingUpAnswers503(t *testing.T) {
 		t.Fatal("the replay was over before the first request: no 503 observed (make the log longer)")
 	}
 	t.Logf("%d requests answered 503 while the read models were rebuilt", unavailable)
+}
+
+// rawConn connects to the store's embedded nats-server, for a test that reads or writes the
+// raw stream; the connection closes when the test ends.
+func rawConn(tb testing.TB, s *eventstore.Store) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }

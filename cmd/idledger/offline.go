@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,19 +14,32 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/idledger/idledger/cmd/internal/cli"
 	"github.com/idledger/idledger/eventstore"
 )
 
 // offlineFlags are the flags every offline command shares: where the data lives.
 type offlineFlags struct {
-	DataDir string
-	NATSURL string
+	DataDir  string
+	NATSURL  string
+	Replicas int // IDLEDGER_NATS_REPLICAS; 0: as serve does (1 embedded, 3 with a URL)
 }
 
-// register adds --data and --nats-url to fs.
-func (o *offlineFlags) register(fs *flag.FlagSet) {
+// register adds --data and --nats-url to fs, with the environment's defaults.
+func (o *offlineFlags) register(fs *flag.FlagSet, e env) {
+	o.Replicas = e.Replicas
 	fs.StringVar(&o.DataDir, "data", "./data", "data directory of the server (DIR/nats, DIR/projections.db)")
-	fs.StringVar(&o.NATSURL, "nats-url", os.Getenv("IDLEDGER_NATS_URL"), "external NATS URL; empty opens the embedded store in DIR/nats (env IDLEDGER_NATS_URL)")
+	fs.StringVar(&o.NATSURL, "nats-url", e.NATSURL, "external NATS URL; empty opens the embedded store in DIR/nats (env IDLEDGER_NATS_URL)")
+}
+
+// storeConfig is the configuration of the event log an offline command opens, logging to
+// stderr at the given level.
+func (o *offlineFlags) storeConfig(stderr io.Writer, level slog.Level) eventstore.Config {
+	replicas := o.Replicas
+	if replicas == 0 && o.NATSURL != "" {
+		replicas = 3 // as serve does with a URL
+	}
+	return eventstore.Config{Dir: o.DataDir, URL: o.NATSURL, Replicas: replicas, Logger: cli.NewLogger(stderr, level)}
 }
 
 // errServerRunning is returned when a running server holds the data dir.
@@ -68,7 +82,6 @@ func (s *offlineStore) Close() error {
 // holds, and a dir without a log.
 func (o *offlineFlags) openLog(ctx context.Context, stderr io.Writer) (*offlineStore, error) {
 	release := func() {}
-	replicas := 1
 	if o.NATSURL == "" {
 		if _, err := os.Stat(filepath.Join(o.DataDir, "nats")); err != nil {
 			return nil, fmt.Errorf("no event log in %s (expected %s): %w", o.DataDir, filepath.Join(o.DataDir, "nats"), err)
@@ -77,10 +90,8 @@ func (o *offlineFlags) openLog(ctx context.Context, stderr io.Writer) (*offlineS
 		if release, err = holdDataDir(o.DataDir); err != nil {
 			return nil, err
 		}
-	} else {
-		replicas = envInt("IDLEDGER_NATS_REPLICAS", 3) // as serve does with a URL
 	}
-	s, err := eventstore.Open(ctx, eventstore.Config{Dir: o.DataDir, URL: o.NATSURL, Replicas: replicas, Logger: newLogger(stderr, 8)})
+	s, err := eventstore.Open(ctx, o.storeConfig(stderr, 8))
 	if err != nil {
 		release()
 		return nil, err

@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/idledger/idledger/cmd/internal/cli"
 	"github.com/idledger/idledger/eventstore"
-	"github.com/idledger/idledger/httpapi"
 	"github.com/idledger/idledger/projections"
 )
 
@@ -34,16 +34,16 @@ const projectionsUsage = `usage:
 `
 
 // projectionsCmd runs `idledger projections rebuild|check`.
-func projectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func projectionsCmd(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, projectionsUsage)
 		return errUsage
 	}
 	switch args[0] {
 	case "rebuild":
-		return projectionsRebuild(ctx, args[1:], stdout, stderr)
+		return projectionsRebuild(ctx, e, args[1:], stdout, stderr)
 	case "check":
-		return projectionsCheck(ctx, args[1:], stdout, stderr)
+		return projectionsCheck(ctx, e, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, projectionsUsage)
 		return nil
@@ -97,12 +97,7 @@ func openProjections(ctx context.Context, f offlineFlags, inspect bool, stderr i
 		return nil, fmt.Errorf("%w (if the file is damaged, delete it: the server rebuilds it from the log at start)", err)
 	}
 	o := &offlineProjections{db: db}
-	replicas := envInt("IDLEDGER_NATS_REPLICAS", 0)
-	if replicas == 0 && f.NATSURL != "" {
-		replicas = 3 // as `idledger serve` does
-	}
-	o.store, err = eventstore.Open(ctx, eventstore.Config{Dir: f.DataDir, URL: f.NATSURL, Replicas: replicas,
-		Logger: newLogger(stderr, slog.LevelError)})
+	o.store, err = eventstore.Open(ctx, f.storeConfig(stderr, slog.LevelError))
 	if err != nil {
 		o.Close()
 		return nil, err
@@ -111,11 +106,11 @@ func openProjections(ctx context.Context, f offlineFlags, inspect bool, stderr i
 }
 
 // projectionsRebuild runs `idledger projections rebuild`.
-func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func projectionsRebuild(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f offlineFlags
-	f.register(fs)
+	f.register(fs, e)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -128,11 +123,11 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	defer o.Close()
 	// The projector's own log lines would interleave with the bar; its errors come back.
-	p := projections.NewProjector(o.db, o.store, slog.New(slog.DiscardHandler))
+	p := projections.NewProjector(o.db, o.store, projections.ProjectorConfig{Logger: slog.New(slog.DiscardHandler)})
 	start := time.Now()
-	bar := newProgress(stderr, "rebuild")
-	err = p.Rebuild(ctx, bar.update)
-	bar.done()
+	bar := cli.NewProgress(stderr, "rebuild")
+	err = p.Rebuild(ctx, bar.Update)
+	bar.Done()
 	if err != nil {
 		return err
 	}
@@ -144,11 +139,11 @@ func projectionsRebuild(ctx context.Context, args []string, stdout, stderr io.Wr
 }
 
 // projectionsCheck runs `idledger projections check`.
-func projectionsCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func projectionsCheck(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projections check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f offlineFlags
-	f.register(fs)
+	f.register(fs, e)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -192,9 +187,9 @@ func projectionsCheck(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	defer fresh.Close()
-	bar := newProgress(stderr, "replay")
-	err = projections.Replay(ctx, fresh, o.store, cp, bar.update)
-	bar.done()
+	bar := cli.NewProgress(stderr, "replay")
+	err = projections.Replay(ctx, fresh, o.store, cp, bar.Update)
+	bar.Done()
 	if err != nil {
 		return err
 	}
@@ -225,51 +220,4 @@ func projectionsCheck(ctx context.Context, args []string, stdout, stderr io.Writ
 	fmt.Fprintf(stdout, "%d rows of %s differ from the log replayed to seq %d%s; `idledger projections rebuild` replaces them\n",
 		n, o.db.Path(), cp, more)
 	return errProjectionsDiffer
-}
-
-// projectionAdmin serves the operator's projection routes (httpapi.ProjectionAdmin) from the
-// projector; it is what Main hands httpapi as its Projector.
-type projectionAdmin struct {
-	*projections.Projector
-}
-
-// ProjectionState implements httpapi.ProjectionAdmin.
-func (a projectionAdmin) ProjectionState(ctx context.Context) httpapi.ProjectionState {
-	return projectionState(a.Status(ctx), time.Now())
-}
-
-// projectionState translates the projector's status into the operator API's shape.
-func projectionState(st projections.Status, now time.Time) httpapi.ProjectionState {
-	s := httpapi.ProjectionState{Checkpoint: uint64(st.Checkpoint), Head: uint64(st.Head),
-		Ready: st.Ready == nil, Running: st.Running}
-	if st.HeadErr != nil {
-		s.HeadError = st.HeadErr.Error()
-	} else if st.Head > st.Checkpoint {
-		s.Lag = uint64(st.Head - st.Checkpoint)
-	}
-	if st.Ready != nil {
-		s.Reason = st.Ready.Error()
-	}
-	if f := st.Failure; f != nil {
-		s.Failure = &httpapi.ProjectionFailure{Seq: uint64(f.Seq), Error: f.Err.Error(), At: f.At}
-	}
-	if r := st.Rebuild; r != nil {
-		rs := &httpapi.RebuildState{Running: r.Running, Done: r.Done, Total: r.Total, Started: r.Started}
-		if r.Total > 0 {
-			rs.Percent = float64(int(float64(r.Done)*1000/float64(r.Total))) / 10
-		}
-		end := now
-		if !r.Finished.IsZero() {
-			end = r.Finished
-			rs.Finished = &r.Finished
-		}
-		if d := end.Sub(r.Started).Seconds(); d > 0 {
-			rs.EventsPerSecond = float64(int64(float64(r.Done) / d))
-		}
-		if r.Err != nil {
-			rs.Error = r.Err.Error()
-		}
-		s.Rebuild = rs
-	}
-	return s
 }

@@ -354,7 +354,7 @@ func TestProjectionsAdmin_shows_a_stopped_projector(t *testing.T) {
 		t.Errorf("without the operator token: %d", res.status)
 	}
 
-	js, err := jetstream.New(m.Store.Conn())
+	js, err := jetstream.New(rawConn(t, m.Store))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,66 +7,64 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strconv"
 	"time"
+
+	"github.com/idledger/idledger/cmd/internal/app"
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
 // serve runs the server until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	m := &Main{}
-	fs.StringVar(&m.DataDir, "data", "./data", "data directory (event log in DIR/nats, read models in DIR/projections.db)")
-	fs.StringVar(&m.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
-	fs.StringVar(&m.NATSURL, "nats-url", os.Getenv("IDLEDGER_NATS_URL"), "external NATS URL; empty runs an embedded nats-server (env IDLEDGER_NATS_URL)")
-	fs.StringVar(&m.BaseURL, "base-url", os.Getenv("IDLEDGER_BASE_URL"), "public base URL for SCIM locations and SAML (env IDLEDGER_BASE_URL; default http://<listen>)")
-	fs.IntVar(&m.Replicas, "replicas", envInt("IDLEDGER_NATS_REPLICAS", 0), "stream replicas (default 1 embedded, 3 with --nats-url; env IDLEDGER_NATS_REPLICAS)")
-	fs.BoolVar(&m.NoSync, "no-fsync", os.Getenv("IDLEDGER_NO_FSYNC") == "1", "embedded server: acknowledge writes before fsync (faster, may lose acknowledged events on power loss)")
-	fs.BoolVar(&m.SyncProjections, "sync-projections", os.Getenv("IDLEDGER_SYNC_PROJECTIONS") == "1",
-		"fsync the read-model file at every commit (default: on shutdown; after a machine crash it is rebuilt from the log) (env IDLEDGER_SYNC_PROJECTIONS=1)")
-	memLimit := fs.String("memory-limit", os.Getenv("IDLEDGER_MEMORY_LIMIT"), memoryLimitHelp)
-	fs.BoolVar(&m.Demo, "demo", false, "create a demo company on first start and print its SCIM token (and generate an operator token if none is set)")
-	fs.Int64Var(&m.BodyLimit, "body-limit", 1<<20, "largest request body in bytes")
-	fs.Float64Var(&m.RateLimit, "rate-limit", envFloat("IDLEDGER_RATE_LIMIT", 200),
-		"requests per second per company on SCIM and /api/v1, burst twice that; above it 429 with Retry-After; 0 = no limit (env IDLEDGER_RATE_LIMIT)")
-	fs.StringVar(&m.SAMLKey, "saml-key", "", "PEM file of the SAML SP private key (RSA); with --saml-cert. Default: generated once into DIR/saml-sp.key")
-	fs.StringVar(&m.SAMLCert, "saml-cert", "", "PEM file of the SAML SP certificate; with --saml-key. Default: DIR/saml-sp.crt")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+func serve(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
+	cfg, memLimit, err := serveConfig(e, args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	m.AdminToken = os.Getenv("IDLEDGER_ADMIN_TOKEN")
-	m.Logger = newLogger(stderr, slog.LevelInfo)
-	m.Stdout = stdout
-	if err := applyMemoryLimit(*memLimit, m.Logger); err != nil {
+	if err != nil {
+		return err
+	}
+	cfg.Logger = cli.NewLogger(stderr, slog.LevelInfo)
+	cfg.Stdout = stdout
+	if err := cli.ApplyMemoryLimit(memLimit, e.GoMemLimit, cfg.Logger); err != nil {
 		fmt.Fprintln(stderr, err)
 		return errUsage
 	}
-
-	if err := m.Run(ctx); err != nil {
-		m.Close()
+	srv, err := app.Start(ctx, cfg)
+	if err != nil {
 		return err
 	}
 	<-ctx.Done()
-	m.Logger.Info("shutting down")
+	srv.Logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return m.Shutdown(sctx)
+	return srv.Shutdown(sctx)
 }
 
-func envFloat(name string, def float64) float64 {
-	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
-		return v
+// serveConfig turns the environment and `idledger serve`'s flags into the server's
+// configuration and the --memory-limit setting; --help returns flag.ErrHelp.
+func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := app.Config{AdminToken: e.AdminToken, CycleGap: e.CycleGap, RequestRetention: e.RequestRetention}
+	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (event log in DIR/nats, read models in DIR/projections.db)")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&cfg.NATSURL, "nats-url", e.NATSURL, "external NATS URL; empty runs an embedded nats-server (env IDLEDGER_NATS_URL)")
+	fs.StringVar(&cfg.BaseURL, "base-url", e.BaseURL, "public base URL for SCIM locations and SAML (env IDLEDGER_BASE_URL; default http://<listen>)")
+	fs.IntVar(&cfg.Replicas, "replicas", e.Replicas, "stream replicas (default 1 embedded, 3 with --nats-url; env IDLEDGER_NATS_REPLICAS)")
+	fs.BoolVar(&cfg.NoSync, "no-fsync", e.NoSync, "embedded server: acknowledge writes before fsync (faster, may lose acknowledged events on power loss)")
+	fs.BoolVar(&cfg.SyncProjections, "sync-projections", e.SyncProjections,
+		"fsync the read-model file at every commit (default: on shutdown; after a machine crash it is rebuilt from the log) (env IDLEDGER_SYNC_PROJECTIONS=1)")
+	memLimit := fs.String("memory-limit", e.MemoryLimit, cli.MemoryLimitHelp)
+	fs.BoolVar(&cfg.Demo, "demo", false, "create a demo company on first start and print its SCIM token (and generate an operator token if none is set)")
+	fs.Int64Var(&cfg.BodyLimit, "body-limit", 1<<20, "largest request body in bytes")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", e.RateLimit,
+		"requests per second per company on SCIM and /api/v1, burst twice that; above it 429 with Retry-After; 0 = no limit (env IDLEDGER_RATE_LIMIT)")
+	fs.StringVar(&cfg.SAMLKey, "saml-key", "", "PEM file of the SAML SP private key (RSA); with --saml-cert. Default: generated once into DIR/saml-sp.key")
+	fs.StringVar(&cfg.SAMLCert, "saml-cert", "", "PEM file of the SAML SP certificate; with --saml-key. Default: DIR/saml-sp.crt")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, "", err
+		}
+		return cfg, "", errUsage
 	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
+	return cfg, *memLimit, nil
 }

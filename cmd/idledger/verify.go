@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
 // errVerifyFailed is returned when the log does not verify.
@@ -13,11 +15,11 @@ var errVerifyFailed = errors.New("the event log does not verify")
 
 // auditVerify runs `idledger audit verify --data DIR`: it checks every message's hash chain and
 // the stream's immutability settings and reports the first break precisely.
-func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func auditVerify(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o offlineFlags
-	o.register(fs)
+	o.register(fs, e)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -26,9 +28,9 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer store.Close()
-	bar := newProgress(stderr, "verify")
-	r, err := store.Verify(ctx, bar.update)
-	bar.done()
+	bar := cli.NewProgress(stderr, "verify")
+	r, err := store.Verify(ctx, bar.Update)
+	bar.Done()
 	if err != nil {
 		return err
 	}

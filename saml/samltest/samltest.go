@@ -1,6 +1,6 @@
 // Package samltest is a test identity provider for idledger's SAML tests: crewjam/saml's own
-// IdentityProvider, run in-process, with the Entra-shaped metadata and test-only keys of
-// testdata/saml. It signs real responses; options make the broken and hostile ones the ACS must
+// IdentityProvider, run in-process, with the Entra-shaped metadata and test-only keys of its
+// testdata directory (embedded). It signs real responses; options make the broken and hostile ones the ACS must
 // refuse (unsigned, SHA-1, wrapped, wrong audience, ...), always by changing what crewjam
 // builds rather than by writing assertion XML by hand.
 //
@@ -10,6 +10,7 @@ package samltest
 import (
 	"crypto/rsa"
 	"crypto/x509"
+	"embed"
 	"encoding/base64"
 	"encoding/pem"
 	"encoding/xml"
@@ -19,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -30,20 +30,32 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
-// Dir returns the directory of the SAML test data (testdata/saml at the module root).
-func Dir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "saml")
-}
+// files holds the test-only key pairs and Entra-shaped metadata, which saml's
+// TestGenerateTestdata writes (go test ./saml -run TestGenerateTestdata -regen). They are
+// compiled in, so the package works outside a source checkout.
+//
+//go:embed testdata
+var files embed.FS
 
-// Read returns a file of testdata/saml.
+// Read returns a file of the test data (testdata/ of this package).
 func Read(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(Dir(), name))
+	b, err := files.ReadFile("testdata/" + name)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// Path writes a file of the test data into a temporary directory of tb and returns its path,
+// for code that takes file names (the SP key pair flags).
+func Path(tb testing.TB, name string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), name)
+	if err := os.WriteFile(path, Read(tb, name), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 // IdPs of the test data.
@@ -99,7 +111,7 @@ func New(tb testing.TB, name string, now func() time.Time) *IDP {
 	return p
 }
 
-// KeyPair returns the test key pair testdata/saml/<name>.key and .crt.
+// KeyPair returns the test key pair testdata/<name>.key and .crt.
 func KeyPair(tb testing.TB, name string) (*rsa.PrivateKey, *x509.Certificate) {
 	tb.Helper()
 	kb, _ := pem.Decode(Read(tb, name+".key"))

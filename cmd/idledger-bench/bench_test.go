@@ -18,7 +18,7 @@ func TestBench_Tiny(t *testing.T) {
 		// Without fsync: the test checks the harness, not the disk (which other tests keep busy).
 		Profile: benchProfiles["tiny"], DataDir: filepath.Join(dir, "data"), Baseline: true, NoSync: true,
 		Out: filepath.Join(dir, "results.json"), Doc: filepath.Join(dir, "docs", "benchmarks.md"),
-		Command: "idledger bench --profile tiny",
+		Command: "idledger-bench --profile tiny",
 	}
 	start := time.Now()
 	rep, err := runBench(t.Context(), cfg, io.Discard)
@@ -86,7 +86,7 @@ func TestBench_Tiny(t *testing.T) {
 // TestBenchReport_UpdateDoc: a run replaces only its profile's section and keeps the rest.
 func TestBenchReport_UpdateDoc(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "benchmarks.md")
-	rep := &benchReport{Command: "idledger bench -short", Profile: benchProfiles["short"], Started: time.Now()}
+	rep := &benchReport{Command: "idledger-bench -short", Profile: benchProfiles["short"], Started: time.Now()}
 	rep.add(&benchResult{Key: "limits.x", Section: "limits", Name: "first run", Ops: 1, Rate: 1, Unit: "x/s"})
 	if err := rep.updateDoc(path); err != nil {
 		t.Fatal(err)
@@ -112,10 +112,10 @@ func TestBenchReport_UpdateDoc(t *testing.T) {
 
 func TestRun_BenchHelp(t *testing.T) {
 	var out strings.Builder
-	if err := run(t.Context(), []string{"bench", "--help"}, io.Discard, &out); err != nil {
+	if err := run(t.Context(), []string{"--help"}, io.Discard, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "-short") {
-		t.Errorf("bench --help: %s", out.String())
+		t.Errorf("--help: %s", out.String())
 	}
 }

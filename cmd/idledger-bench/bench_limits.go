@@ -28,6 +28,7 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/idledger/idledger/cmd/internal/cli"
 	"github.com/idledger/idledger/eventstore"
 )
 
@@ -71,7 +72,12 @@ func (p benchPayload) String() string {
 // benchSamplePayload reads n messages spread over the product's log. Headers that a publisher sets
 // per message (Nats-Msg-Id, expectations) are left out; the limits set their own.
 func benchSamplePayload(ctx context.Context, store *eventstore.Store, n int) (benchPayload, error) {
-	js, err := jetstream.New(store.Conn())
+	nc, err := nats.Connect("", nats.InProcessServer(store))
+	if err != nil {
+		return benchPayload{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return benchPayload{}, err
 	}
@@ -147,7 +153,7 @@ type benchLimits struct {
 	payload benchPayload
 	rss     *benchRSS
 	rep     *benchReport
-	bar     func(label string, total int) *progress
+	bar     func(label string, total int) *cli.Progress
 	noSync  bool // the JetStream limits without fsync (matching a --no-fsync server)
 }
 
@@ -234,7 +240,7 @@ func (l *benchLimits) timed(label string, conc, total int, work func(g, n int, s
 			case <-stop:
 				return
 			case <-t.C:
-				bar.update(uint64(done.Load()), uint64(total))
+				bar.Update(uint64(done.Load()), uint64(total))
 			}
 		}
 	}()
@@ -262,8 +268,8 @@ func (l *benchLimits) timed(label string, conc, total int, work func(g, n int, s
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(stop)
-	bar.update(uint64(total), uint64(total))
-	bar.done()
+	bar.Update(uint64(total), uint64(total))
+	bar.Done()
 	return elapsed, all, first
 }
 

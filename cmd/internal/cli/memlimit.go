@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -19,15 +19,16 @@ import (
 // limit (the runtime caps that at about half the CPU, so it slows down rather than fails).
 // bbolt's memory map is file-backed page cache and is not counted.
 
-// memoryLimitHelp documents --memory-limit.
-const memoryLimitHelp = "soft memory limit of the Go runtime, e.g. 448MiB or 2GiB; 0 = none " +
+// MemoryLimitHelp documents --memory-limit.
+const MemoryLimitHelp = "soft memory limit of the Go runtime, e.g. 448MiB or 2GiB; 0 = none " +
 	"(env IDLEDGER_MEMORY_LIMIT; default: GOMEMLIMIT if set, else 90% of the cgroup's memory.max if any, else none)"
 
-// applyMemoryLimit sets the runtime's soft memory limit from spec (see memoryLimitHelp); an
-// empty spec applies the default. It logs what it chose.
-func applyMemoryLimit(spec string, log *slog.Logger) error {
+// ApplyMemoryLimit sets the runtime's soft memory limit from spec (see MemoryLimitHelp); an
+// empty spec applies the default. gomemlimit is the GOMEMLIMIT environment variable, which the
+// runtime has applied at start. It logs what it chose.
+func ApplyMemoryLimit(spec, gomemlimit string, log *slog.Logger) error {
 	if spec == "" {
-		if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		if v := gomemlimit; v != "" {
 			log.Info("memory limit from GOMEMLIMIT", "limit", v)
 			return nil // the runtime applied it at start
 		}

@@ -1,7 +1,7 @@
 package main
 
-// Sections 2–5 of the bench against a real idledger server: Main (the same wiring as `idledger
-// serve`, durable unless --no-fsync) on a loopback port in this process, one company created
+// Sections 2–5 of the bench against a real idledger server: app.Start (the same wiring as
+// `idledger serve`, durable unless --no-fsync) on a loopback port in this process, one company created
 // through the operator API, then the initial cycle (with its CPU profile, heap profile and the
 // projection-lag sampler), the reads-only match queries, the incremental cycle, replay and
 // SAML, in that order. The server is shut down before the limits run.
@@ -22,8 +22,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/idledger/idledger/cmd/internal/app"
+	"github.com/idledger/idledger/cmd/internal/cli"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
 )
@@ -35,14 +38,14 @@ type benchServer struct {
 	model       *benchModel
 	rss         *benchRSS
 	rep         *benchReport
-	bar         func(string, int) *progress
+	bar         func(string, int) *cli.Progress
 	progressOut io.Writer
 	peakMiB     float64 // peak resident set over the server's phases
 	cyclesMiB   float64 // peak resident set over the provisioning cycles (initial, reads, incremental)
 	anon, file  float64 // anonymous and file-backed parts of the initial cycle's peak (MiB)
 	heapMiB     float64 // live Go heap after the initial cycle (server + client)
 
-	m      *Main
+	m      *app.Server
 	base   string
 	tenant string
 	token  string
@@ -60,12 +63,12 @@ func (s *benchServer) phaseDone() float64 {
 func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 	s.rss.reset()
 	admin := benchSecret()
-	s.m = &Main{DataDir: s.dir, Listen: "127.0.0.1:0", AdminToken: admin, BodyLimit: 1 << 20, NoSync: s.cfg.NoSync,
-		Logger: newLogger(s.progressOut, slog.LevelError)}
-	if err := s.m.Run(ctx); err != nil {
-		s.m.Close()
+	m, err := app.Start(ctx, app.Config{DataDir: s.dir, Listen: "127.0.0.1:0", AdminToken: admin, BodyLimit: 1 << 20,
+		NoSync: s.cfg.NoSync, Logger: cli.NewLogger(s.progressOut, slog.LevelError)})
+	if err != nil {
 		return benchPayload{}, err
 	}
+	s.m = m
 	defer func() {
 		if s.m != nil {
 			s.m.Close()
@@ -102,11 +105,15 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 
 	// 4: replay, with the raw read of this log (a limit of section 1) just before.
 	s.asOf(ctx, since)
-	if js, err := jetstream.New(s.m.Store.Conn(), jetstream.WithDefaultTimeout(time.Minute)); err != nil {
+	if nc, err := nats.Connect("", nats.InProcessServer(s.m.Store)); err != nil {
+		s.rep.fail("raw read", err)
+	} else if js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
+		nc.Close()
 		s.rep.fail("raw read", err)
 	} else {
 		lim := &benchLimits{prof: p, rss: s.rss, rep: s.rep, bar: s.bar}
 		lim.orderedRead(ctx, js, eventstore.StreamName)
+		nc.Close()
 	}
 	s.export(ctx)
 	s.rebuild(ctx)

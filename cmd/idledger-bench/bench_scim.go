@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
 const (
@@ -238,7 +240,7 @@ type benchCycle struct {
 	c    *benchClient
 	m    *benchModel
 	conc int
-	bar  func(label string, total int) *progress
+	bar  func(label string, total int) *cli.Progress
 	// onStep, if set, is called as each step starts, with its label (diagnostics).
 	onStep func(label string)
 }
@@ -279,7 +281,7 @@ func (cy *benchCycle) parallel(ctx context.Context, label string, n int, job fun
 					errs = append(errs, err)
 					mu.Unlock()
 				}
-				bar.update(uint64(done.Add(1)), uint64(n))
+				bar.Update(uint64(done.Add(1)), uint64(n))
 			}
 			mu.Lock()
 			all.merge(s)
@@ -292,8 +294,8 @@ func (cy *benchCycle) parallel(ctx context.Context, label string, n int, job fun
 	close(next)
 	wg.Wait()
 	st := benchStep{Name: label, Elapsed: time.Since(start), Samples: all}
-	bar.update(uint64(n), uint64(n))
-	bar.done()
+	bar.Update(uint64(n), uint64(n))
+	bar.Done()
 	for _, ds := range all {
 		st.Requests += len(ds)
 	}

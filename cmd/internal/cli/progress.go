@@ -1,17 +1,20 @@
-package main
+// Package cli holds what idledger's commands share: the progress bar of the offline commands,
+// the Go runtime's soft memory limit and the JSON logger.
+package cli
 
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"time"
 )
 
-// progress draws a progress bar with rate and ETA on stderr for offline commands: redrawn in
+// Progress draws a progress bar with rate and ETA on stderr for offline commands: redrawn in
 // place on a terminal, one line every few seconds otherwise (logs, CI).
-type progress struct {
+type Progress struct {
 	w        io.Writer
 	label    string
 	tty      bool
@@ -21,20 +24,20 @@ type progress struct {
 	lastLine string
 }
 
-// newProgress returns a bar writing to w; commands share it so every progress display looks
+// NewProgress returns a bar writing to w; commands share it so every progress display looks
 // the same.
-func newProgress(w io.Writer, label string) *progress {
+func NewProgress(w io.Writer, label string) *Progress {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			tty = true
 		}
 	}
-	return &progress{w: w, label: label, tty: tty, start: time.Now()}
+	return &Progress{w: w, label: label, tty: tty, start: time.Now()}
 }
 
-// update reports done of total units; it is cheap to call often.
-func (p *progress) update(done, total uint64) {
+// Update reports done of total units; it is cheap to call often.
+func (p *Progress) Update(done, total uint64) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -54,7 +57,7 @@ func (p *progress) update(done, total uint64) {
 	}
 }
 
-func (p *progress) render(done, total uint64, now time.Time) string {
+func (p *Progress) render(done, total uint64, now time.Time) string {
 	elapsed := now.Sub(p.start).Seconds()
 	rate := 0.0
 	if elapsed > 0 {
@@ -74,11 +77,16 @@ func (p *progress) render(done, total uint64, now time.Time) string {
 		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), frac*100, done, total, rate, eta)
 }
 
-// done ends the bar's line.
-func (p *progress) done() {
+// Done ends the bar's line.
+func (p *Progress) Done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty && p.lastLine != "" {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// NewLogger returns the JSON logger every command uses.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -1,32 +1,5 @@
 package main
 
-// `idledger bench` (issue 7, run by `make bench` and `make bench-short`): on a fresh temp data
-// dir, in one process, it measures
-//
-//  1. this machine's limits with the same payloads and concurrency (bench_limits.go): raw
-//     JetStream appends asserting the subject sequence (fsync each, at concurrency 1 and 32;
-//     atomic batches of 2 and 100), a raw ordered-consumer read of this run's log, raw direct
-//     gets, raw bbolt writes (fsync per transaction or not) and gets, the disk's fsync rate;
-//  2. Entra's initial cycle through real HTTP against a real server (bench_server.go: Main,
-//     durable: fsync before every acknowledgement; bench_scim.go: the client), and the same
-//     requests against an in-memory SCIM server, the baseline (bench_memscim.go); CPU and heap
-//     profiles of the initial cycle are written next to the JSON results;
-//  3. an incremental cycle;
-//  4. asOf queries, the audit export and the projection rebuild from sequence 1
-//     (bench_replay.go);
-//  5. SAML: the login lookup alone and the full ACS (bench_saml.go);
-//
-// and prints one table (bench_report.go): throughput, p50/p95/p99 latency, peak resident set
-// and the ratio to the matching limit of (1), with the issue's targets. Results go to a JSON
-// file, and the table, the machine and the command to docs/benchmarks.md (the profile's
-// section only; the notes around it are kept).
-//
-// The load generator runs in the same process as the server (as `Main` tests do), so both
-// share the CPUs and the resident-set figures include the client; the in-memory baseline
-// runs with the same client under the same conditions. Execution order: baseline, server
-// sections, then limits (they publish payloads sampled from the server's log); the table
-// is ordered by section.
-
 import (
 	"context"
 	"crypto/rand"
@@ -41,6 +14,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
 // benchProfile sizes one run.
@@ -95,8 +70,11 @@ type benchConfig struct {
 	Trace string
 }
 
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+// run parses the command line (and the environment: IDLEDGER_MEMORY_LIMIT, GOMEMLIMIT), runs the
+// bench and prints the table.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	envMemLimit, goMemLimit := os.Getenv("IDLEDGER_MEMORY_LIMIT"), os.Getenv("GOMEMLIMIT")
+	fs := flag.NewFlagSet("idledger-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	short := fs.Bool("short", false, "the short profile: 10k users, 200 groups (make bench-short)")
 	profile := fs.String("profile", "", "profile: default, short or tiny (overrides -short)")
@@ -110,10 +88,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory to use (must not exist or be empty); default a fresh temp dir")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data directory")
 	fs.BoolVar(&cfg.NoSync, "no-fsync", false, "run the server and the JetStream limits without fsync before acknowledgement (not durable; a comparison run, recorded in no document unless --doc is set)")
-	memLimit := fs.String("memory-limit", os.Getenv("IDLEDGER_MEMORY_LIMIT"), "as `idledger serve --memory-limit`, for the whole bench process (server and load generator)")
+	memLimit := fs.String("memory-limit", envMemLimit, "as `idledger serve --memory-limit`, for the whole bench process (server and load generator)")
 	fs.StringVar(&cfg.Trace, "trace", "", "write an execution trace of 5 s of the initial cycle's manager PATCHes to this file (where writes wait)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: idledger bench [-short] [flags]\n\nMeasures this machine's limits, an Entra-like provisioning cycle over HTTP, replay and SAML; see docs/benchmarks.md.")
+		fmt.Fprintln(stderr, "usage: idledger-bench [-short] [flags]\n\nMeasures this machine's limits, an Entra-like provisioning cycle over HTTP, replay and SAML; see docs/benchmarks.md.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -157,8 +135,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Doc = ""
 	}
 	cfg.Profile = p
-	cfg.Command = "idledger bench " + strings.Join(args, " ")
-	if err := applyMemoryLimit(*memLimit, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
+	cfg.Command = strings.TrimSpace("idledger-bench " + strings.Join(args, " "))
+	if err := cli.ApplyMemoryLimit(*memLimit, goMemLimit, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
 		fmt.Fprintln(stderr, err)
 		return errUsage
 	}
@@ -204,7 +182,9 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 	rep.Machine.Load = benchLoadAvg()
 	rss := startBenchRSS()
 	defer rss.close()
-	bar := func(label string, total int) *progress { return newProgress(progressOut, fmt.Sprintf("%-30s", label)) }
+	bar := func(label string, total int) *cli.Progress {
+		return cli.NewProgress(progressOut, fmt.Sprintf("%-30s", label))
+	}
 	model := newBenchModel(p)
 
 	// 2 (baseline): the same initial cycle against the in-memory SCIM server, first, so its
@@ -277,7 +257,7 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 }
 
 // benchBaseline runs the initial cycle against the in-memory SCIM server.
-func benchBaseline(ctx context.Context, p benchProfile, rss *benchRSS, rep *benchReport, bar func(string, int) *progress) error {
+func benchBaseline(ctx context.Context, p benchProfile, rss *benchRSS, rep *benchReport, bar func(string, int) *cli.Progress) error {
 	token := benchSecret()
 	base, stop, err := startMemSCIM(token)
 	if err != nil {

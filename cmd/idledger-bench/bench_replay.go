@@ -53,10 +53,10 @@ func (s *benchServer) rebuild(ctx context.Context) *benchResult {
 	start := time.Now()
 	err := s.m.Projector.Rebuild(ctx, func(done, t uint64) {
 		total.Store(t)
-		bar.update(done, t)
+		bar.Update(done, t)
 	})
 	elapsed := time.Since(start)
-	bar.done()
+	bar.Done()
 	if err != nil {
 		r.NotMeasured = err.Error()
 		s.rep.fail("rebuild", err)
@@ -89,9 +89,9 @@ func (s *benchServer) export(ctx context.Context) *benchResult {
 	bar := s.bar("replay audit export", 0)
 	var w benchCounter
 	start := time.Now()
-	st, err := s.m.Store.Export(ctx, domain.TenantID(s.tenant), &w, eventstore.ExportOptions{Progress: bar.update})
+	st, err := s.m.Store.Export(ctx, domain.TenantID(s.tenant), &w, eventstore.ExportOptions{Progress: bar.Update})
 	elapsed := time.Since(start)
-	bar.done()
+	bar.Done()
 	if err != nil {
 		r.NotMeasured = err.Error()
 		s.rep.fail("audit export", err)

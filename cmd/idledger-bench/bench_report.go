@@ -346,9 +346,9 @@ func benchDocMarkers(profile string) (string, string) {
 
 const benchDocSkeleton = `# idledger benchmarks
 
-Written by ` + "`idledger bench`" + ` (` + "`make bench`" + `, ` + "`make bench-short`" + `): each run replaces its profile's section
+Written by ` + "`idledger-bench`" + ` (` + "`make bench`" + `, ` + "`make bench-short`" + `): each run replaces its profile's section
 below with the latest table, machine and command; everything outside the markers is kept.
-Method and the meaning of each row: ` + "`cmd/idledger/bench.go`" + `; limits as in event-model.md §3.2.
+Method and the meaning of each row: ` + "`cmd/idledger-bench/main.go`" + `; limits as in event-model.md §3.2.
 
 ## Short profile
 

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idledger/idledger/cmd/internal/app"
+	"github.com/idledger/idledger/cmd/internal/cli"
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/saml/samltest"
 )
@@ -58,7 +60,7 @@ func benchSAMLTry(f func()) (err error) {
 
 // benchSAML measures section 5 against a running server.
 type benchSAML struct {
-	m      *Main
+	m      *app.Server
 	base   string // http://host:port
 	tenant string
 	token  string // the company's SCIM token (uploads the IdP metadata)
@@ -66,7 +68,7 @@ type benchSAML struct {
 	prof   benchProfile
 	rss    *benchRSS
 	rep    *benchReport
-	bar    func(label string, total int) *progress
+	bar    func(label string, total int) *cli.Progress
 	idp    *samltest.IDP
 }
 
@@ -157,7 +159,7 @@ func (b *benchSAML) lookups(ctx context.Context) {
 					}
 					s.add("op", time.Since(t))
 					if d := done.Add(1); d%1024 == 0 {
-						bar.update(uint64(d), uint64(total))
+						bar.Update(uint64(d), uint64(total))
 					}
 				}
 				mu.Lock()
@@ -170,8 +172,8 @@ func (b *benchSAML) lookups(ctx context.Context) {
 		}
 		wg.Wait()
 		elapsed := time.Since(start)
-		bar.update(uint64(total), uint64(total))
-		bar.done()
+		bar.Update(uint64(total), uint64(total))
+		bar.Done()
 		if first != nil {
 			r.NotMeasured = first.Error()
 			b.rep.fail(lk.name, first)
@@ -233,7 +235,7 @@ func (b *benchSAML) acs(ctx context.Context) error {
 					}
 					continue
 				}
-				bar.update(uint64(done.Add(1)), uint64(n))
+				bar.Update(uint64(done.Add(1)), uint64(n))
 			}
 		})
 	}
@@ -242,7 +244,7 @@ func (b *benchSAML) acs(ctx context.Context) error {
 	}
 	close(next)
 	wg.Wait()
-	bar.done()
+	bar.Done()
 	select {
 	case err := <-errs:
 		return fmt.Errorf("prepare logins: %w", err)
@@ -285,7 +287,7 @@ func (b *benchSAML) acs(ctx context.Context) error {
 					continue
 				}
 				s.add("op", time.Since(t))
-				bar.update(uint64(done.Add(1)), uint64(n))
+				bar.Update(uint64(done.Add(1)), uint64(n))
 			}
 			mu.Lock()
 			all.merge(s)
@@ -298,7 +300,7 @@ func (b *benchSAML) acs(ctx context.Context) error {
 	close(next)
 	wg.Wait()
 	elapsed := time.Since(start)
-	bar.done()
+	bar.Done()
 	if first != nil {
 		r.NotMeasured = first.Error()
 		b.rep.add(r)

@@ -1,0 +1,54 @@
+// Command idledger-bench measures idledger on this machine (issue 7; run by `make bench` and
+// `make bench-short`). On a fresh temp data dir, in one process, it measures
+//
+//  1. this machine's limits with the same payloads and concurrency (bench_limits.go): raw
+//     JetStream appends asserting the subject sequence (fsync each, at concurrency 1 and 32;
+//     atomic batches of 2 and 100), a raw ordered-consumer read of this run's log, raw direct
+//     gets, raw bbolt writes (fsync per transaction or not) and gets, the disk's fsync rate;
+//  2. Entra's initial cycle through real HTTP against a real server (bench_server.go: the
+//     server that cmd/internal/app wires, as `idledger serve` runs it, durable: fsync before every acknowledgement; bench_scim.go: the client), and the same
+//     requests against an in-memory SCIM server, the baseline (bench_memscim.go); CPU and heap
+//     profiles of the initial cycle are written next to the JSON results;
+//  3. an incremental cycle;
+//  4. asOf queries, the audit export and the projection rebuild from sequence 1
+//     (bench_replay.go);
+//  5. SAML: the login lookup alone and the full ACS (bench_saml.go);
+//
+// and prints one table (bench_report.go): throughput, p50/p95/p99 latency, peak resident set
+// and the ratio to the matching limit of (1), with the issue's targets. Results go to a JSON
+// file, and the table, the machine and the command to docs/benchmarks.md (the profile's
+// section only; the notes around it are kept).
+//
+// The load generator runs in the same process as the server (as the cmd/idledger tests do), so both
+// share the CPUs and the resident-set figures include the client; the in-memory baseline
+// runs with the same client under the same conditions. Execution order: baseline, server
+// sections, then limits (they publish payloads sampled from the server's log); the table
+// is ordered by section.
+//
+// Usage:
+//
+//	idledger-bench [-short] [--out FILE] [--doc FILE] [flags]
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "idledger-bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsage is returned for a command line that does not parse; the flag package has said why.
+var errUsage = errors.New("usage")

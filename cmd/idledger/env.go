@@ -1,0 +1,47 @@
+package main
+
+import (
+	"strconv"
+	"time"
+)
+
+// env is the part of idledger's configuration that the environment gives: every variable any
+// command reads, read in one place (readEnv). Flags default to these values and override them.
+type env struct {
+	NATSURL         string  // IDLEDGER_NATS_URL
+	BaseURL         string  // IDLEDGER_BASE_URL
+	AdminToken      string  // IDLEDGER_ADMIN_TOKEN
+	Replicas        int     // IDLEDGER_NATS_REPLICAS (0: unset)
+	NoSync          bool    // IDLEDGER_NO_FSYNC=1
+	SyncProjections bool    // IDLEDGER_SYNC_PROJECTIONS=1
+	MemoryLimit     string  // IDLEDGER_MEMORY_LIMIT
+	GoMemLimit      string  // GOMEMLIMIT, which the Go runtime applied at start
+	RateLimit       float64 // IDLEDGER_RATE_LIMIT (default 200)
+	// CycleGap is IDLEDGER_CYCLE_GAP, RequestRetention IDLEDGER_REQUEST_RETENTION; zero (unset)
+	// leaves the component's default.
+	CycleGap         time.Duration
+	RequestRetention time.Duration
+}
+
+// readEnv reads the environment through getenv (os.Getenv).
+func readEnv(getenv func(string) string) env {
+	e := env{
+		NATSURL:         getenv("IDLEDGER_NATS_URL"),
+		BaseURL:         getenv("IDLEDGER_BASE_URL"),
+		AdminToken:      getenv("IDLEDGER_ADMIN_TOKEN"),
+		NoSync:          getenv("IDLEDGER_NO_FSYNC") == "1",
+		SyncProjections: getenv("IDLEDGER_SYNC_PROJECTIONS") == "1",
+		MemoryLimit:     getenv("IDLEDGER_MEMORY_LIMIT"),
+		GoMemLimit:      getenv("GOMEMLIMIT"),
+		RateLimit:       200,
+	}
+	if v, err := strconv.Atoi(getenv("IDLEDGER_NATS_REPLICAS")); err == nil {
+		e.Replicas = v
+	}
+	if v, err := strconv.ParseFloat(getenv("IDLEDGER_RATE_LIMIT"), 64); err == nil {
+		e.RateLimit = v
+	}
+	e.CycleGap, _ = time.ParseDuration(getenv("IDLEDGER_CYCLE_GAP"))
+	e.RequestRetention, _ = time.ParseDuration(getenv("IDLEDGER_REQUEST_RETENTION"))
+	return e
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestReadEnv: every variable lands in its field; unset or unparsable ones keep the defaults.
+func TestReadEnv(t *testing.T) {
+	vars := map[string]string{
+		"IDLEDGER_NATS_URL": "nats://n1:4222", "IDLEDGER_BASE_URL": "https://id.example", "IDLEDGER_ADMIN_TOKEN": "tok",
+		"IDLEDGER_NATS_REPLICAS": "5", "IDLEDGER_NO_FSYNC": "1", "IDLEDGER_SYNC_PROJECTIONS": "1",
+		"IDLEDGER_MEMORY_LIMIT": "2GiB", "GOMEMLIMIT": "1GiB", "IDLEDGER_RATE_LIMIT": "50",
+		"IDLEDGER_CYCLE_GAP": "5m", "IDLEDGER_REQUEST_RETENTION": "48h",
+	}
+	got := readEnv(func(k string) string { return vars[k] })
+	want := env{NATSURL: "nats://n1:4222", BaseURL: "https://id.example", AdminToken: "tok", Replicas: 5, NoSync: true,
+		SyncProjections: true, MemoryLimit: "2GiB", GoMemLimit: "1GiB", RateLimit: 50,
+		CycleGap: 5 * time.Minute, RequestRetention: 48 * time.Hour}
+	if got != want {
+		t.Errorf("readEnv = %+v\nwant      %+v", got, want)
+	}
+
+	got = readEnv(func(k string) string {
+		return map[string]string{"IDLEDGER_NO_FSYNC": "yes", "IDLEDGER_RATE_LIMIT": "many", "IDLEDGER_NATS_REPLICAS": "three"}[k]
+	})
+	if got != (env{RateLimit: 200}) {
+		t.Errorf("readEnv of unset or unparsable variables = %+v, want the defaults", got)
+	}
+}
