@@ -84,7 +84,7 @@ func (s *Server) handleCreateGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	g, _, skipped, err := s.svc.CreateGroup(c.Request().Context(), tenantOf(c), body)
+	g, _, skipped, err := s.svc.CreateGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), body)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (s *Server) handleReplaceGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.ReplaceGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), body, ifMatch(c))
+	r, err := s.svc.ReplaceGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.GroupID(c.Param("id")), body, ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.PatchGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ops, ifMatch(c))
+	r, err := s.svc.PatchGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.GroupID(c.Param("id")), ops, ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteGroup(c echo.Context) error {
-	v, err := s.svc.DeleteGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ifMatch(c))
+	v, err := s.svc.DeleteGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.GroupID(c.Param("id")), ifMatch(c))
 	if err != nil {
 		return err
 	}

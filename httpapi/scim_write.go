@@ -66,7 +66,7 @@ func (s *Server) handleReplaceUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, _, err := s.svc.ReplaceUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), body, ifMatch(c))
+	u, _, err := s.svc.ReplaceUser(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.UserID(c.Param("id")), body, ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, _, err := s.svc.PatchUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), ops, operationsOf(body), ifMatch(c))
+	u, _, err := s.svc.PatchUser(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.UserID(c.Param("id")), ops, operationsOf(body), ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteUser(c echo.Context) error {
-	v, err := s.svc.DeleteUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), ifMatch(c))
+	v, err := s.svc.DeleteUser(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.UserID(c.Param("id")), ifMatch(c))
 	if err != nil {
 		return err
 	}
