@@ -333,15 +333,6 @@ func (env *cmdEnv) then(want ...string) {
 	}
 }
 
-// version returns an aggregate's version in the log.
-func (env *cmdEnv) version(kind Kind, id string) Version {
-	v, err := env.log.Version(context.Background(), "t1", kind, id)
-	if err != nil {
-		env.tb.Fatal(err)
-	}
-	return v
-}
-
 // Common givens.
 const (
 	gAcme    given = `tenant/t1 tenant.created {"name":"Acme","scimTokenHash":"h"}`
