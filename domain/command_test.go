@@ -2,7 +2,10 @@ package domain
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -502,4 +505,33 @@ func (l lockFirst) Append(ctx context.Context, b Batch) (Version, error) {
 		}
 	}
 	return l.recLog.Append(ctx, b)
+}
+
+// The domain knows no limit of the log's batches: a user in more groups than one atomic batch
+// of the log holds leaves every one of them (the eventstore appends what does not fit right
+// after the rest).
+func TestCommand_DeleteUser_in_many_groups(t *testing.T) {
+	t.Parallel()
+	const groups = 1200
+	givens := []given{gAcme, gManaged, gAda}
+	for i := range groups {
+		givens = append(givens, given(fmt.Sprintf(`group/g%04d group.created {"attributes":{"displayName":"G%d"},"members":[{"value":"u1"}]}`, i, i)))
+	}
+	env := newCmdEnv(t, givens...)
+	if _, err := env.svc.DeleteUser(env.ctx, OriginSCIM, "t1", "u1", nil); err != nil {
+		t.Fatal(err)
+	}
+	got := env.appended()
+	if len(got) != 1+groups+1 {
+		t.Fatalf("appended %d lines, want %d", len(got), groups+2)
+	}
+	for i, line := range got[1 : groups+1] {
+		if want := fmt.Sprintf(`group/g%04d group.members_removed {"members":["u1"],"cause":"user.deleted"}`, i); line != want {
+			t.Fatalf("line %d: %s, want %s", i+1, line, want)
+		}
+	}
+	var d UserDeleted
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(got[0], "user/u1 user.deleted ")), &d); err != nil || len(d.Groups) != groups {
+		t.Errorf("user.deleted lists %d groups (%v), want %d", len(d.Groups), err, groups)
+	}
 }
