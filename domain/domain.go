@@ -1,4 +1,4 @@
-// Package domain is idledger's identity model: tenants (companies), users and, later, groups,
+// Package domain is idledger's identity model: tenants (companies), users and groups,
 // kept as immutable events.
 //
 // It sits at the centre of the dependency rule: it imports only the standard library, and the
@@ -11,6 +11,14 @@
 // command side: a [Service] loads an aggregate's events, folds them with the aggregate's Apply
 // method, decides, and appends new events to the [EventLog] at the version it decided on. The same
 // Apply fold serves the command side, the projections and the audit history.
+//
+// # Commands
+//
+// Every user, group and tenant command takes the same steps, written once (service_command.go):
+// lock the aggregate, load it (the read model's row when it is at the log's version, else a
+// fold of its events), check If-Match, decide, append with the management rules, and decide
+// again after a lost race. A command states its [Origin] (SCIM, the company's API, ...): the
+// origin, not the actor string of the request, decides the provisioning rules.
 //
 // # Versions
 //

@@ -104,7 +104,9 @@ type UniqueOp struct {
 	Release bool
 }
 
-// A Batch is everything one command appends: it is stored whole or not at all.
+// A Batch is everything one command appends: it is stored whole or not at all. The log alone
+// knows how many records one atomic append may hold: writes without a version check at the end
+// of a batch (NoExpect) that exceed it may be stored right after the rest.
 type Batch struct {
 	Tenant TenantID
 	Writes []Write

@@ -56,44 +56,67 @@ type ProvisioningUnlocked struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Actor prefixes that decide which rules a write follows.
+// Actor prefixes of the token-authenticated APIs: the actor of an event made through the SCIM
+// API is "scim:<token hash prefix>", through the company's own API "api:<token hash prefix>".
+// They only name who acted; which rules a command follows is its [Origin].
 const (
 	ActorSCIMPrefix = "scim:"
 	ActorAPIPrefix  = "api:"
 )
 
-// isSCIM reports whether the request comes through the SCIM API.
-func isSCIM(ctx context.Context) bool {
-	return strings.HasPrefix(RequestFrom(ctx).Actor, ActorSCIMPrefix)
-}
+// Origin is the entry point a command comes through. It is an explicit part of every user and
+// group command, and decides the management rules ([Service.tenantRules]), the adoption of
+// locally invited users and the method recorded in the event. Tenant commands (the company
+// itself: features, tokens, SSO, provisioning mode) follow no management rules and take none.
+type Origin uint8
 
-// isLocal reports whether the request comes through the company's own user API.
-func isLocal(ctx context.Context) bool {
-	return strings.HasPrefix(RequestFrom(ctx).Actor, ActorAPIPrefix)
-}
+// Origins of commands.
+const (
+	// OriginSystem is idledger itself (start-up, tools): no management rules.
+	OriginSystem Origin = iota
+	// OriginSCIM is SCIM provisioning (Entra): its first write locks the company to managed
+	// mode, and it adopts users invited locally before provisioning.
+	OriginSCIM
+	// OriginCompanyAPI is the company's own API (/api/v1): refused while provisioning manages
+	// the company, and guarded so that it cannot slip in after the lock.
+	OriginCompanyAPI
+	// OriginOperator is the operator API (/admin/v1): no management rules.
+	OriginOperator
+	// OriginSSO is the SAML sign-in flow: no management rules.
+	OriginSSO
+)
 
-// currentTenant returns the tenant state as of the log: from the read model when it is
-// current (one direct get to compare versions), else folded from the log.
-func (s *Service) currentTenant(ctx context.Context, tenant TenantID) (Tenant, error) {
-	if s.Read != nil {
-		head, err := s.Log.Version(ctx, tenant, KindTenant, string(tenant))
-		if err != nil {
-			return Tenant{}, err
-		}
-		if t, err := s.Read.FindTenant(ctx, tenant); err == nil && t.Version == head {
-			return t, nil
-		}
+// String returns the origin's name, for logs.
+func (o Origin) String() string {
+	switch o {
+	case OriginSCIM:
+		return "scim"
+	case OriginCompanyAPI:
+		return "company-api"
+	case OriginOperator:
+		return "operator"
+	case OriginSSO:
+		return "sso"
+	default:
+		return "system"
 	}
-	return s.loadTenant(ctx, tenant)
 }
 
-// tenantRules applies the management rules to a batch about to be appended:
+// currentTenant returns the tenant state as of the log (see [load]).
+func (s *Service) currentTenant(ctx context.Context, tenant TenantID) (Tenant, error) {
+	return load(ctx, s, tenantKind, tenant, string(tenant), false)
+}
+
+// tenantRules applies the management rules of a user or group command's origin to the batch
+// it is about to append:
 //   - a SCIM write to a company in manual mode also locks it (tenant.provisioning_locked
 //     first in the batch, asserting the tenant's version, so only one request locks it);
-//   - a local write to a managed company is refused with ErrLocked, and otherwise guarded so
-//     that it fails if the lock lands between decision and append.
-func (s *Service) tenantRules(ctx context.Context, b *Batch) error {
-	scim, local := isSCIM(ctx), isLocal(ctx)
+//   - a write through the company's API to a managed company is refused with ErrLocked, and
+//     otherwise guarded so that it fails if the lock lands between decision and append.
+//
+// Other origins follow no rules.
+func (s *Service) tenantRules(ctx context.Context, o Origin, b *Batch) error {
+	scim, local := o == OriginSCIM, o == OriginCompanyAPI
 	if !scim && !local {
 		return nil
 	}
@@ -131,40 +154,19 @@ func (s *Service) tenantRules(ctx context.Context, b *Batch) error {
 var errManaged = Errorf(ErrLocked, "this company's users and groups are managed by its identity provider (SCIM provisioning); "+
 	"change them there, or deactivate provisioning first")
 
-// appendRules applies tenantRules and appends.
-func (s *Service) appendRules(ctx context.Context, b Batch) (Version, error) {
-	if err := s.tenantRules(ctx, &b); err != nil {
-		return 0, err
-	}
-	return s.Log.Append(ctx, b)
-}
-
 // DeactivateProvisioning returns a managed company to manual management.
 func (s *Service) DeactivateProvisioning(ctx context.Context, tenant TenantID, reason string) (Tenant, error) {
-	unlock := s.lock(tenant, KindTenant, string(tenant))
-	defer unlock()
-	return retry(nil, func() (Tenant, error) {
-		t, err := s.loadTenant(ctx, tenant)
-		if err != nil {
-			return Tenant{}, err
-		}
+	return s.changeTenant(ctx, tenant, EventTenantProvisioningUnlocked, func(t Tenant) (any, error) {
 		if !t.Provisioning.Managed {
-			return t, nil
+			return nil, nil
 		}
-		e := s.newEvent(ctx, tenant, KindTenant, string(tenant), EventTenantProvisioningUnlocked, ProvisioningUnlocked{Reason: reason})
-		v, err := s.Log.Append(ctx, Batch{Tenant: tenant, Writes: []Write{{Event: e, Expected: t.Version}}})
-		if err != nil {
-			return Tenant{}, err
-		}
-		e.Version = v
-		t.Apply(e)
-		return t, nil
+		return ProvisioningUnlocked{Reason: reason}, nil
 	})
 }
 
 // InviteUser creates a user through the company's own API (manual mode only): userName and
 // the primary work email are the email, displayName the name.
-func (s *Service) InviteUser(ctx context.Context, tenant TenantID, email, name string) (User, error) {
+func (s *Service) InviteUser(ctx context.Context, o Origin, tenant TenantID, email, name string) (User, error) {
 	email, name = strings.TrimSpace(email), strings.TrimSpace(name)
 	if email == "" || !strings.Contains(email, "@") {
 		return User{}, Errorf(ErrInvalid, "email is required and must be an address")
@@ -181,19 +183,18 @@ func (s *Service) InviteUser(ctx context.Context, tenant TenantID, email, name s
 		attrs["displayName"] = name
 	}
 	id := s.NewID()
-	e := s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{SchemaUser}, Attributes: attrs})
-	b := Batch{Tenant: tenant, Writes: []Write{{Event: e}},
-		Unique: []UniqueOp{{Field: "userName", Value: FoldUserName(email), Holder: id}}}
-	v, err := s.appendRetry(ctx, b)
+	u, _, err := run(ctx, s, userKind, target{tenant: tenant, id: id, origin: o, create: true}, func(User) (decision, error) {
+		return decision{
+			events: []Event{s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{SchemaUser}, Attributes: attrs})},
+			unique: []UniqueOp{{Field: "userName", Value: FoldUserName(email), Holder: id}},
+		}, nil
+	})
 	if errors.Is(err, ErrUniqueness) {
 		return User{}, Errorf(ErrUniqueness, "a user with email %q already exists", email)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("invite user: %w", err)
 	}
-	e.Version = v
-	var u User
-	u.Apply(e)
 	return u, nil
 }
 
@@ -208,8 +209,8 @@ type LocalUserEdit struct {
 
 // EditUserLocally changes a user through the company's own API (manual mode only; ErrLocked
 // while provisioning manages the company).
-func (s *Service) EditUserLocally(ctx context.Context, tenant TenantID, id UserID, edit LocalUserEdit) (User, error) {
-	u, _, err := s.changeUser(ctx, tenant, id, nil, "API", nil, func(u User) (map[string]any, []string, error) {
+func (s *Service) EditUserLocally(ctx context.Context, o Origin, tenant TenantID, id UserID, edit LocalUserEdit) (User, error) {
+	u, _, err := s.changeUser(ctx, o, tenant, id, nil, "API", nil, func(u User) (map[string]any, []string, error) {
 		next := cloneMap(u.Resource)
 		if edit.Email != nil {
 			email := strings.TrimSpace(*edit.Email)

@@ -122,71 +122,53 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (Tenant, string
 		return Tenant{}, "", err
 	}
 	id := TenantID(s.NewID())
-	e := s.newEvent(ctx, id, KindTenant, string(id), EventTenantCreated,
-		TenantCreated{Name: name, SCIMTokenHash: HashToken(token)})
-	v, err := s.Log.Append(ctx, Batch{Tenant: id, Writes: []Write{{Event: e}}})
+	t, _, err := run(ctx, s, tenantKind, target{tenant: id, id: string(id), create: true}, func(Tenant) (decision, error) {
+		return decision{events: []Event{s.newEvent(ctx, id, KindTenant, string(id), EventTenantCreated,
+			TenantCreated{Name: name, SCIMTokenHash: HashToken(token)})}}, nil
+	})
 	if err != nil {
 		return Tenant{}, "", fmt.Errorf("create tenant: %w", err)
 	}
-	e.Version = v
-	var t Tenant
-	t.Apply(e)
 	return t, token, nil
 }
 
 // CreateUser creates a user from a client's SCIM representation (see [CanonicalUser]). The
 // userName is claimed tenant-wide in the same atomic append, so of two concurrent creates with
-// the same userName (in any letter case) one fails with ErrUniqueness.
-func (s *Service) CreateUser(ctx context.Context, tenant TenantID, in map[string]any) (User, error) {
+// the same userName (in any letter case) one fails with ErrUniqueness. Through SCIM, a
+// userName held by a user invited locally adopts that user instead.
+func (s *Service) CreateUser(ctx context.Context, o Origin, tenant TenantID, in map[string]any) (User, error) {
 	attrs, schemas, err := CanonicalUser(in)
 	if err != nil {
 		return User{}, err
 	}
 	id := s.NewID()
 	name, _ := attrs["userName"].(string)
-	e := s.newEvent(ctx, tenant, KindUser, id, EventUserCreated, UserCreated{Schemas: schemas, Attributes: attrs})
-	b := Batch{
-		Tenant: tenant,
-		Writes: []Write{{Event: e}},
-		Unique: []UniqueOp{{Field: "userName", Value: FoldUserName(name), Holder: id}},
-	}
-	v, err := s.appendRetry(ctx, b)
+	u, _, err := run(ctx, s, userKind, target{tenant: tenant, id: id, origin: o, create: true}, func(User) (decision, error) {
+		return decision{
+			events: []Event{s.newEvent(ctx, tenant, KindUser, id, EventUserCreated, UserCreated{Schemas: schemas, Attributes: attrs})},
+			unique: []UniqueOp{{Field: "userName", Value: FoldUserName(name), Holder: id}},
+		}, nil
+	})
 	if err != nil {
 		if errors.Is(err, ErrUniqueness) {
-			if u, ok := s.adoptable(ctx, tenant, name); ok {
+			if u, ok := s.adoptable(ctx, o, tenant, name); ok {
 				// Entra matched a user invited locally before provisioning: take it over.
-				adopted, _, err := s.ReplaceUser(ctx, tenant, u.ID, in, nil)
+				adopted, _, err := s.ReplaceUser(ctx, o, tenant, u.ID, in, nil)
 				return adopted, err
 			}
 			return User{}, Errorf(ErrUniqueness, "userName %q is already used by another user", name)
 		}
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
-	e.Version = v
-	var u User
-	u.Apply(e)
 	return u, nil
 }
 
-// adoptable returns the locally invited user holding name, if a SCIM request may adopt it.
-func (s *Service) adoptable(ctx context.Context, tenant TenantID, name string) (User, bool) {
-	if !isSCIM(ctx) || s.Read == nil {
+// adoptable returns the locally invited user holding name, if a request of origin o may adopt
+// it: only SCIM provisioning adopts.
+func (s *Service) adoptable(ctx context.Context, o Origin, tenant TenantID, name string) (User, bool) {
+	if o != OriginSCIM || s.Read == nil {
 		return User{}, false
 	}
 	u, err := s.Read.FindUserByUserName(ctx, tenant, name)
 	return u, err == nil && u.Local
-}
-
-// appendRetry appends a batch whose decision does not depend on loaded state, retrying a lost
-// race a few times (a conflict on a fresh aggregate can only come from a racing index record).
-func (s *Service) appendRetry(ctx context.Context, b Batch) (Version, error) {
-	var err error
-	for range maxConflictRetries {
-		var v Version
-		v, err = s.appendRules(ctx, b)
-		if !errors.Is(err, ErrConflict) {
-			return v, err
-		}
-	}
-	return 0, err
 }

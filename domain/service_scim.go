@@ -12,119 +12,46 @@ import (
 // below NATS' 1 MB message limit (event-model.md §2.2).
 const memberChunk = 5000
 
-// loadUser returns a user's state to decide on; a missing or deleted user is ErrNotFound.
-// The read model holds the same fold of the same events. With optimistic set (a first attempt
-// without If-Match) its row is used as it is: if it is behind the log, the append's expected
-// version fails and the retry comes back here authoritatively. Otherwise the row is used when it
-// is at the log's version for this user (one direct get), else the events are replayed.
-func (s *Service) loadUser(ctx context.Context, tenant TenantID, id UserID, optimistic bool) (User, error) {
-	if optimistic && s.Read != nil {
-		if u, err := s.Read.FindUser(ctx, tenant, id); err == nil {
-			return u, nil
-		}
-	}
-	if s.Read != nil {
-		v, err := s.Log.Version(ctx, tenant, KindUser, string(id))
-		if err != nil {
-			return User{}, err
-		}
-		if v == 0 {
-			return User{}, Errorf(ErrNotFound, "User %s not found", id)
-		}
-		if u, err := s.Read.FindUser(ctx, tenant, id); err == nil && u.Version == v {
-			return u, nil
-		}
-	}
-	events, _, err := s.Log.Load(ctx, tenant, KindUser, string(id))
-	if err != nil {
-		return User{}, err
-	}
-	var u User
-	for _, e := range events {
-		u.Apply(e)
-	}
-	if !u.Exists() {
-		return User{}, Errorf(ErrNotFound, "User %s not found", id)
-	}
-	return u, nil
-}
-
-// checkVersion implements If-Match: ifMatch nil means no precondition.
-func checkVersion(have Version, ifMatch *Version) error {
-	if ifMatch != nil && *ifMatch != have {
-		return Errorf(ErrPrecondition, "the resource is at version W/\"%d\", not W/\"%d\"", have, *ifMatch)
-	}
-	return nil
-}
-
-// retry runs decide-and-append until it does not lose a race, at most maxConflictRetries
-// times. With an If-Match precondition a lost race is a failed precondition.
-func retry[T any](ifMatch *Version, fn func() (T, error)) (T, error) {
-	var zero T
-	for range maxConflictRetries {
-		v, err := fn()
-		if !errors.Is(err, ErrConflict) {
-			return v, err
-		}
-		if ifMatch != nil {
-			return zero, Errorf(ErrPrecondition, "the resource changed concurrently")
-		}
-	}
-	return zero, Errorf(ErrConflict, "the resource is being changed concurrently; retry the request")
-}
-
 // ReplaceUser replaces a user's attributes with a full representation (PUT, RFC 7644 §3.5.1):
 // absent attributes are cleared, read-only ones ignored. A replace that changes nothing
 // appends nothing. It returns the user and whether it changed.
-func (s *Service) ReplaceUser(ctx context.Context, tenant TenantID, id UserID, in map[string]any, ifMatch *Version) (User, bool, error) {
+func (s *Service) ReplaceUser(ctx context.Context, o Origin, tenant TenantID, id UserID, in map[string]any, ifMatch *Version) (User, bool, error) {
 	attrs, schemas, err := CanonicalUser(in)
 	if err != nil {
 		return User{}, false, err
 	}
-	return s.changeUser(ctx, tenant, id, ifMatch, "PUT", nil, func(User) (map[string]any, []string, error) {
+	return s.changeUser(ctx, o, tenant, id, ifMatch, "PUT", nil, func(User) (map[string]any, []string, error) {
 		return attrs, schemas, nil
 	})
 }
 
 // PatchUser applies PATCH operations (RFC 7644 §3.5.2) atomically: all or nothing, one event.
 // raw is the request's operations as received, kept in the event for auditors.
-func (s *Service) PatchUser(ctx context.Context, tenant TenantID, id UserID, ops []PatchOp, raw any, ifMatch *Version) (User, bool, error) {
-	return s.changeUser(ctx, tenant, id, ifMatch, "PATCH", raw, func(u User) (map[string]any, []string, error) {
+func (s *Service) PatchUser(ctx context.Context, o Origin, tenant TenantID, id UserID, ops []PatchOp, raw any, ifMatch *Version) (User, bool, error) {
+	return s.changeUser(ctx, o, tenant, id, ifMatch, "PATCH", raw, func(u User) (map[string]any, []string, error) {
 		return PatchUser(u.Resource, u.Schemas, ops)
 	})
 }
 
-// changeUser loads, decides with change, and appends the difference as one event.
-func (s *Service) changeUser(ctx context.Context, tenant TenantID, id UserID, ifMatch *Version, method string, raw any,
+// changeUser decides with change and appends the difference as one event. The event records
+// method, or "API" for the company's own API. A SCIM change to a user invited locally adopts it
+// (user.adopted), even when it changes nothing else.
+func (s *Service) changeUser(ctx context.Context, o Origin, tenant TenantID, id UserID, ifMatch *Version, method string, raw any,
 	change func(User) (map[string]any, []string, error)) (User, bool, error) {
-	unlock := s.lock(tenant, KindUser, string(id))
-	defer unlock()
-	type result struct {
-		u       User
-		changed bool
+	if o == OriginCompanyAPI {
+		method = "API"
 	}
-	attempt := 0
-	r, err := retry(ifMatch, func() (result, error) {
-		u, err := s.loadUser(ctx, tenant, id, attempt == 0 && ifMatch == nil)
-		attempt++
-		if err != nil {
-			return result{}, err
-		}
-		if err := checkVersion(u.Version, ifMatch); err != nil {
-			return result{}, err
-		}
+	var newName string
+	u, changed, err := run(ctx, s, userKind, target{tenant: tenant, id: string(id), origin: o, ifMatch: ifMatch}, func(u User) (decision, error) {
 		next, schemas, err := change(u)
 		if err != nil {
-			return result{}, err
+			return decision{}, err
 		}
 		changes := DiffResource(u.Resource, next)
 		schemasChanged := !slices.Equal(schemas, u.Schemas)
-		adopt := u.Local && isSCIM(ctx) // provisioning takes over a locally invited user
+		adopt := u.Local && o == OriginSCIM // provisioning takes over a locally invited user
 		if len(changes) == 0 && !schemasChanged && !adopt {
-			return result{u: u}, nil
-		}
-		if u.Local && isLocal(ctx) {
-			method = "API"
+			return decision{}, nil
 		}
 		data := UserChanged{Changes: changes, Method: method, Operations: raw}
 		if schemasChanged {
@@ -137,67 +64,53 @@ func (s *Service) changeUser(ctx context.Context, tenant TenantID, id UserID, if
 		if adopt {
 			typ = EventUserAdopted
 		}
-		e := s.newEvent(ctx, tenant, KindUser, string(id), typ, data)
-		b := Batch{Tenant: tenant, Writes: []Write{{Event: e, Expected: u.Version}}}
-		oldName, newName := u.UserName(), stringAttr(next, "userName")
+		d := decision{events: []Event{s.newEvent(ctx, tenant, KindUser, string(id), typ, data)}}
+		oldName := u.UserName()
+		newName = stringAttr(next, "userName")
 		if FoldUserName(oldName) != FoldUserName(newName) {
-			b.Unique = []UniqueOp{
+			d.unique = []UniqueOp{
 				{Field: "userName", Value: FoldUserName(oldName), Holder: string(id), Release: true},
 				{Field: "userName", Value: FoldUserName(newName), Holder: string(id)},
 			}
 		}
-		v, err := s.appendRules(ctx, b)
-		if errors.Is(err, ErrUniqueness) {
-			return result{}, Errorf(ErrUniqueness, "userName %q is already used by another user", newName)
-		}
-		if err != nil {
-			return result{}, err
-		}
-		e.Version = v
-		u.Apply(e)
-		return result{u: u, changed: true}, nil
+		return d, nil
 	})
-	return r.u, r.changed, err
+	if errors.Is(err, ErrUniqueness) {
+		return User{}, false, Errorf(ErrUniqueness, "userName %q is already used by another user", newName)
+	}
+	return u, changed, err
 }
 
 // DeleteUser hard-deletes a user (RFC 7644 §3.6): its userName is released and it leaves
-// every group, in one atomic append.
-func (s *Service) DeleteUser(ctx context.Context, tenant TenantID, id UserID, ifMatch *Version) (Version, error) {
-	unlock := s.lock(tenant, KindUser, string(id))
-	defer unlock()
-	attempt := 0
-	return retry(ifMatch, func() (Version, error) {
-		u, err := s.loadUser(ctx, tenant, id, attempt == 0 && ifMatch == nil)
-		attempt++
-		if err != nil {
-			return 0, err
-		}
-		if err := checkVersion(u.Version, ifMatch); err != nil {
-			return 0, err
-		}
+// every group, in one append. It returns the log position of the append.
+//
+// The membership cascade is decided here, and only here: user.deleted lists the groups the
+// user left, and each of those groups records a group.members_removed (cause user.deleted)
+// on its own subject, so a group's history alone replays its members (the audit's members
+// as of a time). The projection applies those events like any other membership change; it
+// does not derive removals from user.deleted. The group writes carry no version check (a
+// removal commutes with the group's other changes); if they exceed one atomic batch of the log,
+// the eventstore appends the rest right after.
+func (s *Service) DeleteUser(ctx context.Context, o Origin, tenant TenantID, id UserID, ifMatch *Version) (Version, error) {
+	u, _, err := run(ctx, s, userKind, target{tenant: tenant, id: string(id), origin: o, ifMatch: ifMatch}, func(u User) (decision, error) {
 		var groups []GroupID
 		if s.Read != nil {
+			var err error
 			if groups, err = s.Read.GroupsOf(ctx, tenant, id); err != nil {
-				return 0, err
+				return decision{}, err
 			}
 		}
-		if len(groups) > 900 {
-			// One atomic batch holds at most 1000 messages; the read model removes the user
-			// from the remaining groups when it applies user.deleted.
-			groups = groups[:900]
-		}
-		e := s.newEvent(ctx, tenant, KindUser, string(id), EventUserDeleted, UserDeleted{Groups: groups})
-		b := Batch{
-			Tenant: tenant,
-			Writes: []Write{{Event: e, Expected: u.Version}},
-			Unique: []UniqueOp{{Field: "userName", Value: FoldUserName(u.UserName()), Holder: string(id), Release: true}},
+		d := decision{
+			events: []Event{s.newEvent(ctx, tenant, KindUser, string(id), EventUserDeleted, UserDeleted{Groups: groups})},
+			unique: []UniqueOp{{Field: "userName", Value: FoldUserName(u.UserName()), Holder: string(id), Release: true}},
 		}
 		for _, g := range groups {
-			b.Writes = append(b.Writes, Write{NoExpect: true, Event: s.newEvent(ctx, tenant, KindGroup, string(g),
+			d.others = append(d.others, Write{NoExpect: true, Event: s.newEvent(ctx, tenant, KindGroup, string(g),
 				EventGroupMembersRemoved, GroupMembersRemoved{Members: []UserID{id}, Cause: EventUserDeleted})})
 		}
-		return s.appendRules(ctx, b)
+		return d, nil
 	})
+	return u.Version, err
 }
 
 func activeOf(res map[string]any) bool {
@@ -212,51 +125,10 @@ func stringAttr(res map[string]any, name string) string {
 
 // ---- groups ----
 
-// loadGroup returns a group's state from the read model, so a 100k-member group is never
-// replayed. Optimistic, it takes the row as it is (the append then asserts its version);
-// otherwise it checks the row against the log's head for the group and, if the log holds newer
-// events, waits for the projector to apply them (event-model.md §2.4).
-func (s *Service) loadGroup(ctx context.Context, tenant TenantID, id GroupID, optimistic bool) (Group, error) {
-	if optimistic {
-		// As loadUser: decide on the read model's row, whose version the append asserts. A
-		// stale row ends in ErrConflict and the retry takes the checked path below. This spares
-		// the direct get of the log head, which makes nats-server load (and cache) the whole
-		// message block holding the group's last event.
-		if g, err := s.Read.FindGroup(ctx, tenant, id); err == nil && g.Exists() {
-			return g, nil
-		}
-	}
-	head, err := s.Log.Version(ctx, tenant, KindGroup, string(id))
-	if err != nil {
-		return Group{}, err
-	}
-	if head == 0 {
-		return Group{}, Errorf(ErrNotFound, "Group %s not found", id)
-	}
-	g, err := s.Read.FindGroup(ctx, tenant, id)
-	if (err == nil && g.Version < head) || errors.Is(err, ErrNotFound) {
-		if s.Sync == nil {
-			return Group{}, fmt.Errorf("load group %s: read model behind the log and no Sync", id)
-		}
-		if err := s.Sync(ctx, head); err != nil {
-			return Group{}, fmt.Errorf("load group %s: %w", id, err)
-		}
-		g, err = s.Read.FindGroup(ctx, tenant, id)
-	}
-	if err != nil {
-		return Group{}, err
-	}
-	if g.Version > head {
-		// The read model saw a newer event than our head read: decide again.
-		return Group{}, Errorf(ErrConflict, "group %s moved", id)
-	}
-	return g, nil
-}
-
 // CreateGroup creates a group from a client's SCIM representation. Its displayName is claimed
 // tenant-wide (case-insensitively) in the same append. Members naming no user of the tenant are
 // skipped and recorded in the event.
-func (s *Service) CreateGroup(ctx context.Context, tenant TenantID, in map[string]any) (Group, []Member, []string, error) {
+func (s *Service) CreateGroup(ctx context.Context, o Origin, tenant TenantID, in map[string]any) (Group, []Member, []string, error) {
 	attrs, members, schemas, err := CanonicalGroup(in)
 	if err != nil {
 		return Group{}, nil, nil, err
@@ -267,12 +139,12 @@ func (s *Service) CreateGroup(ctx context.Context, tenant TenantID, in map[strin
 	}
 	id := s.NewID()
 	name := stringAttr(attrs, "displayName")
-	e := s.newEvent(ctx, tenant, KindGroup, id, EventGroupCreated,
-		GroupCreated{Schemas: schemas, Attributes: attrs, Members: members, Skipped: skipped})
-	v, err := s.appendRetry(ctx, Batch{
-		Tenant: tenant,
-		Writes: []Write{{Event: e}},
-		Unique: []UniqueOp{{Field: "displayName", Value: FoldUserName(name), Holder: id}},
+	g, _, err := run(ctx, s, groupKind, target{tenant: tenant, id: id, origin: o, create: true}, func(Group) (decision, error) {
+		return decision{
+			events: []Event{s.newEvent(ctx, tenant, KindGroup, id, EventGroupCreated,
+				GroupCreated{Schemas: schemas, Attributes: attrs, Members: members, Skipped: skipped})},
+			unique: []UniqueOp{{Field: "displayName", Value: FoldUserName(name), Holder: id}},
+		}, nil
 	})
 	if errors.Is(err, ErrUniqueness) {
 		return Group{}, nil, nil, Errorf(ErrUniqueness, "displayName %q is already used by another group", name)
@@ -280,10 +152,6 @@ func (s *Service) CreateGroup(ctx context.Context, tenant TenantID, in map[strin
 	if err != nil {
 		return Group{}, nil, nil, fmt.Errorf("create group: %w", err)
 	}
-	e.Version = v
-	var g Group
-	g.Apply(e)
-	g.Members = len(members)
 	return g, members, skipped, nil
 }
 
@@ -328,60 +196,56 @@ type GroupResult struct {
 // PatchGroup applies PATCH operations to a group atomically. Membership changes are decided
 // against the current membership: adding a present member or removing an absent one is a
 // no-op that succeeds.
-func (s *Service) PatchGroup(ctx context.Context, tenant TenantID, id GroupID, ops []PatchOp, ifMatch *Version) (GroupResult, error) {
-	return s.changeGroup(ctx, tenant, id, ifMatch, "PATCH", func(g Group) (map[string]any, []string, []MemberOp, error) {
+func (s *Service) PatchGroup(ctx context.Context, o Origin, tenant TenantID, id GroupID, ops []PatchOp, ifMatch *Version) (GroupResult, error) {
+	return s.changeGroup(ctx, o, tenant, id, ifMatch, "PATCH", func(g Group) (map[string]any, []string, []MemberOp, error) {
 		res, mops, err := PatchGroup(g.Resource, ops)
 		return res, nil, mops, err
 	})
 }
 
 // ReplaceGroup replaces a group's attributes and its whole member list (PUT).
-func (s *Service) ReplaceGroup(ctx context.Context, tenant TenantID, id GroupID, in map[string]any, ifMatch *Version) (GroupResult, error) {
+func (s *Service) ReplaceGroup(ctx context.Context, o Origin, tenant TenantID, id GroupID, in map[string]any, ifMatch *Version) (GroupResult, error) {
 	attrs, members, schemas, err := CanonicalGroup(in)
 	if err != nil {
 		return GroupResult{}, err
 	}
-	return s.changeGroup(ctx, tenant, id, ifMatch, "PUT", func(Group) (map[string]any, []string, []MemberOp, error) {
+	return s.changeGroup(ctx, o, tenant, id, ifMatch, "PUT", func(Group) (map[string]any, []string, []MemberOp, error) {
 		return attrs, schemas, []MemberOp{{Kind: MembersReplace, Members: members}}, nil
 	})
 }
 
-func (s *Service) changeGroup(ctx context.Context, tenant TenantID, id GroupID, ifMatch *Version, method string,
+// changeGroup decides with change: attribute changes become one event, membership changes
+// members_added and members_removed events (at most memberChunk members each), all in one
+// append.
+func (s *Service) changeGroup(ctx context.Context, o Origin, tenant TenantID, id GroupID, ifMatch *Version, method string,
 	change func(Group) (map[string]any, []string, []MemberOp, error)) (GroupResult, error) {
-	unlock := s.lock(tenant, KindGroup, string(id))
-	defer unlock()
-	attempt := 0
-	return retry(ifMatch, func() (GroupResult, error) {
-		g, err := s.loadGroup(ctx, tenant, id, attempt == 0 && ifMatch == nil)
-		attempt++
-		if err != nil {
-			return GroupResult{}, err
-		}
-		if err := checkVersion(g.Version, ifMatch); err != nil {
-			return GroupResult{}, err
-		}
+	var newName string
+	var added []Member
+	var removed []UserID
+	var skipped []string
+	g, changed, err := run(ctx, s, groupKind, target{tenant: tenant, id: string(id), origin: o, ifMatch: ifMatch}, func(g Group) (decision, error) {
 		next, schemas, mops, err := change(g)
 		if err != nil {
-			return GroupResult{}, err
+			return decision{}, err
 		}
 		if schemas == nil {
 			schemas = g.Schemas
 		}
-		added, removed, skipped, err := s.memberDelta(ctx, tenant, id, mops)
+		added, removed, skipped, err = s.memberDelta(ctx, tenant, id, mops)
 		if err != nil {
-			return GroupResult{}, err
+			return decision{}, err
 		}
-		var writes []Write
-		var unique []UniqueOp
+		var d decision
 		changes := DiffResource(g.Resource, next)
+		newName = stringAttr(next, "displayName")
 		if len(changes) > 0 || !slices.Equal(schemas, g.Schemas) {
 			typ := EventGroupAttributesChanged
-			oldName, newName := g.DisplayName(), stringAttr(next, "displayName")
+			oldName := g.DisplayName()
 			if oldName != newName {
 				typ = EventGroupRenamed
 			}
 			if FoldUserName(oldName) != FoldUserName(newName) {
-				unique = []UniqueOp{
+				d.unique = []UniqueOp{
 					{Field: "displayName", Value: FoldUserName(oldName), Holder: string(id), Release: true},
 					{Field: "displayName", Value: FoldUserName(newName), Holder: string(id)},
 				}
@@ -390,43 +254,38 @@ func (s *Service) changeGroup(ctx context.Context, tenant TenantID, id GroupID, 
 			if !slices.Equal(schemas, g.Schemas) {
 				data.Schemas = schemas
 			}
-			writes = append(writes, Write{Event: s.newEvent(ctx, tenant, KindGroup, string(id), typ, data)})
+			d.events = append(d.events, s.newEvent(ctx, tenant, KindGroup, string(id), typ, data))
 		}
 		for chunk := range slices.Chunk(added, memberChunk) {
-			writes = append(writes, Write{Event: s.newEvent(ctx, tenant, KindGroup, string(id),
-				EventGroupMembersAdded, GroupMembersAdded{Members: chunk})})
+			d.events = append(d.events, s.newEvent(ctx, tenant, KindGroup, string(id),
+				EventGroupMembersAdded, GroupMembersAdded{Members: chunk}))
 		}
-		if len(skipped) > 0 && len(writes) > 0 {
-			for i := range writes {
-				if d, ok := writes[i].Event.Data.(GroupMembersAdded); ok {
-					d.Skipped = skipped
-					writes[i].Event.Data = d
+		if len(skipped) > 0 && len(d.events) > 0 {
+			for i := range d.events {
+				if a, ok := d.events[i].Data.(GroupMembersAdded); ok {
+					a.Skipped = skipped
+					d.events[i].Data = a
 					break
 				}
 			}
 		}
 		for chunk := range slices.Chunk(removed, memberChunk) {
-			writes = append(writes, Write{Event: s.newEvent(ctx, tenant, KindGroup, string(id),
-				EventGroupMembersRemoved, GroupMembersRemoved{Members: chunk})})
+			d.events = append(d.events, s.newEvent(ctx, tenant, KindGroup, string(id),
+				EventGroupMembersRemoved, GroupMembersRemoved{Members: chunk}))
 		}
-		if len(writes) == 0 {
-			return GroupResult{Group: g, Skipped: skipped}, nil
-		}
-		writes[0].Expected = g.Version
-		v, err := s.appendRules(ctx, Batch{Tenant: tenant, Writes: writes, Unique: unique})
-		if errors.Is(err, ErrUniqueness) {
-			return GroupResult{}, Errorf(ErrUniqueness, "displayName %q is already used by another group", stringAttr(next, "displayName"))
-		}
-		if err != nil {
-			return GroupResult{}, err
-		}
-		for _, w := range writes {
-			w.Event.Version = v
-			g.Apply(w.Event)
-		}
-		g.Members += len(added) - len(removed)
-		return GroupResult{Group: g, Changed: true, Skipped: skipped}, nil
+		return d, nil
 	})
+	if errors.Is(err, ErrUniqueness) {
+		return GroupResult{}, Errorf(ErrUniqueness, "displayName %q is already used by another group", newName)
+	}
+	if err != nil {
+		return GroupResult{}, err
+	}
+	if changed {
+		// The fold counts the members of group.created only; the read model keeps the set.
+		g.Members += len(added) - len(removed)
+	}
+	return GroupResult{Group: g, Changed: changed, Skipped: skipped}, nil
 }
 
 // memberDelta turns the requested member operations, applied in order, into the members
@@ -494,55 +353,24 @@ func (s *Service) memberDelta(ctx context.Context, tenant TenantID, id GroupID, 
 	return added, removed, skipped, nil
 }
 
-// DeleteGroup hard-deletes a group and releases its displayName.
-func (s *Service) DeleteGroup(ctx context.Context, tenant TenantID, id GroupID, ifMatch *Version) (Version, error) {
-	unlock := s.lock(tenant, KindGroup, string(id))
-	defer unlock()
-	attempt := 0
-	return retry(ifMatch, func() (Version, error) {
-		g, err := s.loadGroup(ctx, tenant, id, attempt == 0 && ifMatch == nil)
-		attempt++
-		if err != nil {
-			return 0, err
-		}
-		if err := checkVersion(g.Version, ifMatch); err != nil {
-			return 0, err
-		}
-		e := s.newEvent(ctx, tenant, KindGroup, string(id), EventGroupDeleted, GroupDeleted{})
-		return s.appendRules(ctx, Batch{
-			Tenant: tenant,
-			Writes: []Write{{Event: e, Expected: g.Version}},
-			Unique: []UniqueOp{{Field: "displayName", Value: FoldUserName(g.DisplayName()), Holder: string(id), Release: true}},
-		})
+// DeleteGroup hard-deletes a group and releases its displayName. It returns the log position
+// of the append.
+func (s *Service) DeleteGroup(ctx context.Context, o Origin, tenant TenantID, id GroupID, ifMatch *Version) (Version, error) {
+	g, _, err := run(ctx, s, groupKind, target{tenant: tenant, id: string(id), origin: o, ifMatch: ifMatch}, func(g Group) (decision, error) {
+		return decision{
+			events: []Event{s.newEvent(ctx, tenant, KindGroup, string(id), EventGroupDeleted, GroupDeleted{})},
+			unique: []UniqueOp{{Field: "displayName", Value: FoldUserName(g.DisplayName()), Holder: string(id), Release: true}},
+		}, nil
 	})
+	return g.Version, err
 }
 
 // SetFeatures switches a company's features (nil = unchanged).
 func (s *Service) SetFeatures(ctx context.Context, tenant TenantID, groups *bool) (Tenant, error) {
-	unlock := s.lock(tenant, KindTenant, string(tenant))
-	defer unlock()
-	return retry(nil, func() (Tenant, error) {
-		events, _, err := s.Log.Load(ctx, tenant, KindTenant, string(tenant))
-		if err != nil {
-			return Tenant{}, err
-		}
-		var t Tenant
-		for _, e := range events {
-			t.Apply(e)
-		}
-		if !t.Exists() {
-			return Tenant{}, Errorf(ErrNotFound, "tenant %s not found", tenant)
-		}
+	return s.changeTenant(ctx, tenant, EventTenantFeaturesChanged, func(t Tenant) (any, error) {
 		if groups == nil || *groups == t.Features.Groups() {
-			return t, nil
+			return nil, nil
 		}
-		e := s.newEvent(ctx, tenant, KindTenant, string(tenant), EventTenantFeaturesChanged, TenantFeaturesChanged{Groups: groups})
-		v, err := s.Log.Append(ctx, Batch{Tenant: tenant, Writes: []Write{{Event: e, Expected: t.Version}}})
-		if err != nil {
-			return Tenant{}, err
-		}
-		e.Version = v
-		t.Apply(e)
-		return t, nil
+		return TenantFeaturesChanged{Groups: groups}, nil
 	})
 }

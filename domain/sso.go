@@ -177,45 +177,17 @@ func (e *SignInError) Unwrap() []error {
 	return []error{ErrForbidden, e.Err}
 }
 
-// loadTenant folds a tenant's events; a tenant without events is ErrNotFound.
-func (s *Service) loadTenant(ctx context.Context, tenant TenantID) (Tenant, error) {
-	events, _, err := s.Log.Load(ctx, tenant, KindTenant, string(tenant))
-	if err != nil {
-		return Tenant{}, err
-	}
-	var t Tenant
-	for _, e := range events {
-		t.Apply(e)
-	}
-	if !t.Exists() {
-		return Tenant{}, Errorf(ErrNotFound, "tenant %s not found", tenant)
-	}
-	return t, nil
-}
-
-// changeTenant loads a tenant, lets decide return the event payload to append (nil for no
-// change), and appends it at the version it decided on, retrying lost races.
+// changeTenant runs a tenant command through the command skeleton ([run]): decide returns the
+// payload of the one event to append, of type typ, or nil for no change.
 func (s *Service) changeTenant(ctx context.Context, tenant TenantID, typ string, decide func(t Tenant) (any, error)) (Tenant, error) {
-	unlock := s.lock(tenant, KindTenant, string(tenant))
-	defer unlock()
-	return retry(nil, func() (Tenant, error) {
-		t, err := s.loadTenant(ctx, tenant)
-		if err != nil {
-			return Tenant{}, err
-		}
+	t, _, err := run(ctx, s, tenantKind, target{tenant: tenant, id: string(tenant)}, func(t Tenant) (decision, error) {
 		data, err := decide(t)
 		if err != nil || data == nil {
-			return t, err
+			return decision{}, err
 		}
-		e := s.newEvent(ctx, tenant, KindTenant, string(tenant), typ, data)
-		v, err := s.Log.Append(ctx, Batch{Tenant: tenant, Writes: []Write{{Event: e, Expected: t.Version}}})
-		if err != nil {
-			return Tenant{}, err
-		}
-		e.Version = v
-		t.Apply(e)
-		return t, nil
+		return decision{events: []Event{s.newEvent(ctx, tenant, KindTenant, string(tenant), typ, data)}}, nil
 	})
+	return t, err
 }
 
 // SetIDPMetadata trusts a company's IdP: md is what the SAML adapter read from the uploaded

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,10 +39,12 @@ type claimPayload struct {
 // b.Unique first, then b.Writes, each asserting its subject's expected last sequence. It
 // returns the sequence of the last message stored. A lost race wraps domain.ErrConflict; a
 // value held by another holder wraps domain.ErrUniqueness. A batch with nothing to write
-// returns 0. If NATS cannot be reached the error wraps domain.ErrUnavailable (faults.go): a
-// batch refused while disconnected was not stored; after a timeout waiting for the ack its
-// outcome is unknown, as with any lost answer. Config.Observer is told how long each call
-// took and how it ended.
+// returns 0. A batch larger than the server's limit of one atomic batch (maxBatch) is refused
+// with domain.ErrTooMany, unless the excess is writes without a version check at its end
+// (domain.Write.NoExpect): those follow in further batches once the rest is stored. If NATS
+// cannot be reached the error wraps domain.ErrUnavailable (faults.go): a batch refused while
+// disconnected was not stored; after a timeout waiting for the ack its outcome is unknown, as
+// with any lost answer. Config.Observer is told how long each call took and how it ended.
 func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, error) {
 	if err := s.connected(); err != nil {
 		return 0, err
@@ -89,9 +92,36 @@ func (s *Store) append(ctx context.Context, b domain.Batch) (domain.Version, err
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	if len(msgs) > maxBatch {
+	if len(msgs) <= maxBatch {
+		return s.appendMsgs(ctx, msgs, claims)
+	}
+	// Past the server's limit, writes without a version check at the end of the batch (a
+	// deleted user leaving its groups: they commute with everything else) follow in further
+	// batches, after the first one holding everything else has been stored.
+	loose := 0
+	for i := len(b.Writes) - 1; i >= 0 && b.Writes[i].NoExpect; i-- {
+		loose++
+	}
+	if len(msgs)-loose > maxBatch {
 		return 0, domain.Errorf(domain.ErrTooMany, "one request may change at most %d records", maxBatch)
 	}
+	v, err := s.appendMsgs(ctx, msgs[:maxBatch], claims)
+	if err != nil {
+		return 0, err
+	}
+	for rest := range slices.Chunk(msgs[maxBatch:], maxBatch) {
+		next, err := s.appendMsgs(ctx, rest, nil)
+		if err != nil {
+			return 0, fmt.Errorf("eventstore: append the rest of a batch stored up to %d: %w", v, err)
+		}
+		v = next
+	}
+	return v, nil
+}
+
+// appendMsgs stores msgs (at most maxBatch) as one atomic batch and returns the sequence of the
+// last one. claims are the batch's claim records, to tell a lost race from a held value.
+func (s *Store) appendMsgs(ctx context.Context, msgs []*nats.Msg, claims []claimCheck) (domain.Version, error) {
 	if err := s.chain(ctx, msgs); err != nil {
 		return 0, err
 	}

@@ -548,7 +548,7 @@ func TestUniqueness(t *testing.T) {
 		for i := range 16 {
 			wg.Go(func() {
 				<-start
-				users[i], errs[i] = svc.CreateUser(ctx, tenant.ID, map[string]any{"userName": names[i%len(names)]})
+				users[i], errs[i] = svc.CreateUser(ctx, domain.OriginSystem, tenant.ID, map[string]any{"userName": names[i%len(names)]})
 			})
 		}
 		close(start)
@@ -682,7 +682,7 @@ func TestUniqueness(t *testing.T) {
 			t.Fatal(err)
 		}
 		const name = "Grace.Hopper@Example.com"
-		u, err := svc.CreateUser(ctx, tenant.ID, map[string]any{"userName": name, "externalId": "ext-grace"})
+		u, err := svc.CreateUser(ctx, domain.OriginSystem, tenant.ID, map[string]any{"userName": name, "externalId": "ext-grace"})
 		if err != nil {
 			t.Fatal(err)
 		}

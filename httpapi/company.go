@@ -98,12 +98,12 @@ func (s *Server) handleInviteUser(c echo.Context) error {
 	if b.Name != nil {
 		name = *b.Name
 	}
-	u, err := s.svc.InviteUser(c.Request().Context(), tenantOf(c), *b.Email, name)
+	u, err := s.svc.InviteUser(c.Request().Context(), domain.OriginCompanyAPI, tenantOf(c), *b.Email, name)
 	if err != nil {
 		return err
 	}
 	if b.Admin != nil && *b.Admin {
-		if u, err = s.svc.EditUserLocally(c.Request().Context(), tenantOf(c), u.ID, domain.LocalUserEdit{Admin: b.Admin}); err != nil {
+		if u, err = s.svc.EditUserLocally(c.Request().Context(), domain.OriginCompanyAPI, tenantOf(c), u.ID, domain.LocalUserEdit{Admin: b.Admin}); err != nil {
 			return err
 		}
 	}
@@ -116,7 +116,7 @@ func (s *Server) handleEditUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.svc.EditUserLocally(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")),
+	u, err := s.svc.EditUserLocally(c.Request().Context(), domain.OriginCompanyAPI, tenantOf(c), domain.UserID(c.Param("id")),
 		domain.LocalUserEdit{Email: b.Email, Name: b.Name, Active: b.Active, Admin: b.Admin})
 	if err != nil {
 		return err
@@ -126,7 +126,7 @@ func (s *Server) handleEditUser(c echo.Context) error {
 }
 
 func (s *Server) handleRemoveUser(c echo.Context) error {
-	v, err := s.svc.DeleteUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), nil)
+	v, err := s.svc.DeleteUser(c.Request().Context(), domain.OriginCompanyAPI, tenantOf(c), domain.UserID(c.Param("id")), nil)
 	if err != nil {
 		return err
 	}

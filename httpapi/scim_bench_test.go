@@ -130,7 +130,7 @@ func bulkUsers(tb testing.TB, e *testEnv, tenant domain.TenantID, n int, prefix 
 // fillGroup creates a group with size members.
 func fillGroup(tb testing.TB, e *testEnv, tenant domain.TenantID, size int) string {
 	ctx := context.Background()
-	g, _, _, err := e.Service.CreateGroup(ctx, tenant, map[string]any{"displayName": fmt.Sprintf("Group of %d", size)})
+	g, _, _, err := e.Service.CreateGroup(ctx, domain.OriginSystem, tenant, map[string]any{"displayName": fmt.Sprintf("Group of %d", size)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func fillGroup(tb testing.TB, e *testEnv, tenant domain.TenantID, size int) stri
 		for _, id := range ids[start:min(start+5000, size)] {
 			members = append(members, map[string]any{"value": id})
 		}
-		r, err := e.Service.PatchGroup(ctx, tenant, g.ID, []domain.PatchOp{{Op: domain.PatchAdd,
+		r, err := e.Service.PatchGroup(ctx, domain.OriginSystem, tenant, g.ID, []domain.PatchOp{{Op: domain.PatchAdd,
 			Path: &domain.PatchPath{Path: domain.AttrPath{Attr: "members"}}, Value: members}}, nil)
 		if err != nil {
 			tb.Fatal(err)

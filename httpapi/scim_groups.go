@@ -84,7 +84,7 @@ func (s *Server) handleCreateGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	g, _, skipped, err := s.svc.CreateGroup(c.Request().Context(), tenantOf(c), body)
+	g, _, skipped, err := s.svc.CreateGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), body)
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func (s *Server) handleReplaceGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.ReplaceGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), body, s.ifMatch(c))
+	r, err := s.svc.ReplaceGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.GroupID(c.Param("id")), body, s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.PatchGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), ops, s.ifMatch(c))
+	r, err := s.svc.PatchGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.GroupID(c.Param("id")), ops, s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteGroup(c echo.Context) error {
-	v, err := s.svc.DeleteGroup(c.Request().Context(), tenantOf(c), domain.GroupID(c.Param("id")), s.ifMatch(c))
+	v, err := s.svc.DeleteGroup(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.GroupID(c.Param("id")), s.ifMatch(c))
 	if err != nil {
 		return err
 	}

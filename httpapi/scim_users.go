@@ -21,7 +21,7 @@ func (s *Server) handleCreateUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.svc.CreateUser(c.Request().Context(), tenantOf(c), body)
+	u, err := s.svc.CreateUser(c.Request().Context(), domain.OriginSCIM, tenantOf(c), body)
 	if err != nil {
 		return err
 	}

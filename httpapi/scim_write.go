@@ -99,7 +99,7 @@ func (s *Server) handleReplaceUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, _, err := s.svc.ReplaceUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), body, s.ifMatch(c))
+	u, _, err := s.svc.ReplaceUser(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.UserID(c.Param("id")), body, s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, _, err := s.svc.PatchUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), ops, operationsOf(body), s.ifMatch(c))
+	u, _, err := s.svc.PatchUser(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.UserID(c.Param("id")), ops, operationsOf(body), s.ifMatch(c))
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteUser(c echo.Context) error {
-	v, err := s.svc.DeleteUser(c.Request().Context(), tenantOf(c), domain.UserID(c.Param("id")), s.ifMatch(c))
+	v, err := s.svc.DeleteUser(c.Request().Context(), domain.OriginSCIM, tenantOf(c), domain.UserID(c.Param("id")), s.ifMatch(c))
 	if err != nil {
 		return err
 	}

@@ -99,9 +99,9 @@ func (w *writer) applyUser(e *domain.Event) error {
 		return err
 	}
 	if u.Deleted {
-		if err := w.leaveAllGroups(e.Tenant, e.AggregateID); err != nil {
-			return err
-		}
+		// The memberships the user had end with the group.members_removed events that the
+		// delete appended on each group (Service.DeleteUser decides that cascade, in one place);
+		// they are applied like any other membership change.
 		w.users.del(r, e)
 		return nil
 	}
@@ -289,22 +289,6 @@ func (w *writer) reindex(tenant domain.TenantID, id string, before, after indexK
 func rowKey(tenant domain.TenantID, id string) []byte {
 	b := make([]byte, 0, len(tenant)+1+len(id))
 	return append(append(append(b, tenant...), '/'), id...)
-}
-
-// leaveAllGroups removes a deleted user from every group it belonged to.
-func (w *writer) leaveAllGroups(tenant domain.TenantID, user string) error {
-	for _, g := range w.scan(rawUserGroups, w.scratchKey3(tenant, user, '/', "")) {
-		removed, err := w.removeMember(tenant, g, user)
-		if err != nil {
-			return err
-		}
-		if removed {
-			if err := w.adjustCount(tenant, g, -1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // addMember records a membership and counts it on the group row; it reports whether the

@@ -40,7 +40,7 @@ func TestDB_Dump(t *testing.T) {
 	store := mustOpenStore(t)
 	svc := newService(store)
 	tenant, users := populate(t, svc, 3)
-	if _, err := svc.CreateUser(t.Context(), tenant.ID, map[string]any{"userName": "ext", "externalId": "E<1>&"}); err != nil {
+	if _, err := svc.CreateUser(t.Context(), domain.OriginSystem, tenant.ID, map[string]any{"userName": "ext", "externalId": "E<1>&"}); err != nil {
 		t.Fatal(err)
 	}
 	h := head(t, store)

@@ -145,14 +145,14 @@ func newFixture(t *testing.T) *fixture {
 	}
 	for i := range 5 {
 		in := map[string]any{"userName": fmt.Sprintf("User%d@Acme.example", i), "active": i != 2}
-		u, err := svc.CreateUser(ctx, f.a.ID, in)
+		u, err := svc.CreateUser(ctx, domain.OriginSystem, f.a.ID, in)
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.usersA = append(f.usersA, u)
 	}
 	// The same userName in another tenant is another user.
-	if f.userB, err = svc.CreateUser(ctx, f.b.ID, map[string]any{"userName": "user0@acme.example"}); err != nil {
+	if f.userB, err = svc.CreateUser(ctx, domain.OriginSystem, f.b.ID, map[string]any{"userName": "user0@acme.example"}); err != nil {
 		t.Fatal(err)
 	}
 	f.head = head(t, store)

@@ -92,7 +92,7 @@ func populate(t *testing.T, svc *domain.Service, n int) (domain.Tenant, []domain
 	}
 	var users []domain.User
 	for i := range n {
-		u, err := svc.CreateUser(t.Context(), tenant.ID, map[string]any{"userName": fmt.Sprintf("user%d", i)})
+		u, err := svc.CreateUser(t.Context(), domain.OriginSystem, tenant.ID, map[string]any{"userName": fmt.Sprintf("user%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestProjector(t *testing.T) {
 		db := MustOpenDB(t)
 		p := startProjector(t, db, store)
 		for i := range 3 {
-			u, err := svc.CreateUser(t.Context(), tenant.ID, map[string]any{"userName": fmt.Sprint("live", i)})
+			u, err := svc.CreateUser(t.Context(), domain.OriginSystem, tenant.ID, map[string]any{"userName": fmt.Sprint("live", i)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,7 +219,7 @@ func TestProjector(t *testing.T) {
 		tn1, us1 := snapshot(t, db, tenant.ID, users)
 		closeDB(t, db)
 
-		added, err := svc.CreateUser(t.Context(), tenant.ID, map[string]any{"userName": "late"})
+		added, err := svc.CreateUser(t.Context(), domain.OriginSystem, tenant.ID, map[string]any{"userName": "late"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +340,7 @@ func TestProjector(t *testing.T) {
 		svc := newService(store)
 		tenant, users := populate(t, svc, 2)
 		bad := publishUndecodable(t, store, tenant.ID, "0192ffffffffffffffffffffffffffff")
-		later, err := svc.CreateUser(t.Context(), tenant.ID, map[string]any{"userName": "after-bad"})
+		later, err := svc.CreateUser(t.Context(), domain.OriginSystem, tenant.ID, map[string]any{"userName": "after-bad"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +415,7 @@ func TestProjector(t *testing.T) {
 		first.Stop()
 		tn1, us1 := snapshot(t, db, tenant.ID, users)
 
-		added, err := svc.CreateUser(t.Context(), tenant.ID, map[string]any{"userName": "new"})
+		added, err := svc.CreateUser(t.Context(), domain.OriginSystem, tenant.ID, map[string]any{"userName": "new"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -127,7 +127,7 @@ func TestProjector_Rebuild(t *testing.T) {
 		for w := range 4 {
 			wg.Go(func() {
 				for i := 0; ctx.Err() == nil; i++ {
-					u, err := svc.CreateUser(context.Background(), tenant.ID, map[string]any{"userName": fmt.Sprintf("w%d-%d", w, i)})
+					u, err := svc.CreateUser(context.Background(), domain.OriginSystem, tenant.ID, map[string]any{"userName": fmt.Sprintf("w%d-%d", w, i)})
 					if err != nil {
 						t.Errorf("CreateUser during rebuild: %v", err)
 						return

@@ -98,7 +98,7 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 		if i%97 == 3 {
 			in["roles"] = []any{map[string]any{"value": "admin", "primary": true}}
 		}
-		u, err := svc.CreateUser(ctx, tenant.ID, in)
+		u, err := svc.CreateUser(ctx, domain.OriginSCIM, tenant.ID, in)
 		ids[i] = u.ID
 		return err
 	})
@@ -115,7 +115,7 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 		}
 	}
 	parallel(shape.groups, func(g int) error {
-		grp, _, _, err := svc.CreateGroup(ctx, tenant.ID, map[string]any{"displayName": fmt.Sprintf("Team %05d", g),
+		grp, _, _, err := svc.CreateGroup(ctx, domain.OriginSCIM, tenant.ID, map[string]any{"displayName": fmt.Sprintf("Team %05d", g),
 			"externalId": fmt.Sprintf("grp-%05d", g), "members": []any{}})
 		groups[g] = grp.ID
 		if err != nil {
@@ -127,14 +127,14 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 				chunk = append(chunk, m)
 			}
 			op := domain.PatchOp{Op: domain.PatchAdd, Value: map[string]any{"members": chunk}}
-			if _, err := svc.PatchGroup(ctx, tenant.ID, grp.ID, []domain.PatchOp{op}, nil); err != nil {
+			if _, err := svc.PatchGroup(ctx, domain.OriginSCIM, tenant.ID, grp.ID, []domain.PatchOp{op}, nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	patch := func(id domain.UserID, value map[string]any) error {
-		_, _, err := svc.PatchUser(ctx, tenant.ID, id, []domain.PatchOp{{Op: domain.PatchReplace, Value: value}}, nil, nil)
+		_, _, err := svc.PatchUser(ctx, domain.OriginSCIM, tenant.ID, id, []domain.PatchOp{{Op: domain.PatchReplace, Value: value}}, nil, nil)
 		return err
 	}
 	parallel(shape.users, func(i int) error {
@@ -159,7 +159,7 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 		case i%100 == 7:
 			return patch(ids[i], map[string]any{"emails": []any{map[string]any{"value": strings.ToLower(userName(i - 1)), "type": "work"}}})
 		case i%150 == 9:
-			_, err := svc.DeleteUser(ctx, tenant.ID, ids[i], nil)
+			_, err := svc.DeleteUser(ctx, domain.OriginSCIM, tenant.ID, ids[i], nil)
 			return err
 		}
 		return nil
@@ -169,7 +169,7 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 			return nil
 		}
 		if g%30 == 0 {
-			_, err := svc.DeleteGroup(ctx, tenant.ID, groups[g], nil)
+			_, err := svc.DeleteGroup(ctx, domain.OriginSCIM, tenant.ID, groups[g], nil)
 			return err
 		}
 		var add []any
@@ -180,7 +180,7 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 			{Op: domain.PatchAdd, Value: map[string]any{"members": add}},
 			{Op: domain.PatchReplace, Value: map[string]any{"displayName": fmt.Sprintf("Squad %05d", g)}},
 		}
-		if _, err := svc.PatchGroup(ctx, tenant.ID, groups[g], ops, nil); err != nil {
+		if _, err := svc.PatchGroup(ctx, domain.OriginSCIM, tenant.ID, groups[g], ops, nil); err != nil {
 			return err
 		}
 		// Replacing the member list removes the first two.
@@ -188,7 +188,7 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 		for _, m := range members[g][min(2, len(members[g])):] {
 			keep = append(keep, m)
 		}
-		_, err := svc.ReplaceGroup(ctx, tenant.ID, groups[g], map[string]any{"displayName": fmt.Sprintf("Squad %05d", g),
+		_, err := svc.ReplaceGroup(ctx, domain.OriginSCIM, tenant.ID, groups[g], map[string]any{"displayName": fmt.Sprintf("Squad %05d", g),
 			"members": keep}, nil)
 		return err
 	})
@@ -202,7 +202,7 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 	}
 	var invited []domain.User
 	for i := range 20 {
-		u, err := svc.InviteUser(local, other.ID, fmt.Sprintf("person%d@fabrikam.example", i), fmt.Sprintf("Person %d", i))
+		u, err := svc.InviteUser(local, domain.OriginCompanyAPI, other.ID, fmt.Sprintf("person%d@fabrikam.example", i), fmt.Sprintf("Person %d", i))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -225,21 +225,21 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 		if i%4 == 2 && i > 2 {
 			continue // one user holds the shared address as its userName
 		}
-		if _, err := svc.EditUserLocally(local, other.ID, u.ID, edit); err != nil {
+		if _, err := svc.EditUserLocally(local, domain.OriginCompanyAPI, other.ID, u.ID, edit); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	for i := range 10 {
 		in := map[string]any{"userName": fmt.Sprintf("person%d@fabrikam.example", i), "active": true,
 			"emails": []any{map[string]any{"value": shared, "type": "other"}, map[string]any{"value": fmt.Sprintf("p%d@fabrikam.example", i), "primary": true}}}
-		if _, err := svc.CreateUser(ctx, other.ID, in); err != nil {
+		if _, err := svc.CreateUser(ctx, domain.OriginSCIM, other.ID, in); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	if _, _, err := svc.RotateSCIMToken(local, other.ID); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := svc.DeleteUser(ctx, other.ID, invited[5].ID, nil); err != nil {
+	if _, err := svc.DeleteUser(ctx, domain.OriginSCIM, other.ID, invited[5].ID, nil); err != nil {
 		tb.Fatal(err)
 	}
 	h := head(tb, store)

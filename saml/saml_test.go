@@ -135,7 +135,7 @@ func (e *env) wait(tb testing.TB, v domain.Version) {
 
 func (e *env) user(tb testing.TB, tenant domain.TenantID, userName string, active bool) domain.User {
 	tb.Helper()
-	u, err := e.dom.CreateUser(context.Background(), tenant, map[string]any{
+	u, err := e.dom.CreateUser(context.Background(), domain.OriginSystem, tenant, map[string]any{
 		"schemas": []any{domain.SchemaUser}, "userName": userName, "active": active,
 	})
 	if err != nil {

@@ -203,7 +203,7 @@ func TestProjectionsRebuild_online_under_SCIM_writes(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := range 100 {
-				if _, err := m.Service.CreateUser(context.Background(), domain.TenantID(tenant),
+				if _, err := m.Service.CreateUser(context.Background(), domain.OriginSystem, domain.TenantID(tenant),
 					map[string]any{"userName": fmt.Sprintf("pre%d-%d@acme.example", w, i)}); err != nil {
 					t.Error(err)
 					return
