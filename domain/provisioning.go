@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // Provisioning modes of a company.
@@ -181,7 +183,7 @@ func (s *Service) InviteUser(ctx context.Context, tenant TenantID, email, name s
 		attrs["displayName"] = name
 	}
 	id := s.NewID()
-	e := s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{SchemaUser}, Attributes: attrs})
+	e := s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{scim.SchemaUser}, Attributes: attrs})
 	b := Batch{Tenant: tenant, Writes: []Write{{Event: e}},
 		Unique: []UniqueOp{{Field: "userName", Value: FoldUserName(email), Holder: id}}}
 	v, err := s.appendRetry(ctx, b)

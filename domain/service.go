@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // maxConflictRetries bounds how often a command is decided again after losing a race.
@@ -134,11 +136,11 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (Tenant, string
 	return t, token, nil
 }
 
-// CreateUser creates a user from a client's SCIM representation (see [CanonicalUser]). The
+// CreateUser creates a user from a client's SCIM representation (see [scim.CanonicalUser]). The
 // userName is claimed tenant-wide in the same atomic append, so of two concurrent creates with
 // the same userName (in any letter case) one fails with ErrUniqueness.
 func (s *Service) CreateUser(ctx context.Context, tenant TenantID, in map[string]any) (User, error) {
-	attrs, schemas, err := CanonicalUser(in)
+	attrs, schemas, err := scim.CanonicalUser(in)
 	if err != nil {
 		return User{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // This file shapes rendered SCIM resources for the query parameters attributes,
@@ -102,12 +103,12 @@ func splitAttrList(list string) []string {
 
 // isCoreSchema reports whether s names one of idledger's core schemas.
 func isCoreSchema(s string) bool {
-	return strings.EqualFold(s, domain.SchemaUser) || strings.EqualFold(s, domain.SchemaGroup)
+	return strings.EqualFold(s, scim.SchemaUser) || strings.EqualFold(s, scim.SchemaGroup)
 }
 
 // extensionURNs returns the enterprise extension URN and every URN key of the resources.
 func extensionURNs(resources ...map[string]any) []string {
-	urns := []string{domain.SchemaEnterpriseUser}
+	urns := []string{scim.SchemaEnterpriseUser}
 	for _, r := range resources {
 		for k := range r {
 			if len(k) > 4 && strings.EqualFold(k[:4], "urn:") {
@@ -128,7 +129,7 @@ func parseAttrPath(item string, urns []string) ([]string, bool) {
 	var segs []string
 	if len(item) > 4 && strings.EqualFold(item[:4], "urn:") {
 		urn := ""
-		for _, u := range append([]string{domain.SchemaUser, domain.SchemaGroup}, urns...) {
+		for _, u := range append([]string{scim.SchemaUser, scim.SchemaGroup}, urns...) {
 			if len(u) > len(urn) && len(item) >= len(u) && strings.EqualFold(item[:len(u)], u) &&
 				(len(item) == len(u) || item[len(u)] == ':') {
 				urn = u
@@ -460,53 +461,53 @@ func primaryOf(v any) any {
 }
 
 // sortCommonAttributes describes the common attributes (RFC 7643 §3.1) for sorting.
-var sortCommonAttributes = []domain.Attribute{
-	{Name: "id", Type: domain.TypeString, CaseExact: true},
+var sortCommonAttributes = []scim.Attribute{
+	{Name: "id", Type: scim.TypeString, CaseExact: true},
 	externalIDAttribute,
-	{Name: "meta", Type: domain.TypeComplex, SubAttributes: []domain.Attribute{
-		{Name: "resourceType", Type: domain.TypeString, CaseExact: true},
-		{Name: "created", Type: domain.TypeDateTime},
-		{Name: "lastModified", Type: domain.TypeDateTime},
-		{Name: "location", Type: domain.TypeReference, CaseExact: true},
-		{Name: "version", Type: domain.TypeString, CaseExact: true},
+	{Name: "meta", Type: scim.TypeComplex, SubAttributes: []scim.Attribute{
+		{Name: "resourceType", Type: scim.TypeString, CaseExact: true},
+		{Name: "created", Type: scim.TypeDateTime},
+		{Name: "lastModified", Type: scim.TypeDateTime},
+		{Name: "location", Type: scim.TypeReference, CaseExact: true},
+		{Name: "version", Type: scim.TypeString, CaseExact: true},
 	}},
 }
 
 // sortAttribute returns the definition of the attribute at segs, searching the common, User
 // and Group attributes or the enterprise extension; the zero Attribute (a case-insensitive
 // string) if it is unknown. A complex attribute stands for its "value" sub-attribute.
-func sortAttribute(segs []string) domain.Attribute {
-	var attrs [][]domain.Attribute
+func sortAttribute(segs []string) scim.Attribute {
+	var attrs [][]scim.Attribute
 	if strings.HasPrefix(segs[0], "urn:") {
-		if !strings.EqualFold(segs[0], domain.SchemaEnterpriseUser) {
-			return domain.Attribute{}
+		if !strings.EqualFold(segs[0], scim.SchemaEnterpriseUser) {
+			return scim.Attribute{}
 		}
-		attrs, segs = [][]domain.Attribute{domain.EnterpriseUserAttributes}, segs[1:]
+		attrs, segs = [][]scim.Attribute{scim.EnterpriseUserAttributes}, segs[1:]
 	} else {
-		attrs = [][]domain.Attribute{sortCommonAttributes, domain.UserAttributes, domain.GroupAttributes}
+		attrs = [][]scim.Attribute{sortCommonAttributes, scim.UserAttributes, scim.GroupAttributes}
 	}
 	for _, set := range attrs {
 		if a, ok := findAttribute(set, segs); ok {
 			return a
 		}
 	}
-	return domain.Attribute{}
+	return scim.Attribute{}
 }
 
 // findAttribute walks segs through attrs.
-func findAttribute(attrs []domain.Attribute, segs []string) (domain.Attribute, bool) {
-	var a domain.Attribute
+func findAttribute(attrs []scim.Attribute, segs []string) (scim.Attribute, bool) {
+	var a scim.Attribute
 	for i, s := range segs {
-		j := slices.IndexFunc(attrs, func(x domain.Attribute) bool { return strings.EqualFold(x.Name, s) })
+		j := slices.IndexFunc(attrs, func(x scim.Attribute) bool { return strings.EqualFold(x.Name, s) })
 		if j < 0 {
-			return domain.Attribute{}, false
+			return scim.Attribute{}, false
 		}
 		a = attrs[j]
 		if i < len(segs)-1 {
 			attrs = a.SubAttributes
 		}
 	}
-	if a.Type == domain.TypeComplex {
+	if a.Type == scim.TypeComplex {
 		return findAttribute(a.SubAttributes, []string{"value"})
 	}
 	return a, true
@@ -521,7 +522,7 @@ type sortKey struct {
 }
 
 // newSortKey makes the key of v, an attribute of definition def.
-func newSortKey(v any, def domain.Attribute) sortKey {
+func newSortKey(v any, def scim.Attribute) sortKey {
 	switch v := v.(type) {
 	case nil:
 		return sortKey{kind: 4}
@@ -539,7 +540,7 @@ func newSortKey(v any, def domain.Attribute) sortKey {
 		}
 		return sortKey{kind: 1}
 	case string:
-		if def.Type == domain.TypeDateTime {
+		if def.Type == scim.TypeDateTime {
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 				return sortKey{kind: 2, t: t}
 			}

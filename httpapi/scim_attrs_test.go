@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // mustJSON decodes a JSON object literal for a test table.
@@ -114,9 +115,9 @@ func TestSortResources(t *testing.T) {
 				"emails": []any{map[string]any{"value": "z@x"}, map[string]any{"value": "b@x", "primary": true}}},
 			{"id": "B", "userName": "Alice", "externalId": "x2", "meta": map[string]any{"created": "2026-01-01T00:00:00Z"},
 				"emails": []any{map[string]any{"value": "c@x"}}, "active": true,
-				domain.SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m2"}}},
+				scim.SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m2"}}},
 			{"id": "c", "userName": "carol", "externalId": "X1", "meta": map[string]any{"created": "2025-12-31T23:59:59+01:00"}, "active": false,
-				domain.SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m1"}}},
+				scim.SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m1"}}},
 			{"id": "d", "userName": "alice", "meta": map[string]any{}},
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // maxResults is the page size cap advertised as filter.maxResults.
@@ -152,7 +153,7 @@ func (g *userGroups) add(res map[string]any, user domain.UserID) error {
 // excludedAttributes (see projectAttributes) keeps any part of the core attribute name, so
 // that an attribute that costs a read is computed only when it is returned.
 func returnsCoreAttr(name, attributes, excluded string) bool {
-	urns := []string{domain.SchemaEnterpriseUser}
+	urns := []string{scim.SchemaEnterpriseUser}
 	if sel := parseAttrList(attributes, urns); !sel.empty() {
 		return sel.allCore || sel.child(name) != nil
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // ifMatch parses an If-Match header into the expected version; nil means no precondition
@@ -79,7 +80,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ops, err := parsePatchRequest(body)
+	ops, err := scim.ParsePatchRequest(body)
 	if err != nil {
 		return err
 	}

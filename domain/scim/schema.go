@@ -1,4 +1,4 @@
-package domain
+package scim
 
 import (
 	"encoding/json"
@@ -48,10 +48,10 @@ var identifierPaths = map[string]bool{
 	"username": true, "externalid": true, "displayname": true, "emails.value": true,
 }
 
-// checkLen returns ErrInvalid if s is too long for the attribute at path, or is an identifier
+// CheckString returns ErrInvalid if s is too long for the attribute at path, or is an identifier
 // with a control character (a NUL or line break in a userName is never data, and would
 // mislead every log and admin screen that shows it).
-func checkLen(s, path string) error {
+func CheckString(s, path string) error {
 	limit := MaxAttributeLen
 	ident := identifierPaths[strings.ToLower(path)]
 	if ident {
@@ -73,7 +73,7 @@ func checkRaw(v any, path string, depth int) error {
 	}
 	switch x := v.(type) {
 	case string:
-		return checkLen(x, path)
+		return CheckString(x, path)
 	case []any:
 		if len(x) > MaxValues {
 			return Errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(x), MaxValues)
@@ -85,7 +85,7 @@ func checkRaw(v any, path string, depth int) error {
 		}
 	case map[string]any:
 		for k, e := range x {
-			if err := checkLen(k, path); err != nil {
+			if err := CheckString(k, path); err != nil {
 				return err
 			}
 			if err := checkRaw(e, path+"."+k, depth+1); err != nil {
@@ -369,7 +369,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 func asString(v any, path string) (string, error) {
 	switch s := v.(type) {
 	case string:
-		if err := checkLen(s, path); err != nil {
+		if err := CheckString(s, path); err != nil {
 			return "", err
 		}
 		return s, nil

@@ -1,4 +1,4 @@
-package domain
+package scim
 
 import (
 	"errors"
@@ -137,7 +137,7 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 			if strings.ContainsAny(k, "[]") {
 				return Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
 			}
-			t, err := resolveUserPath(work, schemas, k)
+			t, err := resolveUserKey(work, schemas, k)
 			if err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 		}
 		return nil
 	}
-	t, err := resolveUserPath(work, schemas, attrPathText(op.Path.Path))
+	t, err := resolveUserPath(work, schemas, op.Path.Path, op.Path.Path.String())
 	if err != nil {
 		return err
 	}
@@ -162,97 +162,89 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 	return applyUserTarget(work, schemas, op.Op, t, op.Value)
 }
 
-// resolveUserPath resolves a path written as text: "userName", "name.givenName",
-// "urn:…:core:2.0:User:userName", "urn:…:enterprise:2.0:User:manager" (or "….User.manager"),
-// a custom "urn:…:<Name>:2.0:User:<attr>", or a bare extension URN.
-func resolveUserPath(work map[string]any, schemas []string, text string) (userTarget, error) {
-	s := strings.TrimSpace(text)
-	t := userTarget{path: s}
+// resolveUserKey resolves a key of a no-path operation's value object, an attribute path
+// written as text: "userName", "name.givenName", "urn:…:core:2.0:User:userName",
+// "urn:…:enterprise:2.0:User:manager" (or "….User.manager"), a custom
+// "urn:…:<Name>:2.0:User:<attr>", or a bare extension URN. A key that is no attribute path but
+// could be an attribute's name ("1st", "a$") is split at its dot and resolved like one: an
+// unknown attribute, ignored like CanonicalUser ignores it.
+func resolveUserKey(work map[string]any, schemas []string, key string) (userTarget, error) {
+	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
-		return t, Errorf(ErrInvalidPath, "invalid path %q", text)
+		return userTarget{path: s}, Errorf(ErrInvalidPath, "invalid path %q", key)
 	}
-	if rest, ok := cutURN(s, SchemaUser); ok {
-		if rest == "" {
-			return t, Errorf(ErrInvalidPath, "path %q names no attribute", text)
+	p, ok, err := parseAttrPath(s, true)
+	switch {
+	case err != nil:
+		return userTarget{path: s}, Errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
+	case !ok:
+		name, sub, valid := splitKey(s)
+		if !valid || strings.Contains(s, ":") {
+			return userTarget{path: s}, Errorf(ErrInvalidPath, "invalid path %q", key)
 		}
-		return resolveAttr(t, "", UserAttributes, rest)
+		return resolveAttr(userTarget{path: s}, "", UserAttributes, name, sub)
 	}
-	if rest, ok := cutURN(s, SchemaEnterpriseUser); ok {
-		t.ext = SchemaEnterpriseUser
-		if rest == "" {
-			return t, nil
-		}
-		return resolveAttr(t, SchemaEnterpriseUser, EnterpriseUserAttributes, rest)
-	}
-	if hasPrefixFold(s, "urn:") {
-		ext, rest, err := splitExtensionURN(append(sortedKeys(work), schemas...), "User", s)
-		if err != nil {
-			return t, err
-		}
-		t.ext = keyFold(work, ext)
-		t.name, t.sub, _ = strings.Cut(rest, ".")
-		if rest != "" && (t.name == "" || strings.HasSuffix(rest, ".")) {
-			return t, Errorf(ErrInvalidPath, "invalid path %q", text)
-		}
-		return t, nil
-	}
-	return resolveAttr(t, "", UserAttributes, s)
+	return resolveUserPath(work, schemas, p, s)
 }
 
-// cutURN reports whether s is urn or begins with urn followed by ":" or "." (case-insensitive),
-// and returns what follows.
-func cutURN(s, urn string) (string, bool) {
-	if !hasPrefixFold(s, urn) {
-		return "", false
+// resolveUserPath resolves a parsed attribute path against the User schemas: a core attribute
+// (the parser has dropped the core URN), an enterprise attribute or the whole enterprise
+// extension, or a custom extension's attribute or whole object. text is the path as the
+// client wrote it, for error details.
+func resolveUserPath(work map[string]any, schemas []string, p AttrPath, text string) (userTarget, error) {
+	t := userTarget{path: text}
+	switch p.URN {
+	case "":
+		return resolveAttr(t, "", UserAttributes, p.Attr, p.Sub)
+	case SchemaEnterpriseUser:
+		t.ext = SchemaEnterpriseUser
+		if p.Attr == "" {
+			return t, nil
+		}
+		return resolveAttr(t, SchemaEnterpriseUser, EnterpriseUserAttributes, p.Attr, p.Sub)
 	}
-	rest := s[len(urn):]
-	if rest == "" {
-		return "", true
+	return extensionTarget(t, work, append(sortedKeys(work), schemas...), p), nil
+}
+
+// extensionTarget resolves p into a custom extension, kept without a schema. known are the
+// extension URNs the resource has (stored keys, listed schemas), matched in any case. The
+// parser ends a URN at its last colon, so a known URN also wins when the parser took its last
+// segment for the attribute ("urn:acme:ext" or "urn:acme:ext.attr" with "urn:acme:ext" known).
+func extensionTarget(t userTarget, work map[string]any, known []string, p AttrPath) userTarget {
+	t.ext, t.name, t.sub = p.URN, p.Attr, p.Sub
+	if p.Attr != "" {
+		if k, ok := findFold(known, p.URN+":"+p.Attr); ok {
+			t.ext, t.name, t.sub = k, p.Sub, ""
+		}
 	}
-	if rest[0] == ':' || rest[0] == '.' {
-		return rest[1:], true
+	if k, ok := findFold(known, t.ext); ok {
+		t.ext = k
+	}
+	t.ext = keyFold(work, t.ext)
+	return t
+}
+
+// findFold returns the first of list that equals s ignoring case.
+func findFold(list []string, s string) (string, bool) {
+	for _, k := range list {
+		if strings.EqualFold(k, s) {
+			return k, true
+		}
 	}
 	return "", false
 }
 
-// splitExtensionURN splits an extension path of a resource ("User" or "Group") into the
-// extension URN and the attribute path. A URN among known (stored extension keys, listed
-// schemas) wins, the longest first; otherwise a last segment naming the resource ends the URN
-// (…:2.0:User, …:2.0:User.attr), and failing that the last colon separates the attribute.
-func splitExtensionURN(known []string, resource, s string) (string, string, error) {
-	best := ""
-	for _, c := range known {
-		if !hasPrefixFold(c, "urn:") || len(c) <= len(best) {
-			continue
-		}
-		if _, ok := cutURN(s, c); ok {
-			best = c
-		}
-	}
-	if best != "" {
-		rest, _ := cutURN(s, best)
-		return best, rest, nil
-	}
-	i := strings.LastIndexByte(s, ':')
-	seg := s[i+1:]
-	switch {
-	case strings.EqualFold(seg, resource):
-		return s, "", nil
-	case hasPrefixFold(seg, resource+"."):
-		n := len(resource) + 1
-		return s[:i+n], seg[n:], nil
-	case seg == "" || i <= len("urn:"):
-		return "", "", Errorf(ErrInvalidPath, "invalid path %q", s)
-	}
-	return s[:i], seg, nil
+// splitKey splits "attr" or "attr.sub" (a key of an object in a PATCH value); valid is false
+// for an empty name or sub-attribute, a second dot or a colon in the name.
+func splitKey(k string) (name, sub string, valid bool) {
+	name, sub, dotted := strings.Cut(k, ".")
+	valid = name != "" && !(dotted && (sub == "" || strings.Contains(sub, "."))) && !strings.Contains(name, ":")
+	return name, sub, valid
 }
 
-// resolveAttr resolves "attr" or "attr.sub" among attrs (core or enterprise).
-func resolveAttr(t userTarget, ext string, attrs []Attribute, p string) (userTarget, error) {
-	name, sub, dotted := strings.Cut(p, ".")
-	if name == "" || (dotted && (sub == "" || strings.Contains(sub, "."))) || strings.Contains(name, ":") {
-		return t, Errorf(ErrInvalidPath, "invalid path %q", t.path)
-	}
+// resolveAttr resolves attribute name (and sub-attribute sub, if not "") among attrs (core or
+// enterprise).
+func resolveAttr(t userTarget, ext string, attrs []Attribute, name, sub string) (userTarget, error) {
 	t.ext, t.sub = ext, sub
 	var a Attribute
 	var ok bool
@@ -339,7 +331,12 @@ func applyWholeEnterprise(work map[string]any, schemas []string, op string, t us
 		return Errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
 	}
 	for _, k := range sortedKeys(obj) {
-		at, err := resolveAttr(userTarget{path: SchemaEnterpriseUser + ":" + k}, SchemaEnterpriseUser, EnterpriseUserAttributes, k)
+		at := userTarget{path: SchemaEnterpriseUser + ":" + k}
+		name, sub, valid := splitKey(k)
+		if !valid {
+			return Errorf(ErrInvalidPath, "invalid path %q", at.path)
+		}
+		at, err := resolveAttr(at, SchemaEnterpriseUser, EnterpriseUserAttributes, name, sub)
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,31 @@
-package domain
+package scim
 
 import (
 	"strings"
 )
+
+// A Member is one member of a group as a client sends it: a user id and an optional display
+// name and type.
+type Member struct {
+	Value   string
+	Display string
+	Type    string
+}
+
+// Kinds of MemberOp.
+const (
+	MembersAdd       = "add"
+	MembersRemove    = "remove"
+	MembersRemoveAll = "removeAll"
+	MembersReplace   = "replace"
+)
+
+// A MemberOp is what a group PATCH asks of the member list; the caller decides against the
+// current membership which members are actually new or present.
+type MemberOp struct {
+	Kind    string
+	Members []Member
+}
 
 // CanonicalGroup validates a client's Group representation (a POST or PUT body) and returns
 // the attributes to store (displayName, externalId and extension objects under their URN keys;
@@ -132,7 +155,11 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 			if strings.ContainsAny(k, "[]") {
 				return nil, Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
 			}
-			got, err := applyGroupPath(work, op.Op, k, nil, "", obj[k])
+			p, err := parseGroupKey(k)
+			if err != nil {
+				return nil, err
+			}
+			got, err := applyGroupPath(work, op.Op, p, k, nil, "", obj[k])
 			if err != nil {
 				return nil, err
 			}
@@ -140,31 +167,39 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 		}
 		return mops, nil
 	}
-	return applyGroupPath(work, op.Op, attrPathText(op.Path.Path), op.Path.Filter, op.Path.ElemSub, op.Value)
+	return applyGroupPath(work, op.Op, op.Path.Path, op.Path.Path.String(), op.Path.Filter, op.Path.ElemSub, op.Value)
 }
 
-// applyGroupPath applies one operation on the path text (with an optional value filter).
-func applyGroupPath(work map[string]any, op, text string, f Filter, elemSub string, value any) ([]MemberOp, error) {
-	s := strings.TrimSpace(text)
+// parseGroupKey parses a key of a no-path operation's value object as an attribute path. A
+// key that is no attribute path but could be an attribute's name ("1st") is split at its dot
+// and resolved like one: an unknown attribute, ignored.
+func parseGroupKey(key string) (AttrPath, error) {
+	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
-		return nil, Errorf(ErrInvalidPath, "invalid path %q", text)
+		return AttrPath{}, Errorf(ErrInvalidPath, "invalid path %q", key)
 	}
-	if rest, ok := cutURN(s, SchemaGroup); ok {
-		s = rest
+	p, ok, err := parseAttrPath(s, true)
+	switch {
+	case err != nil:
+		return AttrPath{}, Errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
+	case !ok:
+		name, sub, valid := splitKey(s)
+		if !valid || strings.Contains(s, ":") {
+			return AttrPath{}, Errorf(ErrInvalidPath, "invalid path %q", key)
+		}
+		return AttrPath{Attr: name, Sub: sub}, nil
 	}
-	if hasPrefixFold(s, "urn:") {
-		ext, rest, err := splitExtensionURN(sortedKeys(work), "Group", s)
-		if err != nil {
-			return nil, err
-		}
-		t := userTarget{path: s, ext: keyFold(work, ext), filter: f}
-		t.name, t.sub, _ = strings.Cut(rest, ".")
-		if rest != "" && (t.name == "" || strings.HasSuffix(rest, ".")) {
-			return nil, Errorf(ErrInvalidPath, "invalid path %q", text)
-		}
+	return p, nil
+}
+
+// applyGroupPath applies one operation on path p (with an optional value filter); text is the
+// path as written, for error details.
+func applyGroupPath(work map[string]any, op string, p AttrPath, text string, f Filter, elemSub string, value any) ([]MemberOp, error) {
+	if p.URN != "" {
+		t := extensionTarget(userTarget{path: text, filter: f}, work, sortedKeys(work), p)
 		return nil, applyRaw(work, op, t, value)
 	}
-	name, sub, _ := strings.Cut(s, ".")
+	name, sub := p.Attr, p.Sub
 	switch strings.ToLower(name) {
 	case "id", "meta", "schemas":
 		return nil, Errorf(ErrMutability, "%s is read-only", name)
