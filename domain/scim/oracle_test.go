@@ -818,3 +818,29 @@ func TestParseFilter_Oracle(t *testing.T) {
 		checkPatchPathOracle(t, raw)
 	}
 }
+
+// BenchmarkParseFilter compares ParseFilter with the oracle on the filters Entra sends most
+// (the match query first) and a composite one.
+func BenchmarkParseFilter(b *testing.B) {
+	filters := []string{
+		`userName eq "Ada.Lovelace@contoso.com"`,
+		`externalId eq ada`,
+		`emails[type eq "work"].value eq "ada@contoso.com"`,
+		`userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")`,
+	}
+	for _, bb := range []struct {
+		name  string
+		parse func(string) (Filter, error)
+	}{{"ParseFilter", ParseFilter}, {"oracle", oldParseFilter}} {
+		for i, raw := range filters {
+			b.Run(fmt.Sprintf("%s/%d", bb.name, i), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := bb.parse(raw); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -352,10 +352,10 @@ func (p *filterParser) stringLiteral() (string, error) {
 	}
 	lit := p.s[p.i : end+1]
 	p.i = end + 1
-	v := lit[1 : len(lit)-1]
-	if plainJSONString(v) {
+	if v := lit[1 : len(lit)-1]; plainJSONString(v) {
 		return v, nil
 	}
+	var v string
 	if err := json.Unmarshal([]byte(lit), &v); err != nil {
 		return "", Errorf(ErrInvalidFilter, "filter has an invalid string literal %s", clip(lit))
 	}
