@@ -77,7 +77,7 @@ func (s *Server) writeGroup(c echo.Context, status int, g domain.Group) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(g.Version))
-	return s.writeSCIM(c, status, projectAttributes(body, q.Get("attributes"), q.Get("excludedAttributes")))
+	return s.writeSCIM(c, status, scim.Project(body, q.Get("attributes"), q.Get("excludedAttributes")))
 }
 
 func (s *Server) handleCreateGroup(c echo.Context) error {

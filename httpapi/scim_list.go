@@ -101,7 +101,7 @@ func storedPath(p scim.AttrPath) bool {
 // sorting has left only those.
 func (p listParams) page(total int, rendered []map[string]any, complete func(r map[string]any) error) (map[string]any, error) {
 	if p.sortBy != "" {
-		if err := sortResources(rendered, p.sortBy, p.sortOrder); err != nil {
+		if err := scim.SortResources(rendered, p.sortBy, p.sortOrder); err != nil {
 			return nil, err
 		}
 		from := min(p.start-1, len(rendered))
@@ -121,7 +121,7 @@ func (p listParams) page(total int, rendered []map[string]any, complete func(r m
 			out[i] = r // rendered for this answer only: nothing to project, no need to copy
 			continue
 		}
-		out[i] = projectAttributes(r, p.attributes, p.excluded)
+		out[i] = scim.Project(r, p.attributes, p.excluded)
 	}
 	return listResponse(total, p.start, out), nil
 }

@@ -136,5 +136,5 @@ func (s *Server) writeUser(c echo.Context, status int, u domain.User) error {
 	if c.Request().Method == http.MethodGet && notModified(c, tag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return s.writeSCIM(c, status, projectAttributes(res, attributes, excluded))
+	return s.writeSCIM(c, status, scim.Project(res, attributes, excluded))
 }

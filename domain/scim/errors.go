@@ -37,13 +37,13 @@ func (e *Error) Error() string { return e.Detail }
 // Unwrap returns the kind, so errors.Is(err, ErrInvalidPath) works through wrapping.
 func (e *Error) Unwrap() error { return e.Kind }
 
-// Errorf builds an *Error of the given kind with a formatted detail.
-func Errorf(kind error, format string, args ...any) error {
+// errorf builds an *Error of the given kind with a formatted detail.
+func errorf(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Detail: fmt.Sprintf(format, args...)}
 }
 
-// ErrorDetail returns the client-safe detail of err if it carries one, or "".
-func ErrorDetail(err error) string {
+// errorDetail returns the client-safe detail of err if it carries one, or "".
+func errorDetail(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Detail

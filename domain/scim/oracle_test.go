@@ -39,10 +39,10 @@ const (
 // values (RFC 7644 §3.4.2.2 makes gt on a boolean an invalidFilter).
 func oldParseFilter(raw string) (Filter, error) {
 	if !utf8.ValidString(raw) {
-		return nil, Errorf(ErrInvalidFilter, "filter is not valid UTF-8")
+		return nil, errorf(ErrInvalidFilter, "filter is not valid UTF-8")
 	}
 	if len(raw) > oldMaxFilterLen {
-		return nil, Errorf(ErrInvalidFilter, "filter is longer than %d bytes", oldMaxFilterLen)
+		return nil, errorf(ErrInvalidFilter, "filter is longer than %d bytes", oldMaxFilterLen)
 	}
 	if f, ok := oldSimpleEq(raw); ok {
 		return f, nil
@@ -150,9 +150,9 @@ func oldParseFilterText(s string, nested bool, budget int) (Filter, error) {
 	s = strings.Trim(s, " ")
 	if s == "" {
 		if nested {
-			return nil, Errorf(ErrInvalidFilter, "value filter [] is empty")
+			return nil, errorf(ErrInvalidFilter, "value filter [] is empty")
 		}
-		return nil, Errorf(ErrInvalidFilter, "filter is empty")
+		return nil, errorf(ErrInvalidFilter, "filter is empty")
 	}
 	toks, err := oldLexFilter(s, budget)
 	if err != nil {
@@ -169,7 +169,7 @@ func oldParseFilterText(s string, nested bool, budget int) (Filter, error) {
 	}
 	expr, err := oldLibParseFilter(text.String())
 	if err != nil {
-		return nil, Errorf(ErrInvalidFilter,
+		return nil, errorf(ErrInvalidFilter,
 			"filter %s is not valid: expected attribute operator value (userName eq \"bjensen\"), "+
 				"attribute pr, and/or/not (…) combinations or attribute[…] (RFC 7644 §3.4.2.2)", oldClip(s))
 	}
@@ -205,7 +205,7 @@ func oldLexFilter(s string, budget int) ([]oldFilterToken, error) {
 			toks = append(toks, oldFilterToken{c, s[i : i+1], depth})
 			if c == '(' {
 				if depth++; depth > budget {
-					return nil, Errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", oldMaxFilterDepth)
+					return nil, errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", oldMaxFilterDepth)
 				}
 			}
 			i++
@@ -217,11 +217,11 @@ func oldLexFilter(s string, budget int) ([]oldFilterToken, error) {
 				}
 			}
 			if j >= len(s) {
-				return nil, Errorf(ErrInvalidFilter, "filter has an unterminated string at offset %d", i)
+				return nil, errorf(ErrInvalidFilter, "filter has an unterminated string at offset %d", i)
 			}
 			var v string
 			if err := json.Unmarshal([]byte(s[i:j+1]), &v); err != nil {
-				return nil, Errorf(ErrInvalidFilter, "filter has an invalid string literal %s", oldClip(s[i:j+1]))
+				return nil, errorf(ErrInvalidFilter, "filter has an invalid string literal %s", oldClip(s[i:j+1]))
 			}
 			toks = append(toks, oldFilterToken{'"', oldQuoteFilterValue(v), depth})
 			i = j + 1
@@ -261,29 +261,29 @@ func (c *oldFilterConv) oldCutValuePaths(toks []oldFilterToken, nested bool, bud
 		t := toks[i]
 		switch t.kind {
 		case ']':
-			return nil, Errorf(ErrInvalidFilter, "filter has a ']' without '['")
+			return nil, errorf(ErrInvalidFilter, "filter has a ']' without '['")
 		case '[':
 			if nested {
-				return nil, Errorf(ErrInvalidFilter, "value filters cannot be nested")
+				return nil, errorf(ErrInvalidFilter, "value filters cannot be nested")
 			}
 			k := len(out) - 1
 			for k >= 0 && out[k].kind == ' ' {
 				k--
 			}
 			if k < 0 || out[k].kind != 'w' || oldIsLogicalWord(out[k].text) {
-				return nil, Errorf(ErrInvalidFilter, "a value filter '[' must follow an attribute name")
+				return nil, errorf(ErrInvalidFilter, "a value filter '[' must follow an attribute name")
 			}
 			attrText := out[k].text
 			out = out[:k]
 			j := i + 1
 			for j < len(toks) && toks[j].kind != ']' {
 				if toks[j].kind == '[' {
-					return nil, Errorf(ErrInvalidFilter, "value filters cannot be nested")
+					return nil, errorf(ErrInvalidFilter, "value filters cannot be nested")
 				}
 				j++
 			}
 			if j == len(toks) {
-				return nil, Errorf(ErrInvalidFilter, "value filter after %s has no closing ']'", oldClip(attrText))
+				return nil, errorf(ErrInvalidFilter, "value filter after %s has no closing ']'", oldClip(attrText))
 			}
 			var inner strings.Builder
 			for _, it := range toks[i+1 : j] {
@@ -293,7 +293,7 @@ func (c *oldFilterConv) oldCutValuePaths(toks []oldFilterToken, nested bool, bud
 			if j+1 < len(toks) && toks[j+1].kind == 'w' && strings.HasPrefix(toks[j+1].text, ".") {
 				sub = toks[j+1].text[1:]
 				if !oldIsFilterAttrName(sub) {
-					return nil, Errorf(ErrInvalidFilter, "%q after a value filter is not a sub-attribute name", toks[j+1].text)
+					return nil, errorf(ErrInvalidFilter, "%q after a value filter is not a sub-attribute name", toks[j+1].text)
 				}
 				j++
 			}
@@ -326,17 +326,17 @@ func oldParseValuePath(attrText, inner string, hasSub bool, budget int) (ValuePa
 	}
 	ap, err := oldLibParseAttrPath(oldLegacyExtensionPath(attrText))
 	if err != nil {
-		return ValuePathFilter{}, Errorf(ErrInvalidFilter, "%s is not an attribute name", oldClip(attrText))
+		return ValuePathFilter{}, errorf(ErrInvalidFilter, "%s is not an attribute name", oldClip(attrText))
 	}
 	path, err := oldConvertAttrPath(ap, false)
 	if err != nil {
 		return ValuePathFilter{}, err
 	}
 	if path.Sub != "" {
-		return ValuePathFilter{}, Errorf(ErrInvalidFilter, "a value filter needs a multi-valued attribute, not %q", path.String())
+		return ValuePathFilter{}, errorf(ErrInvalidFilter, "a value filter needs a multi-valued attribute, not %q", path.String())
 	}
 	if budget < 0 {
-		return ValuePathFilter{}, Errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", oldMaxFilterDepth)
+		return ValuePathFilter{}, errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", oldMaxFilterDepth)
 	}
 	f, err := oldParseFilterText(inner, true, budget)
 	if err != nil {
@@ -554,7 +554,7 @@ func (c *oldFilterConv) expr(e filter.Expression) (Filter, error) {
 		}
 		return ValuePathFilter{Path: path, Filter: f}, nil
 	}
-	return nil, Errorf(ErrInvalidFilter, "unsupported filter expression")
+	return nil, errorf(ErrInvalidFilter, "unsupported filter expression")
 }
 
 func (c *oldFilterConv) attrExp(x *filter.AttributeExpression) (Filter, error) {
@@ -562,7 +562,7 @@ func (c *oldFilterConv) attrExp(x *filter.AttributeExpression) (Filter, error) {
 		if vp, ok := c.groups[x.AttributePath.AttributeName]; ok {
 			if x.AttributePath.SubAttribute == nil {
 				if x.Operator != filter.PR {
-					return nil, Errorf(ErrInvalidFilter, "a value filter %s[…] cannot be compared", vp.Path)
+					return nil, errorf(ErrInvalidFilter, "a value filter %s[…] cannot be compared", vp.Path)
 				}
 				return vp, nil
 			}
@@ -595,23 +595,23 @@ func oldCompareFilter(path AttrPath, op filter.CompareOperator, v any) (Filter, 
 	case json.Number:
 		f, err := strconv.ParseFloat(string(x), 64)
 		if err != nil {
-			return nil, Errorf(ErrInvalidFilter, "number %s in filter is out of range", oldClip(string(x)))
+			return nil, errorf(ErrInvalidFilter, "number %s in filter is out of range", oldClip(string(x)))
 		}
 		value = f
 	case string:
 		var s string
 		if err := json.Unmarshal([]byte(`"`+x+`"`), &s); err != nil {
-			return nil, Errorf(ErrInvalidFilter, "invalid string literal %s in filter", oldClip(`"`+x+`"`))
+			return nil, errorf(ErrInvalidFilter, "invalid string literal %s in filter", oldClip(`"`+x+`"`))
 		}
 		value = s
 	default:
-		return nil, Errorf(ErrInvalidFilter, "unsupported value in filter")
+		return nil, errorf(ErrInvalidFilter, "unsupported value in filter")
 	}
 	switch o {
 	case OpGt, OpGe, OpLt, OpLe, OpCo, OpSw, OpEw:
 		switch value.(type) {
 		case bool, nil:
-			return nil, Errorf(ErrInvalidFilter, "%s %s cannot compare %s; use eq or ne", path, o, oldFilterValueText(value))
+			return nil, errorf(ErrInvalidFilter, "%s %s cannot compare %s; use eq or ne", path, o, oldFilterValueText(value))
 		}
 	}
 	return CompareFilter{Path: path, Op: o, Value: value}, nil
@@ -635,7 +635,7 @@ func oldConvertAttrPath(p filter.AttributePath, schemaOnly bool) (AttrPath, erro
 	}
 	urn := *p.URIPrefix
 	if len(urn) < 4 || !strings.EqualFold(urn[:4], "urn:") {
-		return out, Errorf(ErrInvalidFilter, "%q: an attribute prefix must be a schema URN", p.String())
+		return out, errorf(ErrInvalidFilter, "%q: an attribute prefix must be a schema URN", p.String())
 	}
 	if (strings.EqualFold(out.Attr, "User") || strings.EqualFold(out.Attr, "Group")) &&
 		oldIsSchemaVersion(urn[strings.LastIndexByte(urn, ':')+1:]) {
@@ -650,7 +650,7 @@ func oldConvertAttrPath(p filter.AttributePath, schemaOnly bool) (AttrPath, erro
 	}
 	out.URN = urn
 	if out.Attr == "" && (urn == "" || !schemaOnly) {
-		return out, Errorf(ErrInvalidFilter, "%q names a schema, not an attribute", p.String())
+		return out, errorf(ErrInvalidFilter, "%q names a schema, not an attribute", p.String())
 	}
 	return out, nil
 }
@@ -677,7 +677,7 @@ func oldClip(s string) string {
 func oldParsePatchPath(raw string) (*PatchPath, error) {
 	s := strings.Trim(raw, " ")
 	invalid := func(why string) error {
-		return Errorf(ErrInvalidPath, "invalid path %s: %s", oldClip(raw), why)
+		return errorf(ErrInvalidPath, "invalid path %s: %s", oldClip(raw), why)
 	}
 	switch {
 	case s == "":
@@ -691,7 +691,7 @@ func oldParsePatchPath(raw string) (*PatchPath, error) {
 	if strings.ContainsAny(s, `[]"() `) {
 		toks, err := oldLexFilter(s, oldMaxFilterDepth)
 		if err != nil {
-			return nil, invalid(ErrorDetail(err))
+			return nil, invalid(errorDetail(err))
 		}
 		open := 0
 		for open < len(toks) && toks[open].kind != '[' {
@@ -734,7 +734,7 @@ func oldParsePatchPath(raw string) (*PatchPath, error) {
 	}
 	path, err := oldConvertAttrPath(ap, true)
 	if err != nil {
-		return nil, invalid(ErrorDetail(err))
+		return nil, invalid(errorDetail(err))
 	}
 	pp := &PatchPath{Path: path, ElemSub: sub}
 	if hasFilter {
@@ -743,7 +743,7 @@ func oldParsePatchPath(raw string) (*PatchPath, error) {
 		}
 		// One level for the brackets, as in a filter.
 		if pp.Filter, err = oldParseFilterText(inner, true, oldMaxFilterDepth-1); err != nil {
-			return nil, invalid(ErrorDetail(err))
+			return nil, invalid(errorDetail(err))
 		}
 	}
 	return pp, nil

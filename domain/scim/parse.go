@@ -24,14 +24,14 @@ import (
 
 // Limits of the filter and PATCH parsers.
 const (
-	// MaxFilterLen bounds the filter and path text; Entra's filters are far shorter.
-	MaxFilterLen = 8 << 10
+	// maxFilterLen bounds the filter and path text; Entra's filters are far shorter.
+	maxFilterLen = 8 << 10
 	// maxFilterDepth bounds the nesting of parentheses and brackets.
 	maxFilterDepth = 64
 	// MaxPatchOps bounds the operations of one PATCH request.
 	MaxPatchOps = 1000
-	// SchemaPatchOp is the PATCH request message schema (RFC 7644 §3.5.2).
-	SchemaPatchOp = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+	// schemaPatchOp is the PATCH request message schema (RFC 7644 §3.5.2).
+	schemaPatchOp = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 )
 
 // ParseFilter parses a SCIM filter (the "filter" query parameter, already URL-decoded). It
@@ -45,10 +45,10 @@ const (
 // Parentheses and brackets nest at most 64 deep.
 func ParseFilter(raw string) (Filter, error) {
 	if !utf8.ValidString(raw) {
-		return nil, Errorf(ErrInvalidFilter, "filter is not valid UTF-8")
+		return nil, errorf(ErrInvalidFilter, "filter is not valid UTF-8")
 	}
-	if len(raw) > MaxFilterLen {
-		return nil, Errorf(ErrInvalidFilter, "filter is longer than %d bytes", MaxFilterLen)
+	if len(raw) > maxFilterLen {
+		return nil, errorf(ErrInvalidFilter, "filter is longer than %d bytes", maxFilterLen)
 	}
 	return parseFilterText(raw, false, maxFilterDepth)
 }
@@ -68,9 +68,9 @@ func parseFilterText(s string, nested bool, budget int) (Filter, error) {
 	s = strings.Trim(s, " ")
 	if s == "" {
 		if nested {
-			return nil, Errorf(ErrInvalidFilter, "value filter [] is empty")
+			return nil, errorf(ErrInvalidFilter, "value filter [] is empty")
 		}
-		return nil, Errorf(ErrInvalidFilter, "filter is empty")
+		return nil, errorf(ErrInvalidFilter, "filter is empty")
 	}
 	p := filterParser{s: s, budget: budget, nested: nested}
 	f, err := p.or()
@@ -88,12 +88,12 @@ func (p *filterParser) syntaxError() error {
 	if p.i < len(p.s) {
 		switch p.s[p.i] {
 		case ']':
-			return Errorf(ErrInvalidFilter, "filter has a ']' without '['")
+			return errorf(ErrInvalidFilter, "filter has a ']' without '['")
 		case '[':
-			return Errorf(ErrInvalidFilter, "a value filter '[' must follow an attribute name")
+			return errorf(ErrInvalidFilter, "a value filter '[' must follow an attribute name")
 		}
 	}
-	return Errorf(ErrInvalidFilter,
+	return errorf(ErrInvalidFilter,
 		"filter %s is not valid: expected attribute operator value (userName eq \"bjensen\"), "+
 			"attribute pr, and/or/not (…) combinations or attribute[…] (RFC 7644 §3.4.2.2)", clip(p.s))
 }
@@ -161,7 +161,7 @@ func (p *filterParser) value() (Filter, error) {
 			return NotFilter{Filter: f}, nil
 		case p.s[next] == '[':
 			if isLogicalWord(word) {
-				return nil, Errorf(ErrInvalidFilter, "a value filter '[' must follow an attribute name")
+				return nil, errorf(ErrInvalidFilter, "a value filter '[' must follow an attribute name")
 			}
 			p.i = next
 			return p.valuePath(word)
@@ -169,7 +169,7 @@ func (p *filterParser) value() (Filter, error) {
 	}
 	path, ok, err := parseAttrPath(word, false)
 	if err != nil {
-		return nil, Errorf(ErrInvalidFilter, "%s", err.Error())
+		return nil, errorf(ErrInvalidFilter, "%s", err.Error())
 	}
 	if !ok {
 		return nil, p.syntaxError()
@@ -180,7 +180,7 @@ func (p *filterParser) value() (Filter, error) {
 // parens parses "(" SP* FILTER SP* ")".
 func (p *filterParser) parens() (Filter, error) {
 	if p.depth++; p.depth > p.budget {
-		return nil, Errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", maxFilterDepth)
+		return nil, errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", maxFilterDepth)
 	}
 	p.i = skipSpaces(p.s, p.i+1)
 	f, err := p.or()
@@ -236,7 +236,7 @@ func (p *filterParser) comparison(path AttrPath, bare bool) (Filter, error) {
 		case isJSONNumber(w):
 			f, err := strconv.ParseFloat(w, 64)
 			if err != nil {
-				return nil, Errorf(ErrInvalidFilter, "number %s in filter is out of range", clip(w))
+				return nil, errorf(ErrInvalidFilter, "number %s in filter is out of range", clip(w))
 			}
 			value = f
 		case bare:
@@ -249,7 +249,7 @@ func (p *filterParser) comparison(path AttrPath, bare bool) (Filter, error) {
 	case OpGt, OpGe, OpLt, OpLe, OpCo, OpSw, OpEw:
 		switch value.(type) {
 		case bool, nil:
-			return nil, Errorf(ErrInvalidFilter, "%s %s cannot compare %s; use eq or ne", path, op, filterLiteral(value))
+			return nil, errorf(ErrInvalidFilter, "%s %s cannot compare %s; use eq or ne", path, op, filterLiteral(value))
 		}
 	}
 	return CompareFilter{Path: path, Op: op, Value: value}, nil
@@ -258,7 +258,7 @@ func (p *filterParser) comparison(path AttrPath, bare bool) (Filter, error) {
 // valuePath parses "[inner]" after the attribute word, and an optional ".sub op value".
 func (p *filterParser) valuePath(word string) (Filter, error) {
 	if p.nested {
-		return nil, Errorf(ErrInvalidFilter, "value filters cannot be nested")
+		return nil, errorf(ErrInvalidFilter, "value filters cannot be nested")
 	}
 	open := p.i
 	closing, err := closingBracket(p.s, open)
@@ -266,7 +266,7 @@ func (p *filterParser) valuePath(word string) (Filter, error) {
 		return nil, err
 	}
 	if closing < 0 {
-		return nil, Errorf(ErrInvalidFilter, "value filter after %s has no closing ']'", clip(word))
+		return nil, errorf(ErrInvalidFilter, "value filter after %s has no closing ']'", clip(word))
 	}
 	p.i = closing + 1
 	sub := ""
@@ -274,18 +274,18 @@ func (p *filterParser) valuePath(word string) (Filter, error) {
 		p.i++
 		w := p.word()
 		if !isAttrName(w) {
-			return nil, Errorf(ErrInvalidFilter, "%q after a value filter is not a sub-attribute name", "."+w)
+			return nil, errorf(ErrInvalidFilter, "%q after a value filter is not a sub-attribute name", "."+w)
 		}
 		sub = w
 	}
 	path, ok, err := parseAttrPath(word, false)
 	switch {
 	case err != nil:
-		return nil, Errorf(ErrInvalidFilter, "%s", err.Error())
+		return nil, errorf(ErrInvalidFilter, "%s", err.Error())
 	case !ok:
-		return nil, Errorf(ErrInvalidFilter, "%s is not an attribute name", clip(word))
+		return nil, errorf(ErrInvalidFilter, "%s is not an attribute name", clip(word))
 	case path.Sub != "":
-		return nil, Errorf(ErrInvalidFilter, "a value filter needs a multi-valued attribute, not %q", path.String())
+		return nil, errorf(ErrInvalidFilter, "a value filter needs a multi-valued attribute, not %q", path.String())
 	}
 	// The brackets count as a level, and one more with a sub-attribute: String renders
 	// attr[inner].sub op v as attr[(inner) and sub op v].
@@ -294,7 +294,7 @@ func (p *filterParser) valuePath(word string) (Filter, error) {
 		budget--
 	}
 	if budget < 0 {
-		return nil, Errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", maxFilterDepth)
+		return nil, errorf(ErrInvalidFilter, "filter nests parentheses deeper than %d levels", maxFilterDepth)
 	}
 	inner, err := parseFilterText(p.s[open+1:closing], true, budget)
 	if err != nil {
@@ -318,11 +318,11 @@ func closingBracket(s string, open int) (int, error) {
 		case ']':
 			return i, nil
 		case '[':
-			return 0, Errorf(ErrInvalidFilter, "value filters cannot be nested")
+			return 0, errorf(ErrInvalidFilter, "value filters cannot be nested")
 		case '"':
 			end := stringEnd(s, i)
 			if end < 0 {
-				return 0, Errorf(ErrInvalidFilter, "filter has an unterminated string at offset %d", i)
+				return 0, errorf(ErrInvalidFilter, "filter has an unterminated string at offset %d", i)
 			}
 			i = end
 		}
@@ -348,7 +348,7 @@ func stringEnd(s string, i int) int {
 func (p *filterParser) stringLiteral() (string, error) {
 	end := stringEnd(p.s, p.i)
 	if end < 0 {
-		return "", Errorf(ErrInvalidFilter, "filter has an unterminated string at offset %d", p.i)
+		return "", errorf(ErrInvalidFilter, "filter has an unterminated string at offset %d", p.i)
 	}
 	lit := p.s[p.i : end+1]
 	p.i = end + 1
@@ -357,7 +357,7 @@ func (p *filterParser) stringLiteral() (string, error) {
 	}
 	var v string
 	if err := json.Unmarshal([]byte(lit), &v); err != nil {
-		return "", Errorf(ErrInvalidFilter, "filter has an invalid string literal %s", clip(lit))
+		return "", errorf(ErrInvalidFilter, "filter has an invalid string literal %s", clip(lit))
 	}
 	return v, nil
 }
@@ -603,7 +603,7 @@ func clip(s string) string {
 func ParsePatchPath(raw string) (*PatchPath, error) {
 	s := strings.Trim(raw, " ")
 	invalid := func(why string) error {
-		return Errorf(ErrInvalidPath, "invalid path %s: %s", clip(raw), why)
+		return errorf(ErrInvalidPath, "invalid path %s: %s", clip(raw), why)
 	}
 	const expected = "expected attribute, attribute.subAttribute or attribute[filter]"
 	switch {
@@ -611,8 +611,8 @@ func ParsePatchPath(raw string) (*PatchPath, error) {
 		return nil, invalid("empty")
 	case !utf8.ValidString(s):
 		return nil, invalid("not valid UTF-8")
-	case len(s) > MaxFilterLen:
-		return nil, invalid(fmt.Sprintf("longer than %d bytes", MaxFilterLen))
+	case len(s) > maxFilterLen:
+		return nil, invalid(fmt.Sprintf("longer than %d bytes", maxFilterLen))
 	}
 	attrText, inner, sub, hasFilter := s, "", "", false
 	if strings.ContainsAny(s, `[]"() `) {
@@ -627,7 +627,7 @@ func ParsePatchPath(raw string) (*PatchPath, error) {
 		}
 		closing, err := closingBracket(s, open)
 		if err != nil {
-			return nil, invalid(ErrorDetail(err))
+			return nil, invalid(errorDetail(err))
 		}
 		if closing < 0 {
 			return nil, invalid("missing ']'")
@@ -658,7 +658,7 @@ func ParsePatchPath(raw string) (*PatchPath, error) {
 		}
 		// One level for the brackets, as in a filter.
 		if pp.Filter, err = parseFilterText(inner, true, maxFilterDepth-1); err != nil {
-			return nil, invalid(ErrorDetail(err))
+			return nil, invalid(errorDetail(err))
 		}
 	}
 	return pp, nil
@@ -680,52 +680,52 @@ func ParsePatchPath(raw string) (*PatchPath, error) {
 //   - Other members of an operation ("name", …) and of the body (a stray "id") are ignored.
 func ParsePatchRequest(body map[string]any) ([]PatchOp, error) {
 	if v, ok := memberFold(body, "schemas"); ok && v != nil && !hasPatchOpSchema(v) {
-		return nil, Errorf(ErrInvalidSyntax, "schemas must contain %q", SchemaPatchOp)
+		return nil, errorf(ErrInvalidSyntax, "schemas must contain %q", schemaPatchOp)
 	}
 	raw, _ := memberFold(body, "Operations")
 	list, ok := raw.([]any)
 	switch {
 	case raw == nil:
-		return nil, Errorf(ErrInvalidSyntax, "Operations is required")
+		return nil, errorf(ErrInvalidSyntax, "Operations is required")
 	case !ok:
-		return nil, Errorf(ErrInvalidSyntax, "Operations must be an array")
+		return nil, errorf(ErrInvalidSyntax, "Operations must be an array")
 	case len(list) == 0:
-		return nil, Errorf(ErrInvalidSyntax, "Operations must not be empty")
+		return nil, errorf(ErrInvalidSyntax, "Operations must not be empty")
 	case len(list) > MaxPatchOps:
-		return nil, Errorf(ErrTooMany, "a PATCH request may have at most %d operations, got %d", MaxPatchOps, len(list))
+		return nil, errorf(ErrTooMany, "a PATCH request may have at most %d operations, got %d", MaxPatchOps, len(list))
 	}
 	ops := make([]PatchOp, 0, len(list))
 	for i, e := range list {
 		m, ok := e.(map[string]any)
 		if !ok {
-			return nil, Errorf(ErrInvalidSyntax, "Operations[%d] must be an object", i)
+			return nil, errorf(ErrInvalidSyntax, "Operations[%d] must be an object", i)
 		}
 		opv, _ := memberFold(m, "op")
 		opText, ok := opv.(string)
 		if !ok {
-			return nil, Errorf(ErrInvalidSyntax, "Operations[%d]: op must be add, replace or remove", i)
+			return nil, errorf(ErrInvalidSyntax, "Operations[%d]: op must be add, replace or remove", i)
 		}
 		op := PatchOp{Op: strings.ToLower(strings.TrimSpace(opText))}
 		switch op.Op {
 		case PatchAdd, PatchReplace, PatchRemove:
 		default:
-			return nil, Errorf(ErrInvalidSyntax, "Operations[%d]: unsupported op %q; use add, replace or remove", i, opText)
+			return nil, errorf(ErrInvalidSyntax, "Operations[%d]: unsupported op %q; use add, replace or remove", i, opText)
 		}
 		if pv, _ := memberFold(m, "path"); pv != nil {
 			ps, ok := pv.(string)
 			if !ok {
-				return nil, Errorf(ErrInvalidPath, "Operations[%d]: path must be a string", i)
+				return nil, errorf(ErrInvalidPath, "Operations[%d]: path must be a string", i)
 			}
 			if strings.TrimSpace(ps) != "" {
 				p, err := ParsePatchPath(ps)
 				if err != nil {
-					return nil, Errorf(ErrInvalidPath, "Operations[%d]: %s", i, ErrorDetail(err))
+					return nil, errorf(ErrInvalidPath, "Operations[%d]: %s", i, errorDetail(err))
 				}
 				op.Path = p
 			}
 		}
 		if op.Path == nil && op.Op == PatchRemove {
-			return nil, Errorf(ErrNoTarget, "Operations[%d]: remove needs a path (RFC 7644 §3.5.2.2)", i)
+			return nil, errorf(ErrNoTarget, "Operations[%d]: remove needs a path (RFC 7644 §3.5.2.2)", i)
 		}
 		op.Value, _ = memberFold(m, "value")
 		ops = append(ops, op)
@@ -738,10 +738,10 @@ func ParsePatchRequest(body map[string]any) ([]PatchOp, error) {
 func hasPatchOpSchema(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return strings.EqualFold(strings.TrimSpace(x), SchemaPatchOp)
+		return strings.EqualFold(strings.TrimSpace(x), schemaPatchOp)
 	case []any:
 		for _, e := range x {
-			if s, ok := e.(string); ok && strings.EqualFold(strings.TrimSpace(s), SchemaPatchOp) {
+			if s, ok := e.(string); ok && strings.EqualFold(strings.TrimSpace(s), schemaPatchOp) {
 				return true
 			}
 		}

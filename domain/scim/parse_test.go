@@ -278,7 +278,7 @@ var invalidFilters = []string{
 	`userName eq "a` + "\xff" + `"`,
 	"userName\teq \"a\"",
 	strings.Repeat("(", 100) + `a eq 1` + strings.Repeat(")", 100),
-	`a eq "` + strings.Repeat("x", MaxFilterLen) + `"`,
+	`a eq "` + strings.Repeat("x", maxFilterLen) + `"`,
 	`emails[type eq "work"] and idlvp0 pr`,
 }
 
@@ -297,7 +297,7 @@ func TestParseFilter_Invalid(t *testing.T) {
 			if !errors.Is(err, ErrInvalidFilter) {
 				t.Fatalf("parseFilter = %v, %v; want ErrInvalidFilter", f, err)
 			}
-			if ErrorDetail(err) == "" {
+			if errorDetail(err) == "" {
 				t.Errorf("error %v has no detail", err)
 			}
 		})
@@ -532,7 +532,7 @@ func TestParsePatchRequest(t *testing.T) {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("parsePatchRequest = %v, %v; want %v", ops, err, tt.wantErr)
 				}
-				if ErrorDetail(err) == "" {
+				if errorDetail(err) == "" {
 					t.Errorf("error %v has no detail", err)
 				}
 				return
@@ -557,7 +557,7 @@ func TestParsePatchRequest(t *testing.T) {
 func TestParsePatchRequest_UnknownOpDetail(t *testing.T) {
 	t.Parallel()
 	_, err := ParsePatchRequest(map[string]any{"Operations": []any{map[string]any{"op": "Move"}}})
-	if d := ErrorDetail(err); !strings.Contains(d, `"Move"`) {
+	if d := errorDetail(err); !strings.Contains(d, `"Move"`) {
 		t.Errorf("detail = %q, want it to name the op", d)
 	}
 }
@@ -584,7 +584,7 @@ func FuzzParseFilter(f *testing.F) {
 			Match(fl, fixture(t, name))
 		}
 		EqualityLookups(fl)
-		if len(raw) > MaxFilterLen/2 {
+		if len(raw) > maxFilterLen/2 {
 			return // String() may be longer than the input (quoted bare words)
 		}
 		checkFilterRoundTrip(t, raw)
@@ -606,7 +606,7 @@ func FuzzParsePatchPath(f *testing.F) {
 			}
 			return
 		}
-		if len(raw) > MaxFilterLen/2 {
+		if len(raw) > maxFilterLen/2 {
 			return
 		}
 		checkPatchPathRoundTrip(t, raw)

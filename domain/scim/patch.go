@@ -47,7 +47,7 @@ func unwrapSingle(v any, path string) (any, error) {
 	case 1:
 		return list[0], nil
 	}
-	return nil, Errorf(ErrInvalid, "%s is single-valued but got %d values", path, len(list))
+	return nil, errorf(ErrInvalid, "%s is single-valued but got %d values", path, len(list))
 }
 
 // hasPrefixFold reports whether s begins with prefix, ignoring case.

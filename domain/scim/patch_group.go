@@ -65,7 +65,7 @@ func CanonicalGroup(in map[string]any) (map[string]any, []Member, []string, erro
 		}
 	}
 	if name, _ := out["displayName"].(string); strings.TrimSpace(name) == "" {
-		return nil, nil, nil, Errorf(ErrInvalid, "displayName is required")
+		return nil, nil, nil, errorf(ErrInvalid, "displayName is required")
 	}
 	return out, members, groupSchemas(out), nil
 }
@@ -130,11 +130,11 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 	switch op.Op {
 	case PatchAdd, PatchReplace, PatchRemove:
 	default:
-		return nil, Errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
+		return nil, errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
 	}
 	if op.Path == nil {
 		if op.Op == PatchRemove {
-			return nil, Errorf(ErrNoTarget, "remove needs a path")
+			return nil, errorf(ErrNoTarget, "remove needs a path")
 		}
 		v, err := unwrapSingle(op.Value, "value")
 		if err != nil {
@@ -145,7 +145,7 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 			if v == nil {
 				return nil, nil
 			}
-			return nil, Errorf(ErrInvalid, "value must be an object when path is omitted")
+			return nil, errorf(ErrInvalid, "value must be an object when path is omitted")
 		}
 		var mops []MemberOp
 		for _, k := range sortedKeys(obj) {
@@ -153,7 +153,7 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 				continue
 			}
 			if strings.ContainsAny(k, "[]") {
-				return nil, Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
+				return nil, errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
 			}
 			p, err := parseGroupKey(k)
 			if err != nil {
@@ -176,16 +176,16 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 func parseGroupKey(key string) (AttrPath, error) {
 	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
-		return AttrPath{}, Errorf(ErrInvalidPath, "invalid path %q", key)
+		return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q", key)
 	}
 	p, ok, err := parseAttrPath(s, true)
 	switch {
 	case err != nil:
-		return AttrPath{}, Errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
+		return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
 	case !ok:
 		name, sub, valid := splitKey(s)
 		if !valid || strings.Contains(s, ":") {
-			return AttrPath{}, Errorf(ErrInvalidPath, "invalid path %q", key)
+			return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q", key)
 		}
 		return AttrPath{Attr: name, Sub: sub}, nil
 	}
@@ -202,15 +202,15 @@ func applyGroupPath(work map[string]any, op string, p AttrPath, text string, f F
 	name, sub := p.Attr, p.Sub
 	switch strings.ToLower(name) {
 	case "id", "meta", "schemas":
-		return nil, Errorf(ErrMutability, "%s is read-only", name)
+		return nil, errorf(ErrMutability, "%s is read-only", name)
 	case "members":
 		if sub != "" {
-			return nil, Errorf(ErrInvalidPath, "%q: members sub-attributes cannot be patched", text)
+			return nil, errorf(ErrInvalidPath, "%q: members sub-attributes cannot be patched", text)
 		}
 		return membersOp(op, f, elemSub, value)
 	case "displayname", "externalid":
 		if sub != "" || f != nil {
-			return nil, Errorf(ErrInvalidPath, "%s has no sub-attributes", name)
+			return nil, errorf(ErrInvalidPath, "%s has no sub-attributes", name)
 		}
 		return nil, setGroupString(work, op, groupAttrName(strings.ToLower(name)), value)
 	}
@@ -228,7 +228,7 @@ func setGroupString(work map[string]any, op, name string, value any) error {
 	}
 	if isEmptyValue(v) {
 		if name == "displayName" {
-			return Errorf(ErrInvalid, "displayName may not be empty")
+			return errorf(ErrInvalid, "displayName may not be empty")
 		}
 		delete(work, name)
 		return nil
@@ -238,7 +238,7 @@ func setGroupString(work map[string]any, op, name string, value any) error {
 		return err
 	}
 	if name == "displayName" && strings.TrimSpace(s) == "" {
-		return Errorf(ErrInvalid, "displayName may not be empty")
+		return errorf(ErrInvalid, "displayName may not be empty")
 	}
 	work[name] = s
 	return nil
@@ -249,7 +249,7 @@ func membersOp(op string, f Filter, elemSub string, value any) ([]MemberOp, erro
 	if f != nil {
 		ids, ok := memberFilterValues(f)
 		if op != PatchRemove || !ok || (elemSub != "" && !strings.EqualFold(elemSub, "value")) {
-			return nil, Errorf(ErrInvalidPath, `members filters are supported only in remove, as value eq "id" joined by or`)
+			return nil, errorf(ErrInvalidPath, `members filters are supported only in remove, as value eq "id" joined by or`)
 		}
 		ms := make([]Member, 0, len(ids))
 		seen := make(map[string]bool, len(ids))
@@ -336,10 +336,10 @@ func parseMembers(v any) ([]Member, error) {
 			}
 			m.Type, _ = getFold(x, "type").(string)
 		default:
-			return nil, Errorf(ErrInvalid, "members: each member must be an object with a value")
+			return nil, errorf(ErrInvalid, "members: each member must be an object with a value")
 		}
 		if strings.TrimSpace(m.Value) == "" {
-			return nil, Errorf(ErrInvalid, "members: each member needs a non-empty string value")
+			return nil, errorf(ErrInvalid, "members: each member needs a non-empty string value")
 		}
 		if !seen[m.Value] {
 			seen[m.Value] = true

@@ -113,11 +113,11 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 	switch op.Op {
 	case PatchAdd, PatchReplace, PatchRemove:
 	default:
-		return Errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
+		return errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
 	}
 	if op.Path == nil {
 		if op.Op == PatchRemove {
-			return Errorf(ErrNoTarget, "remove needs a path")
+			return errorf(ErrNoTarget, "remove needs a path")
 		}
 		v, err := unwrapSingle(op.Value, "value")
 		if err != nil {
@@ -128,14 +128,14 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 			if v == nil {
 				return nil
 			}
-			return Errorf(ErrInvalid, "value must be an object when path is omitted")
+			return errorf(ErrInvalid, "value must be an object when path is omitted")
 		}
 		for _, k := range sortedKeys(obj) {
 			if strings.EqualFold(k, "schemas") {
 				continue // the schemas list follows from the attributes
 			}
 			if strings.ContainsAny(k, "[]") {
-				return Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
+				return errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
 			}
 			t, err := resolveUserKey(work, schemas, k)
 			if err != nil {
@@ -153,11 +153,11 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 	}
 	if op.Path.Filter != nil {
 		if t.sub != "" || (t.attr == nil && !t.ignore) {
-			return Errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
+			return errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
 		}
 		t.filter, t.elemSub = op.Path.Filter, op.Path.ElemSub
 	} else if op.Path.ElemSub != "" {
-		return Errorf(ErrInvalidPath, "%q: a sub-attribute after a filter needs a filter", t.path)
+		return errorf(ErrInvalidPath, "%q: a sub-attribute after a filter needs a filter", t.path)
 	}
 	return applyUserTarget(work, schemas, op.Op, t, op.Value)
 }
@@ -171,16 +171,16 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 func resolveUserKey(work map[string]any, schemas []string, key string) (userTarget, error) {
 	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
-		return userTarget{path: s}, Errorf(ErrInvalidPath, "invalid path %q", key)
+		return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q", key)
 	}
 	p, ok, err := parseAttrPath(s, true)
 	switch {
 	case err != nil:
-		return userTarget{path: s}, Errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
+		return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
 	case !ok:
 		name, sub, valid := splitKey(s)
 		if !valid || strings.Contains(s, ":") {
-			return userTarget{path: s}, Errorf(ErrInvalidPath, "invalid path %q", key)
+			return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q", key)
 		}
 		return resolveAttr(userTarget{path: s}, "", UserAttributes, name, sub)
 	}
@@ -251,7 +251,7 @@ func resolveAttr(t userTarget, ext string, attrs []Attribute, name, sub string) 
 	if ext == "" {
 		switch strings.ToLower(name) {
 		case "id", "meta", "schemas":
-			return t, Errorf(ErrMutability, "%s is read-only", name)
+			return t, errorf(ErrMutability, "%s is read-only", name)
 		case "externalid":
 			a, ok = externalIDAttr, true
 		case "manager":
@@ -269,9 +269,9 @@ func resolveAttr(t userTarget, ext string, attrs []Attribute, name, sub string) 
 		t.ignore = true // unknown attributes are ignored, like CanonicalUser does
 		return t, nil
 	case a.Mutability == "readOnly":
-		return t, Errorf(ErrMutability, "%s is read-only", a.Name)
+		return t, errorf(ErrMutability, "%s is read-only", a.Name)
 	case sub != "" && a.Type != TypeComplex:
-		return t, Errorf(ErrInvalidPath, "%s has no sub-attributes", a.Name)
+		return t, errorf(ErrInvalidPath, "%s has no sub-attributes", a.Name)
 	}
 	t.attr, t.name = &a, a.Name
 	return t, nil
@@ -328,13 +328,13 @@ func applyWholeEnterprise(work map[string]any, schemas []string, op string, t us
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return Errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
+		return errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
 	}
 	for _, k := range sortedKeys(obj) {
 		at := userTarget{path: SchemaEnterpriseUser + ":" + k}
 		name, sub, valid := splitKey(k)
 		if !valid {
-			return Errorf(ErrInvalidPath, "invalid path %q", at.path)
+			return errorf(ErrInvalidPath, "invalid path %q", at.path)
 		}
 		at, err := resolveAttr(at, SchemaEnterpriseUser, EnterpriseUserAttributes, name, sub)
 		if err != nil {
@@ -474,7 +474,7 @@ func applyFiltered(c map[string]any, a Attribute, op string, t userTarget, value
 		// single manager object is then filtered like a one-element list.
 		m, isObj := c[a.Name].(map[string]any)
 		if op != PatchRemove || a.Name != "manager" {
-			return Errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
+			return errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
 		}
 		if isObj && Match(t.filter, m) {
 			if t.elemSub == "" {
@@ -734,7 +734,7 @@ func setOrDelete(c map[string]any, name string, v any) {
 // are set, merged and removed as sent.
 func applyRaw(work map[string]any, op string, t userTarget, value any) error {
 	if t.filter != nil {
-		return Errorf(ErrInvalidPath, "%q: value filters on custom extension attributes are not supported", t.path)
+		return errorf(ErrInvalidPath, "%q: value filters on custom extension attributes are not supported", t.path)
 	}
 	if t.name == "" {
 		if op == PatchRemove {
@@ -751,7 +751,7 @@ func applyRaw(work map[string]any, op string, t userTarget, value any) error {
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return Errorf(ErrInvalid, "%s must be an object", t.ext)
+			return errorf(ErrInvalid, "%s must be an object", t.ext)
 		}
 		c := childMap(work, t.ext, true)
 		for _, k := range sortedKeys(obj) {

@@ -58,10 +58,10 @@ func CheckString(s, path string) error {
 		limit = MaxIdentifierLen
 	}
 	if len(s) > limit {
-		return Errorf(ErrInvalid, "%s is %d bytes long; at most %d are accepted", path, len(s), limit)
+		return errorf(ErrInvalid, "%s is %d bytes long; at most %d are accepted", path, len(s), limit)
 	}
 	if ident && strings.ContainsFunc(s, unicode.IsControl) {
-		return Errorf(ErrInvalid, "%s contains a control character", path)
+		return errorf(ErrInvalid, "%s contains a control character", path)
 	}
 	return nil
 }
@@ -69,14 +69,14 @@ func CheckString(s, path string) error {
 // checkRaw applies the value limits to a custom extension's value, which is kept as sent.
 func checkRaw(v any, path string, depth int) error {
 	if depth > maxExtensionDepth {
-		return Errorf(ErrInvalid, "%s nests deeper than %d levels", path, maxExtensionDepth)
+		return errorf(ErrInvalid, "%s nests deeper than %d levels", path, maxExtensionDepth)
 	}
 	switch x := v.(type) {
 	case string:
 		return CheckString(x, path)
 	case []any:
 		if len(x) > MaxValues {
-			return Errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(x), MaxValues)
+			return errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(x), MaxValues)
 		}
 		for _, e := range x {
 			if err := checkRaw(e, path, depth+1); err != nil {
@@ -226,7 +226,7 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 		case strings.EqualFold(k, SchemaEnterpriseUser):
 			obj, ok := v.(map[string]any)
 			if !ok {
-				return nil, nil, Errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
+				return nil, nil, errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
 			}
 			ext, err := canonicalObject(EnterpriseUserAttributes, obj, SchemaEnterpriseUser)
 			if err != nil {
@@ -262,7 +262,7 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 	slices.Sort(schemas[1:]) // core first, extensions in a stable order
 	name, _ := out["userName"].(string)
 	if strings.TrimSpace(name) == "" {
-		return nil, nil, Errorf(ErrInvalid, "userName is required")
+		return nil, nil, errorf(ErrInvalid, "userName is required")
 	}
 	if _, ok := out["active"]; !ok {
 		out["active"] = true
@@ -302,7 +302,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 			list = []any{v}
 		}
 		if len(list) > MaxValues {
-			return nil, Errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(list), MaxValues)
+			return nil, errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(list), MaxValues)
 		}
 		var out []any
 		primaries := 0
@@ -322,7 +322,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 			out = append(out, ce)
 		}
 		if primaries > 1 {
-			return nil, Errorf(ErrInvalid, "%s: at most one value may be primary", path)
+			return nil, errorf(ErrInvalid, "%s: at most one value may be primary", path)
 		}
 		if len(out) == 0 {
 			return nil, nil
@@ -337,7 +337,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 			if _, hasValue := findAttr(a.SubAttributes, "value"); hasValue {
 				obj = map[string]any{"value": v}
 			} else {
-				return nil, Errorf(ErrInvalid, "%s must be an object", path)
+				return nil, errorf(ErrInvalid, "%s must be an object", path)
 			}
 		}
 		m, err := canonicalObject(a.SubAttributes, obj, path)
@@ -356,7 +356,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 		case float64, json.Number:
 			return n, nil
 		}
-		return nil, Errorf(ErrInvalid, "%s must be a number", path)
+		return nil, errorf(ErrInvalid, "%s must be a number", path)
 	default:
 		s, err := asString(v, path)
 		if err != nil || s == "" {
@@ -380,7 +380,7 @@ func asString(v any, path string) (string, error) {
 	case bool:
 		return fmt.Sprint(s), nil
 	}
-	return "", Errorf(ErrInvalid, "%s must be a string", path)
+	return "", errorf(ErrInvalid, "%s must be a string", path)
 }
 
 func asBool(v any, path string) (bool, error) {
@@ -395,7 +395,7 @@ func asBool(v any, path string) (bool, error) {
 			return false, nil
 		}
 	}
-	return false, Errorf(ErrInvalid, "%s must be a boolean", path)
+	return false, errorf(ErrInvalid, "%s must be a boolean", path)
 }
 
 // GroupAttributes are the core Group schema's attributes (RFC 7643 §4.2), without id,

@@ -66,7 +66,7 @@ func TestCanonicalUser_Limits(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(ErrorDetail(err), tt.detail) {
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(errorDetail(err), tt.detail) {
 				t.Errorf("err = %v, want ErrInvalid with %q", err, tt.detail)
 			}
 		})
