@@ -10,8 +10,8 @@ import (
 )
 
 // DiffResource returns what changed between two states of a canonical user or group resource
-// (as produced by [CanonicalUser], [PatchUser], [CanonicalGroup] or [PatchGroup]), sorted by
-// path, one [Change] per changed attribute:
+// (as produced by [scim.CanonicalUser], [scim.PatchUser], [scim.CanonicalGroup] or
+// [scim.PatchGroup]), sorted by path, one [Change] per changed attribute:
 //
 //	displayName                                                       a simple attribute
 //	name.givenName                                                    a sub-attribute of a complex one

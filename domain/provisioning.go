@@ -172,7 +172,7 @@ func (s *Service) InviteUser(ctx context.Context, tenant TenantID, email, name s
 		return User{}, Errorf(ErrInvalid, "email is required and must be an address")
 	}
 	if err := errors.Join(checkLen(email, "emails.value"), checkLen(name, "displayName")); err != nil {
-		return User{}, err // the limits of CanonicalUser (schema.go), which this path skips
+		return User{}, err // the limits of scim.CanonicalUser, which this path skips
 	}
 	attrs := map[string]any{
 		"userName": email,

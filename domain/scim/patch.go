@@ -21,8 +21,8 @@ type PatchOp struct {
 	Value any
 }
 
-// isEmptyValue reports whether a PATCH value means "clear the attribute": null or "" (entra-scim.md
-// §4.4 rule 6).
+// isEmptyValue reports whether a PATCH value means "clear the attribute": null or "", both of
+// which Entra sends to clear one.
 func isEmptyValue(v any) bool {
 	switch x := v.(type) {
 	case nil:
@@ -34,8 +34,8 @@ func isEmptyValue(v any) bool {
 }
 
 // unwrapSingle returns the value meant for a single-valued target: a one-element array stands
-// for its element and an empty array for null (entra-scim.md §4.4 rule 5). It returns an error
-// wrapping ErrInvalid for an array of several values.
+// for its element and an empty array for null (Entra wraps single values in arrays). It
+// returns an error wrapping ErrInvalid for an array of several values.
 func unwrapSingle(v any, path string) (any, error) {
 	list, ok := v.([]any)
 	if !ok {

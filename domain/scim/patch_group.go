@@ -91,7 +91,7 @@ func groupAttrName(lower string) string {
 // PatchGroup applies the operations of one SCIM PATCH request to a group. res holds the group's
 // attributes without members (displayName, externalId, extension objects) and is not modified;
 // PatchGroup returns the new attributes and, in request order, what the request asks of the
-// member list. It understands both Entra dialects (entra-scim.md §2.3, §5):
+// member list. It understands both of Entra's dialects:
 //
 //	add members [{"value": id}, …]          → MembersAdd
 //	remove members [{"value": id}, …]       → MembersRemove of exactly those (not all)
@@ -272,7 +272,7 @@ func membersOp(op string, f Filter, elemSub string, value any) ([]MemberOp, erro
 	case PatchReplace:
 		return []MemberOp{{Kind: MembersReplace, Members: ms}}, nil
 	case PatchRemove:
-		// Entra's default dialect lists the members to remove in value (entra-scim.md §5); an
+		// Entra's default dialect lists the members to remove in value; an
 		// empty list removes nobody.
 		if len(ms) == 0 {
 			return nil, nil

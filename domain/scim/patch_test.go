@@ -18,7 +18,7 @@ const (
 	mgrRef    = "https://idledger.example/scim/v2/Users/" + mgrID
 )
 
-// grace is the user of entra-scim.md §4.2 after CanonicalUser.
+// grace is a user as Entra provisions it, after CanonicalUser.
 const grace = `{
  "externalId":"grace","userName":"Grace.Hopper@contoso.com","active":true,
  "displayName":"Grace Hopper",
@@ -74,7 +74,7 @@ func sortSchemas(s []string) []string {
 	return append(out, rest...)
 }
 
-// parseOps reads a PatchOp request body, or just its Operations array, the way httpapi does:
+// parseOps reads a PatchOp request body, or just its Operations array, the way a server does:
 // op lower-cased, path parsed, unknown members ignored.
 func parseOps(tb testing.TB, body string) []PatchOp {
 	tb.Helper()
@@ -159,7 +159,7 @@ type patchUserTest struct {
 	wantErr     error
 }
 
-// patchUserTests cover entra-scim.md §4.4 (every rule and example) and §4.5; the fuzz tests
+// patchUserTests cover the PATCH requests Entra sends (every rule and example); the fuzz tests
 // use them as seeds.
 var patchUserTests = []patchUserTest{
 	// §4.4 examples.
@@ -378,7 +378,7 @@ var patchUserTests = []patchUserTest{
 		given: `{"userName":"a","roles":[{"value":"role1"},{"value":"role2"}]}`,
 		ops:   `[{"op":"remove","path":"roles[value eq \"role1\"]"}]`,
 		want:  `{"roles":[{"value":"role2"}]}`},
-	// Multi-valued add (RFC 7644 §3.5.2.1, entra-scim.md §4.2).
+	// Multi-valued add (RFC 7644 §3.5.2.1).
 	{name: "add to multi-valued appends",
 		ops:  `[{"op":"Add","path":"emails","value":[{"type":"home","value":"g@home.example"}]}]`,
 		want: `{"emails":[{"primary":true,"type":"work","value":"grace@contoso.com"},{"type":"home","value":"g@home.example"}]}`},

@@ -9,9 +9,8 @@ import (
 	"strings"
 )
 
-// PatchUser applies the operations of one SCIM PATCH request (RFC 7644 §3.5.2, with the Entra
-// dialects of entra-scim.md §2.3 and §4.4) to a user resource in the canonical form of
-// [CanonicalUser] and returns the new resource, again canonical, and the new schemas list:
+// PatchUser applies the operations of one SCIM PATCH request (RFC 7644 §3.5.2, with both of
+// Entra's dialects) to a user resource in the canonical form of [CanonicalUser] and returns the new resource, again canonical, and the new schemas list:
 // schemas starts from the given one, an extension URN is added when its extension gains values
 // and removed when it becomes empty. res is not modified. The operations apply atomically: on
 // error there is no result.
@@ -84,8 +83,8 @@ func userSchemas(old []string, res map[string]any) []string {
 // leaves out.
 var externalIDAttr = Attribute{Name: "externalId", Type: TypeString, CaseExact: true}
 
-// typeUnique names the multi-valued attributes in which a "type" occurs at most once
-// (entra-scim.md §4.2). roles, entitlements and x509Certificates are not among them: Entra
+// typeUnique names the multi-valued attributes in which a "type" occurs at most once, as
+// Entra maps them (one work email, one mobile number, …). roles, entitlements and x509Certificates are not among them: Entra
 // sends every app role with type "WindowsAzureActiveDirectoryRole".
 var typeUnique = map[string]bool{"emails": true, "phoneNumbers": true, "ims": true, "photos": true, "addresses": true}
 
@@ -255,7 +254,7 @@ func resolveAttr(t userTarget, ext string, attrs []Attribute, name, sub string) 
 		case "externalid":
 			a, ok = externalIDAttr, true
 		case "manager":
-			// A bare "manager" is the enterprise extension's (entra-scim.md §4.4).
+			// A bare "manager" is the enterprise extension's, as Entra sends it.
 			t.ext = SchemaEnterpriseUser
 			a, ok = findAttr(EnterpriseUserAttributes, name)
 		default:
@@ -351,8 +350,8 @@ func applyWholeEnterprise(work map[string]any, schemas []string, op string, t us
 func applyWhole(c map[string]any, a Attribute, op string, t userTarget, value any) error {
 	if op == PatchRemove {
 		if a.MultiValued && !isEmptyValue(value) {
-			// Remove only the listed values, as Entra's default dialect does for group members
-			// (entra-scim.md §5); an empty list removes nothing.
+			// Remove only the listed values, as Entra's default dialect does for group
+			// members; an empty list removes nothing.
 			list, ok := value.([]any)
 			if !ok {
 				list = []any{value}
@@ -467,10 +466,10 @@ func applySub(c map[string]any, a Attribute, op string, t userTarget, value any)
 
 // applyFiltered applies an operation to the elements of a multi-valued attribute that match
 // t.filter (or to their t.elemSub). add and replace create a missing element from the filter's
-// eq-constants (entra-scim.md §4.4 rule 3); remove of nothing succeeds.
+// eq-constants; remove of nothing succeeds.
 func applyFiltered(c map[string]any, a Attribute, op string, t userTarget, value any) error {
 	if !a.MultiValued {
-		// Entra removes the manager with "manager[value eq \"…\"]" [entra-scim.md §4.4]; the
+		// Entra removes the manager with "manager[value eq \"…\"]"; the
 		// single manager object is then filtered like a one-element list.
 		m, isObj := c[a.Name].(map[string]any)
 		if op != PatchRemove || a.Name != "manager" {

@@ -248,7 +248,7 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 		default:
 			a, ok := findAttr(UserAttributes, k)
 			if !ok || a.Mutability == "readOnly" || a.Mutability == "writeOnly" {
-				continue // unknown attributes are ignored (entra-scim.md §4.2)
+				continue // unknown attributes are ignored, as Entra expects
 			}
 			cv, err := canonicalValue(a, v, a.Name)
 			if err != nil {
