@@ -171,8 +171,8 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 }
 
 // parseGroupKey parses a key of a no-path operation's value object as an attribute path. A
-// key that is no attribute path but could be an attribute's name ("1st") is split at its dot
-// and resolved like one: an unknown attribute, ignored.
+// key that is no attribute path ("1st", "a:b", "urn:…:Group:1st") is split at its dot (and
+// after "urn:" at its last colon) and resolved like one: an unknown attribute is ignored.
 func parseGroupKey(key string) (AttrPath, error) {
 	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
@@ -180,14 +180,13 @@ func parseGroupKey(key string) (AttrPath, error) {
 	}
 	p, ok, err := parseAttrPath(s, true)
 	switch {
+	case !hasPrefixFold(s, "urn:") && (err != nil || !ok):
+		name, sub, _ := strings.Cut(s, ".")
+		return AttrPath{Attr: name, Sub: sub}, nil
 	case err != nil:
 		return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
 	case !ok:
-		name, sub, valid := splitKey(s)
-		if !valid || strings.Contains(s, ":") {
-			return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q", key)
-		}
-		return AttrPath{Attr: name, Sub: sub}, nil
+		return looseURNKey(s)
 	}
 	return p, nil
 }
@@ -196,7 +195,7 @@ func parseGroupKey(key string) (AttrPath, error) {
 // path as written, for error details.
 func applyGroupPath(work map[string]any, op string, p AttrPath, text string, f Filter, elemSub string, value any) ([]MemberOp, error) {
 	if p.URN != "" {
-		t := extensionTarget(userTarget{path: text, filter: f}, work, sortedKeys(work), p)
+		t := extensionTarget(userTarget{path: text, filter: f}, work, sortedKeys(work), "Group", p)
 		return nil, applyRaw(work, op, t, value)
 	}
 	name, sub := p.Attr, p.Sub

@@ -164,9 +164,9 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 // resolveUserKey resolves a key of a no-path operation's value object, an attribute path
 // written as text: "userName", "name.givenName", "urn:…:core:2.0:User:userName",
 // "urn:…:enterprise:2.0:User:manager" (or "….User.manager"), a custom
-// "urn:…:<Name>:2.0:User:<attr>", or a bare extension URN. A key that is no attribute path but
-// could be an attribute's name ("1st", "a$") is split at its dot and resolved like one: an
-// unknown attribute, ignored like CanonicalUser ignores it.
+// "urn:…:<Name>:2.0:User:<attr>", or a bare extension URN. A key that is no attribute path
+// ("1st", "a$", "urn:…:User:1st") is split at its dot (and last colon) and resolved like one:
+// an unknown attribute is ignored like CanonicalUser ignores it.
 func resolveUserKey(work map[string]any, schemas []string, key string) (userTarget, error) {
 	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
@@ -174,16 +174,40 @@ func resolveUserKey(work map[string]any, schemas []string, key string) (userTarg
 	}
 	p, ok, err := parseAttrPath(s, true)
 	switch {
-	case err != nil:
-		return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
-	case !ok:
+	case !hasPrefixFold(s, "urn:") && (err != nil || !ok):
 		name, sub, valid := splitKey(s)
-		if !valid || strings.Contains(s, ":") {
+		if !valid {
 			return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q", key)
 		}
 		return resolveAttr(userTarget{path: s}, "", UserAttributes, name, sub)
+	case err != nil:
+		return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
+	case !ok:
+		if p, err = looseURNKey(s); err != nil {
+			return userTarget{path: s}, err
+		}
 	}
 	return resolveUserPath(work, schemas, p, s)
+}
+
+// looseURNKey reads a key that begins with "urn:" but is no attribute path (its attribute
+// name breaks the grammar, "urn:acme:2.0:User:1st"): the URN ends at the last colon, and what
+// follows is attr or attr.sub, kept as written. Custom extensions keep such names; the schema
+// attributes have none, so a core or enterprise one is ignored as unknown.
+func looseURNKey(s string) (AttrPath, error) {
+	i := strings.LastIndexByte(s, ':')
+	name, sub, dotted := strings.Cut(s[i+1:], ".")
+	if i <= len("urn:") || name == "" || (dotted && sub == "") {
+		return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q", s)
+	}
+	urn := s[:i]
+	switch {
+	case strings.EqualFold(urn, SchemaUser) || strings.EqualFold(urn, SchemaGroup):
+		urn = ""
+	case strings.EqualFold(urn, SchemaEnterpriseUser):
+		urn = SchemaEnterpriseUser
+	}
+	return AttrPath{URN: urn, Attr: name, Sub: sub}, nil
 }
 
 // resolveUserPath resolves a parsed attribute path against the User schemas: a core attribute
@@ -202,18 +226,23 @@ func resolveUserPath(work map[string]any, schemas []string, p AttrPath, text str
 		}
 		return resolveAttr(t, SchemaEnterpriseUser, EnterpriseUserAttributes, p.Attr, p.Sub)
 	}
-	return extensionTarget(t, work, append(sortedKeys(work), schemas...), p), nil
+	return extensionTarget(t, work, append(sortedKeys(work), schemas...), "User", p), nil
 }
 
-// extensionTarget resolves p into a custom extension, kept without a schema. known are the
-// extension URNs the resource has (stored keys, listed schemas), matched in any case. The
-// parser ends a URN at its last colon, so a known URN also wins when the parser took its last
-// segment for the attribute ("urn:acme:ext" or "urn:acme:ext.attr" with "urn:acme:ext" known).
-func extensionTarget(t userTarget, work map[string]any, known []string, p AttrPath) userTarget {
+// extensionTarget resolves p into a custom extension of a resource ("User" or "Group"), kept
+// without a schema. known are the extension URNs the resource has (stored keys, listed
+// schemas), matched in any case. The parser ends a URN at its last colon (or after a version
+// segment and the resource name), so the URN is taken one segment further when the parser
+// took that segment for the attribute and it is a known URN's last or names the resource
+// ("urn:acme:ext" or "urn:acme:ext.attr" with "urn:acme:ext" known, "urn:acme:User.attr").
+func extensionTarget(t userTarget, work map[string]any, known []string, resource string, p AttrPath) userTarget {
 	t.ext, t.name, t.sub = p.URN, p.Attr, p.Sub
 	if p.Attr != "" {
-		if k, ok := findFold(known, p.URN+":"+p.Attr); ok {
+		longer := p.URN + ":" + p.Attr
+		if k, ok := findFold(known, longer); ok {
 			t.ext, t.name, t.sub = k, p.Sub, ""
+		} else if strings.EqualFold(p.Attr, resource) {
+			t.ext, t.name, t.sub = longer, p.Sub, ""
 		}
 	}
 	if k, ok := findFold(known, t.ext); ok {
