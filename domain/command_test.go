@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // Given/when/then tests of every user, group and tenant command (harness in
@@ -130,7 +132,7 @@ func TestCommand_PatchUser(t *testing.T) {
 	t.Parallel()
 	patch := func(o Origin, id UserID, value map[string]any, ifMatch *Version) func(env *cmdEnv) error {
 		return func(env *cmdEnv) error {
-			ops := []PatchOp{{Op: PatchReplace, Value: value}}
+			ops := []scim.PatchOp{{Op: scim.PatchReplace, Value: value}}
 			_, _, err := env.svc.PatchUser(env.ctx, o, "t1", id, ops, []any{"as received"}, ifMatch)
 			return err
 		}
@@ -269,7 +271,7 @@ func TestCommand_CreateGroup(t *testing.T) {
 
 func TestCommand_PatchGroup(t *testing.T) {
 	t.Parallel()
-	patch := func(ifMatch *Version, ops ...PatchOp) func(env *cmdEnv) error {
+	patch := func(ifMatch *Version, ops ...scim.PatchOp) func(env *cmdEnv) error {
 		return func(env *cmdEnv) error {
 			_, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", ops, ifMatch)
 			return err
@@ -285,26 +287,26 @@ func TestCommand_PatchGroup(t *testing.T) {
 	base := []given{gAcme, gManaged, gAda, gBob, gCarol, gFinance}
 	runCmdCases(t, []cmdCase{
 		{name: "add: only new members are recorded", given: base,
-			when: patch(nil, PatchOp{Op: PatchAdd, Value: members("u1", "u3", "nobody")}),
+			when: patch(nil, scim.PatchOp{Op: scim.PatchAdd, Value: members("u1", "u3", "nobody")}),
 			then: []string{`group/g1 group.members_added {"members":[{"value":"u3"}],"skipped":["nobody"]}`}},
 		{name: "adding present members appends nothing", given: base,
-			when: patch(nil, PatchOp{Op: PatchAdd, Value: members("u1", "u2")})},
+			when: patch(nil, scim.PatchOp{Op: scim.PatchAdd, Value: members("u1", "u2")})},
 		{name: "rename with If-Match moves the claim", given: base,
-			when: patch(versionOf(6), PatchOp{Op: PatchReplace, Value: map[string]any{"displayName": "Treasury"}}),
+			when: patch(versionOf(6), scim.PatchOp{Op: scim.PatchReplace, Value: map[string]any{"displayName": "Treasury"}}),
 			then: []string{
 				`group/g1 group.renamed {"changes":[{"path":"displayName","old":"Finance","new":"Treasury"}],"method":"PATCH"}`,
 				`release displayName finance g1`,
 				`claim displayName treasury g1`,
 			}},
 		{name: "another attribute", given: base,
-			when: patch(nil, PatchOp{Op: PatchAdd, Value: map[string]any{"externalId": "fin"}}),
+			when: patch(nil, scim.PatchOp{Op: scim.PatchAdd, Value: map[string]any{"externalId": "fin"}}),
 			then: []string{`group/g1 group.attributes_changed {"changes":[{"path":"externalId","new":"fin"}],"method":"PATCH"}`}},
 		{name: "If-Match of another version", given: base,
-			when: patch(versionOf(5), PatchOp{Op: PatchAdd, Value: members("u3")}), err: ErrPrecondition},
+			when: patch(versionOf(5), scim.PatchOp{Op: scim.PatchAdd, Value: members("u3")}), err: ErrPrecondition},
 		{name: "unknown group", given: []given{gAcme, gManaged},
-			when: patch(nil, PatchOp{Op: PatchAdd, Value: members("u3")}), err: ErrNotFound},
+			when: patch(nil, scim.PatchOp{Op: scim.PatchAdd, Value: members("u3")}), err: ErrNotFound},
 		{name: "a displayName held by another group", given: append(base, gSales),
-			when: patch(nil, PatchOp{Op: PatchReplace, Value: map[string]any{"displayName": "sales"}}), err: ErrUniqueness},
+			when: patch(nil, scim.PatchOp{Op: scim.PatchReplace, Value: map[string]any{"displayName": "sales"}}), err: ErrUniqueness},
 	})
 }
 
@@ -437,12 +439,12 @@ func TestCommand_conflicts(t *testing.T) {
 		t.Parallel()
 		env := newCmdEnv(t, gAcme, gManaged, gAda, gBob, gCarol, gFinance)
 		syncs := lagging(env)
-		if _, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", []PatchOp{{Op: PatchAdd, Value: map[string]any{"externalId": "fin"}}}, nil); err != nil {
+		if _, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", []scim.PatchOp{{Op: scim.PatchAdd, Value: map[string]any{"externalId": "fin"}}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		env.start = len(env.log.batches)
 		// With If-Match the command decides on the log's version: the row waits for it.
-		r, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", []PatchOp{{Op: PatchReplace, Value: map[string]any{"externalId": "fin2"}}}, versionOf(7))
+		r, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", []scim.PatchOp{{Op: scim.PatchReplace, Value: map[string]any{"externalId": "fin2"}}}, versionOf(7))
 		if err != nil || !r.Changed || r.Group.Version != 8 || r.Group.Members != 2 {
 			t.Fatalf("result %+v: %v", r, err)
 		}

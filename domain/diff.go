@@ -1,14 +1,17 @@
 package domain
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // DiffResource returns what changed between two states of a canonical user or group resource
-// (as produced by [CanonicalUser], [PatchUser], [CanonicalGroup] or [PatchGroup]), sorted by
-// path, one [Change] per changed attribute:
+// (as produced by [scim.CanonicalUser], [scim.PatchUser], [scim.CanonicalGroup] or
+// [scim.PatchGroup]), sorted by path, one [Change] per changed attribute:
 //
 //	displayName                                                       a simple attribute
 //	name.givenName                                                    a sub-attribute of a complex one
@@ -25,9 +28,9 @@ func DiffResource(old, new map[string]any) []Change {
 	for _, k := range unionKeys(old, new) {
 		ov, nv := old[k], new[k]
 		switch {
-		case k == SchemaEnterpriseUser:
+		case k == scim.SchemaEnterpriseUser:
 			out = diffObject(out, k, ":", ov, nv)
-		case hasPrefixFold(k, "urn:"):
+		case isURN(k):
 			out = diffValue(out, k, ov, nv)
 		default:
 			out = diffObject(out, k, ".", ov, nv)
@@ -70,7 +73,7 @@ func diffValue(out []Change, path string, o, n any) []Change {
 
 // unionKeys returns the keys of a and b, sorted.
 func unionKeys(a, b map[string]any) []string {
-	keys := sortedKeys(a)
+	keys := slices.Collect(maps.Keys(a))
 	for k := range b {
 		if _, ok := a[k]; !ok {
 			keys = append(keys, k)
@@ -94,22 +97,22 @@ func ApplyChanges(res map[string]any, changes []Change) map[string]any {
 		_, oldObj := c.Old.(map[string]any)
 		_, newObj := c.New.(map[string]any)
 		switch {
-		case strings.HasPrefix(c.Path, SchemaEnterpriseUser+":") && !oldObj && !newObj:
+		case strings.HasPrefix(c.Path, scim.SchemaEnterpriseUser+":") && !oldObj && !newObj:
 			// An enterprise attribute. (A custom extension whose key merely begins like this
 			// carries an object, and is set whole below.)
-			ent, _ := out[SchemaEnterpriseUser].(map[string]any)
+			ent, _ := out[scim.SchemaEnterpriseUser].(map[string]any)
 			if ent == nil && nv == nil {
 				continue
 			}
 			if ent == nil {
 				ent = make(map[string]any)
-				out[SchemaEnterpriseUser] = ent
+				out[scim.SchemaEnterpriseUser] = ent
 			}
-			setPath(ent, c.Path[len(SchemaEnterpriseUser)+1:], nv)
+			setPath(ent, c.Path[len(scim.SchemaEnterpriseUser)+1:], nv)
 			if len(ent) == 0 {
-				delete(out, SchemaEnterpriseUser)
+				delete(out, scim.SchemaEnterpriseUser)
 			}
-		case hasPrefixFold(c.Path, "urn:"):
+		case isURN(c.Path):
 			setOrDelete(out, c.Path, nv)
 		default:
 			setPath(out, c.Path, nv)
@@ -126,12 +129,28 @@ func setPath(m map[string]any, path string, v any) {
 		setOrDelete(m, attr, v)
 		return
 	}
-	child := childMap(m, attr, v != nil)
+	child, _ := m[attr].(map[string]any)
 	if child == nil {
-		return
+		if v == nil {
+			return
+		}
+		child = make(map[string]any)
+		m[attr] = child
 	}
 	setOrDelete(child, sub, v)
 	if len(child) == 0 {
 		delete(m, attr)
 	}
 }
+
+// setOrDelete sets m[name] to v, or deletes it for nil.
+func setOrDelete(m map[string]any, name string, v any) {
+	if v == nil {
+		delete(m, name)
+		return
+	}
+	m[name] = v
+}
+
+// isURN reports whether an attribute key is an extension URN ("urn:" in any case).
+func isURN(s string) bool { return len(s) >= 4 && strings.EqualFold(s[:4], "urn:") }

@@ -3,6 +3,8 @@ package domain
 import (
 	"errors"
 	"fmt"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // Kinds of failure a caller can act on. Test with errors.Is; httpapi maps each kind to one HTTP
@@ -10,13 +12,13 @@ import (
 var (
 	ErrNotFound      = errors.New("not found")
 	ErrUniqueness    = errors.New("already exists")
-	ErrInvalid       = errors.New("invalid value")
-	ErrInvalidSyntax = errors.New("invalid syntax")
-	ErrInvalidFilter = errors.New("invalid filter")
-	ErrInvalidPath   = errors.New("invalid path")
-	ErrNoTarget      = errors.New("no target")
-	ErrMutability    = errors.New("attribute is read-only")
-	ErrTooMany       = errors.New("too many results")
+	ErrInvalid       = scim.ErrInvalid
+	ErrInvalidSyntax = scim.ErrInvalidSyntax
+	ErrInvalidFilter = scim.ErrInvalidFilter
+	ErrInvalidPath   = scim.ErrInvalidPath
+	ErrNoTarget      = scim.ErrNoTarget
+	ErrMutability    = scim.ErrMutability
+	ErrTooMany       = scim.ErrTooMany
 	ErrConflict      = errors.New("changed concurrently")
 	ErrPrecondition  = errors.New("version does not match")
 	ErrLocked        = errors.New("managed by provisioning")
@@ -27,17 +29,9 @@ var (
 	ErrUnavailable = errors.New("event log unavailable")
 )
 
-// An Error pairs a kind with a message that is safe to show an API client.
-type Error struct {
-	Kind   error
-	Detail string
-}
-
-// Error returns the client-safe detail.
-func (e *Error) Error() string { return e.Detail }
-
-// Unwrap returns the kind, so errors.Is(err, ErrNotFound) works through wrapping.
-func (e *Error) Unwrap() error { return e.Kind }
+// An Error pairs a kind with a message that is safe to show an API client. It is the SCIM
+// package's error type, so an error from the SCIM machinery needs no conversion.
+type Error = scim.Error
 
 // Errorf builds an *Error of the given kind with a formatted detail.
 func Errorf(kind error, format string, args ...any) error {

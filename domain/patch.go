@@ -1,25 +1,6 @@
 package domain
 
-import (
-	"slices"
-	"strings"
-)
-
-// Patch operations of RFC 7644 §3.5.2, lower-cased ("Add", "REPLACE" … are accepted by the
-// parser and normalised).
-const (
-	PatchAdd     = "add"
-	PatchReplace = "replace"
-	PatchRemove  = "remove"
-)
-
-// A PatchOp is one operation of a SCIM PATCH request. Path is nil when the request has no
-// "path" (then Value is an object whose keys are attribute paths or extension URNs).
-type PatchOp struct {
-	Op    string
-	Path  *PatchPath
-	Value any
-}
+import "github.com/idledger/idledger/domain/scim"
 
 // A Change is one attribute's difference between two states of a resource, as recorded in
 // events for auditors: Path is an attribute path ("displayName", "name.givenName",
@@ -41,10 +22,10 @@ type Member struct {
 
 // Kinds of MemberOp.
 const (
-	MembersAdd       = "add"
-	MembersRemove    = "remove"
-	MembersRemoveAll = "removeAll"
-	MembersReplace   = "replace"
+	MembersAdd       = scim.MembersAdd
+	MembersRemove    = scim.MembersRemove
+	MembersRemoveAll = scim.MembersRemoveAll
+	MembersReplace   = scim.MembersReplace
 )
 
 // A MemberOp is what a group PATCH asks of the member list; the decision (which members are
@@ -54,96 +35,35 @@ type MemberOp struct {
 	Members []Member
 }
 
-// isEmptyValue reports whether a PATCH value means "clear the attribute": null or "" (entra-scim.md
-// §4.4 rule 6).
-func isEmptyValue(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case string:
-		return x == ""
-	}
-	return false
+// canonicalGroup is [scim.CanonicalGroup] with the members as event data.
+func canonicalGroup(in map[string]any) (map[string]any, []Member, []string, error) {
+	attrs, members, schemas, err := scim.CanonicalGroup(in)
+	return attrs, fromSCIMMembers(members), schemas, err
 }
 
-// unwrapSingle returns the value meant for a single-valued target: a one-element array stands
-// for its element and an empty array for null (entra-scim.md §4.4 rule 5). It returns an error
-// wrapping ErrInvalid for an array of several values.
-func unwrapSingle(v any, path string) (any, error) {
-	list, ok := v.([]any)
-	if !ok {
-		return v, nil
+// patchGroup is [scim.PatchGroup] with the member operations in event data.
+func patchGroup(res map[string]any, ops []scim.PatchOp) (map[string]any, []MemberOp, error) {
+	attrs, sops, err := scim.PatchGroup(res, ops)
+	if err != nil {
+		return nil, nil, err
 	}
-	switch len(list) {
-	case 0:
-		return nil, nil
-	case 1:
-		return list[0], nil
+	mops := make([]MemberOp, len(sops))
+	for i, op := range sops {
+		mops[i] = MemberOp{Kind: op.Kind, Members: fromSCIMMembers(op.Members)}
 	}
-	return nil, Errorf(ErrInvalid, "%s is single-valued but got %d values", path, len(list))
+	return attrs, mops, nil
 }
 
-// attrPathText renders p so that it can be resolved again. Unlike [AttrPath.String] it copes
-// with a parser that split a URN-prefixed or legacy dotted path
-// ("urn:…:enterprise:2.0:User.manager") at an unexpected place: the text is the same.
-func attrPathText(p AttrPath) string {
-	s := p.Attr
-	switch {
-	case p.URN != "" && s == "":
-		s = p.URN
-	case p.URN != "":
-		s = p.URN + ":" + s
-	}
-	if p.Sub != "" {
-		s += "." + p.Sub
-	}
-	return s
-}
-
-// hasPrefixFold reports whether s begins with prefix, ignoring case.
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-// keyFold returns the key of m equal to name ignoring case (name itself if m has none), so an
-// attribute is updated under the spelling it is stored with.
-func keyFold(m map[string]any, name string) string {
-	if _, ok := m[name]; ok {
-		return name
-	}
-	var found string
-	for k := range m {
-		// The smallest matching key wins, so the choice does not depend on map order.
-		if strings.EqualFold(k, name) && (found == "" || k < found) {
-			found = k
-		}
-	}
-	if found == "" {
-		return name
-	}
-	return found
-}
-
-// childMap returns m[key] as an object. With create it makes (or, over a non-object, replaces)
-// one; without, it returns nil when there is none.
-func childMap(m map[string]any, key string, create bool) map[string]any {
-	if c, ok := m[key].(map[string]any); ok {
-		return c
-	}
-	if !create {
+func fromSCIMMembers(ms []scim.Member) []Member {
+	if ms == nil {
 		return nil
 	}
-	c := make(map[string]any)
-	m[key] = c
-	return c
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = Member(m)
+	}
+	return out
 }
 
-// sortedKeys returns m's keys in order, so that applying an object's keys is deterministic.
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+// checkLen is [scim.CheckString]: the limits of a resource's values.
+func checkLen(s, path string) error { return scim.CheckString(s, path) }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // Provisioning modes of a company.
@@ -172,7 +174,7 @@ func (s *Service) InviteUser(ctx context.Context, o Origin, tenant TenantID, ema
 		return User{}, Errorf(ErrInvalid, "email is required and must be an address")
 	}
 	if err := errors.Join(checkLen(email, "emails.value"), checkLen(name, "displayName")); err != nil {
-		return User{}, err // the limits of CanonicalUser (schema.go), which this path skips
+		return User{}, err // the limits of scim.CanonicalUser, which this path skips
 	}
 	attrs := map[string]any{
 		"userName": email,
@@ -185,7 +187,7 @@ func (s *Service) InviteUser(ctx context.Context, o Origin, tenant TenantID, ema
 	id := s.NewID()
 	u, _, err := run(ctx, s, userKind, target{tenant: tenant, id: id, origin: o, create: true}, func(User) (decision, error) {
 		return decision{
-			events: []Event{s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{SchemaUser}, Attributes: attrs})},
+			events: []Event{s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{scim.SchemaUser}, Attributes: attrs})},
 			unique: []UniqueOp{{Field: "userName", Value: FoldUserName(email), Holder: id}},
 		}, nil
 	})

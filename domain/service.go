@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // maxConflictRetries bounds how often a command is decided again after losing a race.
@@ -132,12 +134,12 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (Tenant, string
 	return t, token, nil
 }
 
-// CreateUser creates a user from a client's SCIM representation (see [CanonicalUser]). The
+// CreateUser creates a user from a client's SCIM representation (see [scim.CanonicalUser]). The
 // userName is claimed tenant-wide in the same atomic append, so of two concurrent creates with
 // the same userName (in any letter case) one fails with ErrUniqueness. Through SCIM, a
 // userName held by a user invited locally adopts that user instead.
 func (s *Service) CreateUser(ctx context.Context, o Origin, tenant TenantID, in map[string]any) (User, error) {
-	attrs, schemas, err := CanonicalUser(in)
+	attrs, schemas, err := scim.CanonicalUser(in)
 	if err != nil {
 		return User{}, err
 	}

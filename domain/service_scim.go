@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // memberChunk is the most members one membership event carries, so that an event stays far
@@ -16,7 +18,7 @@ const memberChunk = 5000
 // absent attributes are cleared, read-only ones ignored. A replace that changes nothing
 // appends nothing. It returns the user and whether it changed.
 func (s *Service) ReplaceUser(ctx context.Context, o Origin, tenant TenantID, id UserID, in map[string]any, ifMatch *Version) (User, bool, error) {
-	attrs, schemas, err := CanonicalUser(in)
+	attrs, schemas, err := scim.CanonicalUser(in)
 	if err != nil {
 		return User{}, false, err
 	}
@@ -27,9 +29,9 @@ func (s *Service) ReplaceUser(ctx context.Context, o Origin, tenant TenantID, id
 
 // PatchUser applies PATCH operations (RFC 7644 §3.5.2) atomically: all or nothing, one event.
 // raw is the request's operations as received, kept in the event for auditors.
-func (s *Service) PatchUser(ctx context.Context, o Origin, tenant TenantID, id UserID, ops []PatchOp, raw any, ifMatch *Version) (User, bool, error) {
+func (s *Service) PatchUser(ctx context.Context, o Origin, tenant TenantID, id UserID, ops []scim.PatchOp, raw any, ifMatch *Version) (User, bool, error) {
 	return s.changeUser(ctx, o, tenant, id, ifMatch, "PATCH", raw, func(u User) (map[string]any, []string, error) {
-		return PatchUser(u.Resource, u.Schemas, ops)
+		return scim.PatchUser(u.Resource, u.Schemas, ops)
 	})
 }
 
@@ -129,7 +131,7 @@ func stringAttr(res map[string]any, name string) string {
 // tenant-wide (case-insensitively) in the same append. Members naming no user of the tenant are
 // skipped and recorded in the event.
 func (s *Service) CreateGroup(ctx context.Context, o Origin, tenant TenantID, in map[string]any) (Group, []Member, []string, error) {
-	attrs, members, schemas, err := CanonicalGroup(in)
+	attrs, members, schemas, err := canonicalGroup(in)
 	if err != nil {
 		return Group{}, nil, nil, err
 	}
@@ -196,16 +198,16 @@ type GroupResult struct {
 // PatchGroup applies PATCH operations to a group atomically. Membership changes are decided
 // against the current membership: adding a present member or removing an absent one is a
 // no-op that succeeds.
-func (s *Service) PatchGroup(ctx context.Context, o Origin, tenant TenantID, id GroupID, ops []PatchOp, ifMatch *Version) (GroupResult, error) {
+func (s *Service) PatchGroup(ctx context.Context, o Origin, tenant TenantID, id GroupID, ops []scim.PatchOp, ifMatch *Version) (GroupResult, error) {
 	return s.changeGroup(ctx, o, tenant, id, ifMatch, "PATCH", func(g Group) (map[string]any, []string, []MemberOp, error) {
-		res, mops, err := PatchGroup(g.Resource, ops)
+		res, mops, err := patchGroup(g.Resource, ops)
 		return res, nil, mops, err
 	})
 }
 
 // ReplaceGroup replaces a group's attributes and its whole member list (PUT).
 func (s *Service) ReplaceGroup(ctx context.Context, o Origin, tenant TenantID, id GroupID, in map[string]any, ifMatch *Version) (GroupResult, error) {
-	attrs, members, schemas, err := CanonicalGroup(in)
+	attrs, members, schemas, err := canonicalGroup(in)
 	if err != nil {
 		return GroupResult{}, err
 	}

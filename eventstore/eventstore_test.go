@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/eventstore"
 )
 
@@ -84,7 +85,7 @@ func userCreated(tenant domain.TenantID, id, eventID, userName string) domain.Ev
 		ID: eventID, Tenant: tenant, Kind: domain.KindUser, AggregateID: id,
 		Type: domain.EventUserCreated, Schema: 1, At: t0.Add(time.Second), Actor: "scim:tok1", Correlation: "req-2",
 		Data: domain.UserCreated{
-			Schemas: []string{domain.SchemaUser},
+			Schemas: []string{scim.SchemaUser},
 			Attributes: map[string]any{
 				"userName": userName,
 				"active":   true,

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // scimBodies returns every request body of the SCIM scenarios in testdata/scim: objects as
@@ -106,10 +107,10 @@ func FuzzSCIMBody(f *testing.F) {
 		if m == nil {
 			t.Fatal("decodeObject returned a nil object without an error")
 		}
-		if u, _, err := domain.CanonicalUser(m); err != nil {
+		if u, _, err := scim.CanonicalUser(m); err != nil {
 			checkClientError(t, "CanonicalUser", err)
 		} else {
-			again, _, err := domain.CanonicalUser(roundTrip(t, u))
+			again, _, err := scim.CanonicalUser(roundTrip(t, u))
 			if err != nil || !reflect.DeepEqual(roundTrip(t, again), roundTrip(t, u)) {
 				t.Fatalf("CanonicalUser is not stable:\n%v\n%v\nerr %v", u, again, err)
 			}
@@ -117,10 +118,10 @@ func FuzzSCIMBody(f *testing.F) {
 				t.Fatalf("EncodeData: %v", err)
 			}
 		}
-		if g, members, _, err := domain.CanonicalGroup(m); err != nil {
+		if g, members, _, err := scim.CanonicalGroup(m); err != nil {
 			checkClientError(t, "CanonicalGroup", err)
 		} else {
-			again, againMembers, _, err := domain.CanonicalGroup(roundTrip(t, g))
+			again, againMembers, _, err := scim.CanonicalGroup(roundTrip(t, g))
 			if err != nil || !reflect.DeepEqual(roundTrip(t, again), roundTrip(t, g)) || len(againMembers) != 0 {
 				t.Fatalf("CanonicalGroup is not stable:\n%v\n%v\nerr %v", g, again, err)
 			}
@@ -130,10 +131,10 @@ func FuzzSCIMBody(f *testing.F) {
 				}
 			}
 		}
-		if ops, err := parsePatchRequest(m); err != nil {
-			checkClientError(t, "parsePatchRequest", err)
-		} else if len(ops) > maxPatchOps {
-			t.Fatalf("%d operations passed the limit of %d", len(ops), maxPatchOps)
+		if ops, err := scim.ParsePatchRequest(m); err != nil {
+			checkClientError(t, "ParsePatchRequest", err)
+		} else if len(ops) > scim.MaxPatchOps {
+			t.Fatalf("%d operations passed the limit of %d", len(ops), scim.MaxPatchOps)
 		}
 	})
 }

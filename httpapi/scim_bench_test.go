@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/httpapi"
 )
 
@@ -140,8 +141,8 @@ func fillGroup(tb testing.TB, e *testEnv, tenant domain.TenantID, size int) stri
 		for _, id := range ids[start:min(start+5000, size)] {
 			members = append(members, map[string]any{"value": id})
 		}
-		r, err := e.Service.PatchGroup(ctx, domain.OriginSystem, tenant, g.ID, []domain.PatchOp{{Op: domain.PatchAdd,
-			Path: &domain.PatchPath{Path: domain.AttrPath{Attr: "members"}}, Value: members}}, nil)
+		r, err := e.Service.PatchGroup(ctx, domain.OriginSystem, tenant, g.ID, []scim.PatchOp{{Op: scim.PatchAdd,
+			Path: &scim.PatchPath{Path: scim.AttrPath{Attr: "members"}}, Value: members}}, nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -239,12 +240,12 @@ func entraUsers(tb testing.TB, e *testEnv, tenant domain.TenantID, n int) {
 				ID: uuid.NewString(), Tenant: tenant, Kind: domain.KindUser, AggregateID: id,
 				Type: domain.EventUserCreated, Schema: domain.SchemaOf(domain.EventUserCreated),
 				At: e.Clock.Now(), Actor: "bench",
-				Data: domain.UserCreated{Schemas: []string{domain.SchemaUser, domain.SchemaEnterpriseUser}, Attributes: map[string]any{
+				Data: domain.UserCreated{Schemas: []string{scim.SchemaUser, scim.SchemaEnterpriseUser}, Attributes: map[string]any{
 					"userName": name, "externalId": fmt.Sprintf("ext-%d", i), "active": true,
 					"displayName": given + " " + family, "roles": []any{},
 					"name":   map[string]any{"formatted": given + " " + family, "givenName": given, "familyName": family},
 					"emails": []any{map[string]any{"primary": true, "type": "work", "value": name}},
-					domain.SchemaEnterpriseUser: map[string]any{"department": "Dept " + strconv.Itoa(i%20),
+					scim.SchemaEnterpriseUser: map[string]any{"department": "Dept " + strconv.Itoa(i%20),
 						"employeeNumber": strconv.Itoa(100000 + i)},
 				}},
 			}})

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // requireGroups answers 403 when the operator turned groups off for the company.
@@ -30,7 +31,7 @@ func (s *Server) groupLocation(id domain.GroupID) string {
 
 // groupJSON renders a group; with members it lists them from the read model.
 func (s *Server) groupJSON(ctx context.Context, g domain.Group, withMembers bool) (map[string]any, error) {
-	out := resourceJSON(g.Resource, g.Schemas, domain.SchemaGroup, string(g.ID), "Group",
+	out := resourceJSON(g.Resource, g.Schemas, scim.SchemaGroup, string(g.ID), "Group",
 		g.Created, g.Modified, s.groupLocation(g.ID), g.Version)
 	if withMembers {
 		members := []any{}
@@ -56,7 +57,7 @@ func membersWanted(attributes, excluded string) bool {
 	has := func(list string) bool {
 		for _, a := range strings.Split(list, ",") {
 			a = strings.ToLower(strings.TrimSpace(a))
-			a = strings.TrimPrefix(a, strings.ToLower(domain.SchemaGroup)+":")
+			a = strings.TrimPrefix(a, strings.ToLower(scim.SchemaGroup)+":")
 			if a == "members" || strings.HasPrefix(a, "members.") {
 				return true
 			}
@@ -76,7 +77,7 @@ func (s *Server) writeGroup(c echo.Context, status int, g domain.Group) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(g.Version))
-	return s.writeSCIM(c, status, projectAttributes(body, q.Get("attributes"), q.Get("excludedAttributes")))
+	return s.writeSCIM(c, status, scim.Project(body, q.Get("attributes"), q.Get("excludedAttributes")))
 }
 
 func (s *Server) handleCreateGroup(c echo.Context) error {
@@ -169,7 +170,7 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ops, err := parsePatchRequest(body)
+	ops, err := scim.ParsePatchRequest(body)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // mimeSCIM is the media type of every SCIM response (RFC 7644 §3.1).
@@ -171,7 +172,7 @@ func (s *Server) userLocation(id domain.UserID) string {
 
 // userJSON renders a user as its SCIM representation.
 func (s *Server) userJSON(u domain.User) map[string]any {
-	return resourceJSON(u.Resource, u.Schemas, domain.SchemaUser, string(u.ID), "User",
+	return resourceJSON(u.Resource, u.Schemas, scim.SchemaUser, string(u.ID), "User",
 		u.Created, u.Modified, s.userLocation(u.ID), u.Version)
 }
 

@@ -8,11 +8,12 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // listParams are a list request's query parameters (RFC 7644 §3.4.2).
 type listParams struct {
-	filter     domain.Filter
+	filter     scim.Filter
 	filterText string
 	start      int
 	count      int
@@ -34,7 +35,7 @@ func parseListParams(q url.Values) (listParams, error) {
 	}
 	p.start, p.count = paging(q.Get("startIndex"), q.Get("count"))
 	if raw := strings.TrimSpace(q.Get("filter")); raw != "" {
-		f, err := parseFilter(raw)
+		f, err := scim.ParseFilter(raw)
 		if err != nil {
 			return p, err
 		}
@@ -56,14 +57,14 @@ func (p listParams) query(view, stored func(domain.Resource) map[string]any) dom
 		q.Offset, q.Limit = 0, -1
 	}
 	if p.filter != nil {
-		if ls := domain.EqualityLookups(p.filter); len(ls) > 0 {
+		if ls := scim.EqualityLookups(p.filter); len(ls) > 0 {
 			q.IndexAttr, q.IndexValue = ls[0].Attr, ls[0].Value
 		}
 		f := p.filter
 		if stored != nil && readsStoredOnly(f) {
 			view = stored
 		}
-		q.Keep = func(r domain.Resource) bool { return domain.Match(f, view(r)) }
+		q.Keep = func(r domain.Resource) bool { return scim.Match(f, view(r)) }
 	}
 	return q
 }
@@ -74,22 +75,22 @@ func (p listParams) query(view, stored func(domain.Resource) map[string]any) dom
 // attributes as on the representation: it looks attributes up by name (ignoring case) and
 // searches extensions by their "urn:" keys, and the two maps agree on all those keys
 // (TestReadsStoredOnly). Hand-built trees (pointer nodes) answer false.
-func readsStoredOnly(f domain.Filter) bool {
+func readsStoredOnly(f scim.Filter) bool {
 	switch x := f.(type) {
-	case domain.CompareFilter:
+	case scim.CompareFilter:
 		return storedPath(x.Path)
-	case domain.ValuePathFilter:
+	case scim.ValuePathFilter:
 		return storedPath(x.Path) // the inner filter sees elements of that attribute only
-	case domain.LogicalFilter:
+	case scim.LogicalFilter:
 		return readsStoredOnly(x.Left) && readsStoredOnly(x.Right)
-	case domain.NotFilter:
+	case scim.NotFilter:
 		return readsStoredOnly(x.Filter)
 	}
 	return false
 }
 
 // storedPath reports whether p names a stored top-level attribute without a URN.
-func storedPath(p domain.AttrPath) bool {
+func storedPath(p scim.AttrPath) bool {
 	if p.URN != "" {
 		return false
 	}
@@ -105,7 +106,7 @@ func storedPath(p domain.AttrPath) bool {
 // sorting has left only those.
 func (p listParams) page(total int, rendered []map[string]any, complete func(r map[string]any) error) (map[string]any, error) {
 	if p.sortBy != "" {
-		if err := sortResources(rendered, p.sortBy, p.sortOrder); err != nil {
+		if err := scim.SortResources(rendered, p.sortBy, p.sortOrder); err != nil {
 			return nil, err
 		}
 		from := min(p.start-1, len(rendered))
@@ -125,7 +126,7 @@ func (p listParams) page(total int, rendered []map[string]any, complete func(r m
 			out[i] = r // rendered for this answer only: nothing to project, no need to copy
 			continue
 		}
-		out[i] = projectAttributes(r, p.attributes, p.excluded)
+		out[i] = scim.Project(r, p.attributes, p.excluded)
 	}
 	return listResponse(total, p.start, out), nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // Discovery (RFC 7643 §5–7, RFC 7644 §4; entra-scim.md §3).
@@ -136,19 +137,19 @@ type schemaAttribute struct {
 // and Microsoft's validation flattens /Schemas to check that every mapped attribute exists, so
 // the User and Group schemas list it. id and meta are server-assigned, never mapped, and stay
 // out, as in the RFC's own schema representations.
-var externalIDAttribute = domain.Attribute{
-	Name: "externalId", Type: domain.TypeString, CaseExact: true,
+var externalIDAttribute = scim.Attribute{
+	Name: "externalId", Type: scim.TypeString, CaseExact: true,
 	Description: "An identifier for the resource as defined by the provisioning client.",
 }
 
 // discoverySchemas are the schemas /Schemas lists, in order: User, Group, EnterpriseUser.
 var discoverySchemas = []struct {
 	id, name, description string
-	attrs                 []domain.Attribute
+	attrs                 []scim.Attribute
 }{
-	{domain.SchemaUser, "User", "User Account", append(append([]domain.Attribute(nil), domain.UserAttributes...), externalIDAttribute)},
-	{domain.SchemaGroup, "Group", "Group", append(append([]domain.Attribute(nil), domain.GroupAttributes...), externalIDAttribute)},
-	{domain.SchemaEnterpriseUser, "EnterpriseUser", "Enterprise User", domain.EnterpriseUserAttributes},
+	{scim.SchemaUser, "User", "User Account", append(append([]scim.Attribute(nil), scim.UserAttributes...), externalIDAttribute)},
+	{scim.SchemaGroup, "Group", "Group", append(append([]scim.Attribute(nil), scim.GroupAttributes...), externalIDAttribute)},
+	{scim.SchemaEnterpriseUser, "EnterpriseUser", "Enterprise User", scim.EnterpriseUserAttributes},
 }
 
 // rejectDiscoveryFilter answers a filter on a discovery endpoint with 403 (RFC 7644 §4).
@@ -194,13 +195,13 @@ func (s *Server) resourceTypes() []resourceType {
 	return []resourceType{
 		{
 			Schemas: []string{schemaResourceType}, ID: "User", Name: "User", Description: "User Account",
-			Endpoint: "/Users", Schema: domain.SchemaUser,
-			SchemaExtensions: []schemaExtension{{Schema: domain.SchemaEnterpriseUser, Required: false}},
+			Endpoint: "/Users", Schema: scim.SchemaUser,
+			SchemaExtensions: []schemaExtension{{Schema: scim.SchemaEnterpriseUser, Required: false}},
 			Meta:             discoveryMeta{ResourceType: "ResourceType", Location: s.discoveryLocation("ResourceTypes", "User")},
 		},
 		{
 			Schemas: []string{schemaResourceType}, ID: "Group", Name: "Group", Description: "Group",
-			Endpoint: "/Groups", Schema: domain.SchemaGroup,
+			Endpoint: "/Groups", Schema: scim.SchemaGroup,
 			Meta: discoveryMeta{ResourceType: "ResourceType", Location: s.discoveryLocation("ResourceTypes", "Group")},
 		},
 	}
@@ -280,7 +281,7 @@ func (s *Server) handleGetSchema(c echo.Context) error {
 
 // renderAttributes renders domain attribute definitions for /Schemas. parentMutability is the
 // enclosing attribute's rendered mutability ("" at the top level).
-func renderAttributes(attrs []domain.Attribute, parentMutability string) []schemaAttribute {
+func renderAttributes(attrs []scim.Attribute, parentMutability string) []schemaAttribute {
 	if len(attrs) == 0 {
 		return nil
 	}
@@ -295,7 +296,7 @@ func renderAttributes(attrs []domain.Attribute, parentMutability string) []schem
 // domain leaves zero. A sub-attribute without its own mutability inherits readOnly from its
 // parent (a client cannot write part of a read-only attribute), and a reference without
 // reference types is "external" (RFC 7643 §2.3.7).
-func renderAttribute(a domain.Attribute, parentMutability string) schemaAttribute {
+func renderAttribute(a scim.Attribute, parentMutability string) schemaAttribute {
 	mutability := a.Mutability
 	if mutability == "" {
 		mutability = defaultMutability
@@ -312,7 +313,7 @@ func renderAttribute(a domain.Attribute, parentMutability string) schemaAttribut
 		uniqueness = defaultUniqueness
 	}
 	var refs []string
-	if a.Type == domain.TypeReference {
+	if a.Type == scim.TypeReference {
 		refs = a.References
 		if len(refs) == 0 {
 			refs = []string{"external"}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // getSCIM fetches path with the tenant token and checks a 200 application/scim+json answer.
@@ -73,8 +73,8 @@ func TestResourceTypes(t *testing.T) {
 	}
 	resources, _ := got["Resources"].([]any)
 	want := []struct{ id, endpoint, schema, ext string }{
-		{"User", "/Users", domain.SchemaUser, domain.SchemaEnterpriseUser},
-		{"Group", "/Groups", domain.SchemaGroup, ""},
+		{"User", "/Users", scim.SchemaUser, scim.SchemaEnterpriseUser},
+		{"Group", "/Groups", scim.SchemaGroup, ""},
 	}
 	if len(resources) != len(want) {
 		t.Fatalf("Resources = %v, want User and Group", resources)
@@ -111,9 +111,9 @@ func TestSchemas(t *testing.T) {
 	}
 	resources, _ := got["Resources"].([]any)
 	want := []struct{ id, name, description string }{
-		{domain.SchemaUser, "User", "User Account"},
-		{domain.SchemaGroup, "Group", "Group"},
-		{domain.SchemaEnterpriseUser, "EnterpriseUser", "Enterprise User"},
+		{scim.SchemaUser, "User", "User Account"},
+		{scim.SchemaGroup, "Group", "Group"},
+		{scim.SchemaEnterpriseUser, "EnterpriseUser", "Enterprise User"},
 	}
 	if len(resources) != len(want) {
 		t.Fatalf("Resources has %d schemas, want %d", len(resources), len(want))
@@ -160,10 +160,10 @@ func TestSchemas(t *testing.T) {
 		}
 	}
 	for _, n := range []string{
-		domain.SchemaUser + ":userName", domain.SchemaUser + ":externalId", domain.SchemaUser + ":active",
-		domain.SchemaUser + ":emails.value", domain.SchemaUser + ":name.givenName", domain.SchemaUser + ":addresses.postalCode",
-		domain.SchemaUser + ":phoneNumbers.value", domain.SchemaGroup + ":displayName", domain.SchemaGroup + ":externalId",
-		domain.SchemaGroup + ":members.value", domain.SchemaEnterpriseUser + ":manager.value", domain.SchemaEnterpriseUser + ":employeeNumber",
+		scim.SchemaUser + ":userName", scim.SchemaUser + ":externalId", scim.SchemaUser + ":active",
+		scim.SchemaUser + ":emails.value", scim.SchemaUser + ":name.givenName", scim.SchemaUser + ":addresses.postalCode",
+		scim.SchemaUser + ":phoneNumbers.value", scim.SchemaGroup + ":displayName", scim.SchemaGroup + ":externalId",
+		scim.SchemaGroup + ":members.value", scim.SchemaEnterpriseUser + ":manager.value", scim.SchemaEnterpriseUser + ":employeeNumber",
 	} {
 		if !names[n] {
 			t.Errorf("/Schemas does not describe %s", n)
@@ -224,7 +224,7 @@ func checkAttributes(t *testing.T, path string, attrs []any) {
 func TestSchemas_UserName(t *testing.T) {
 	e := newTestEnv(t)
 	_, token := e.tenant(t, "Acme")
-	s := getSCIM(t, e, token, "/scim/v2/Schemas/"+domain.SchemaUser)
+	s := getSCIM(t, e, token, "/scim/v2/Schemas/"+scim.SchemaUser)
 	for _, a := range s["attributes"].([]any) {
 		am := a.(map[string]any)
 		if am["name"] != "userName" {
@@ -272,7 +272,7 @@ func TestDiscovery_Errors(t *testing.T) {
 func TestDiscovery_CaseAndSlash(t *testing.T) {
 	e := newTestEnv(t)
 	_, token := e.tenant(t, "Acme")
-	for _, path := range []string{"/scim/v2/serviceproviderconfig", "/scim/v2/ResourceTypes/", "/scim/v2/resourcetypes/user", "/scim/v2/schemas/" + strings.ToLower(domain.SchemaEnterpriseUser)} {
+	for _, path := range []string{"/scim/v2/serviceproviderconfig", "/scim/v2/ResourceTypes/", "/scim/v2/resourcetypes/user", "/scim/v2/schemas/" + strings.ToLower(scim.SchemaEnterpriseUser)} {
 		getSCIM(t, e, token, path)
 	}
 }

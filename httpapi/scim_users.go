@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // maxResults is the page size cap advertised as filter.maxResults.
@@ -82,7 +83,7 @@ type groupRef struct {
 // attributes and excludedAttributes, or nil when the response leaves groups out or the operator
 // turned the company's groups feature off (its /Groups answers 403, so its users show none).
 func (s *Server) userGroupsFor(c echo.Context, attributes, excluded string) (*userGroups, error) {
-	if !returnsCoreAttr("groups", attributes, excluded) {
+	if !scim.ReturnsAttribute("groups", attributes, excluded) {
 		return nil, nil
 	}
 	ctx := c.Request().Context()
@@ -146,19 +147,4 @@ func (g *userGroups) add(res map[string]any, user domain.UserID) error {
 		}
 	}
 	return nil
-}
-
-// returnsCoreAttr reports whether a representation projected by attributes and
-// excludedAttributes (see projectAttributes) keeps any part of the core attribute name, so
-// that an attribute that costs a read is computed only when it is returned.
-func returnsCoreAttr(name, attributes, excluded string) bool {
-	urns := []string{domain.SchemaEnterpriseUser}
-	if sel := parseAttrList(attributes, urns); !sel.empty() {
-		return sel.allCore || sel.child(name) != nil
-	}
-	if sel := parseAttrList(excluded, urns); !sel.empty() {
-		n := sel.child(name)
-		return !sel.allCore && (n == nil || !n.whole)
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // ifMatch turns the If-Match header into the version a write asserts; nil means no
@@ -112,7 +113,7 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ops, err := parsePatchRequest(body)
+	ops, err := scim.ParsePatchRequest(body)
 	if err != nil {
 		return err
 	}
@@ -168,5 +169,5 @@ func (s *Server) writeUser(c echo.Context, status int, u domain.User) error {
 	if c.Request().Method == http.MethodGet && notModified(c, tag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return s.writeSCIM(c, status, projectAttributes(res, attributes, excluded))
+	return s.writeSCIM(c, status, scim.Project(res, attributes, excluded))
 }

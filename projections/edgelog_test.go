@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
 )
@@ -52,7 +53,7 @@ func edgeLog(tb testing.TB, store *eventstore.Store) domain.Version {
 		return out
 	}
 	user := func(agg string, attrs map[string]any) {
-		add(domain.KindUser, agg, domain.EventUserCreated, domain.UserCreated{Schemas: []string{domain.SchemaUser}, Attributes: attrs})
+		add(domain.KindUser, agg, domain.EventUserCreated, domain.UserCreated{Schemas: []string{scim.SchemaUser}, Attributes: attrs})
 	}
 	change := func(agg, typ string, changes ...domain.Change) {
 		add(domain.KindUser, agg, typ, domain.UserChanged{Changes: changes})

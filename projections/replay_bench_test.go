@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
 )
@@ -126,15 +127,15 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 			for _, m := range members[g][start:min(start+25, len(members[g]))] {
 				chunk = append(chunk, m)
 			}
-			op := domain.PatchOp{Op: domain.PatchAdd, Value: map[string]any{"members": chunk}}
-			if _, err := svc.PatchGroup(ctx, domain.OriginSCIM, tenant.ID, grp.ID, []domain.PatchOp{op}, nil); err != nil {
+			op := scim.PatchOp{Op: scim.PatchAdd, Value: map[string]any{"members": chunk}}
+			if _, err := svc.PatchGroup(ctx, domain.OriginSCIM, tenant.ID, grp.ID, []scim.PatchOp{op}, nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	patch := func(id domain.UserID, value map[string]any) error {
-		_, _, err := svc.PatchUser(ctx, domain.OriginSCIM, tenant.ID, id, []domain.PatchOp{{Op: domain.PatchReplace, Value: value}}, nil, nil)
+		_, _, err := svc.PatchUser(ctx, domain.OriginSCIM, tenant.ID, id, []scim.PatchOp{{Op: scim.PatchReplace, Value: value}}, nil, nil)
 		return err
 	}
 	parallel(shape.users, func(i int) error {
@@ -176,9 +177,9 @@ func richLog(tb testing.TB, store *eventstore.Store, shape logShape) domain.Vers
 		for k := range 3 {
 			add = append(add, map[string]any{"value": string(ids[(g*131+k*17)%shape.users])})
 		}
-		ops := []domain.PatchOp{
-			{Op: domain.PatchAdd, Value: map[string]any{"members": add}},
-			{Op: domain.PatchReplace, Value: map[string]any{"displayName": fmt.Sprintf("Squad %05d", g)}},
+		ops := []scim.PatchOp{
+			{Op: scim.PatchAdd, Value: map[string]any{"members": add}},
+			{Op: scim.PatchReplace, Value: map[string]any{"displayName": fmt.Sprintf("Squad %05d", g)}},
 		}
 		if _, err := svc.PatchGroup(ctx, domain.OriginSCIM, tenant.ID, groups[g], ops, nil); err != nil {
 			return err

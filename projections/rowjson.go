@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // This file encodes and decodes the user, group and login rows, which every event of a user or
@@ -386,8 +387,8 @@ func knownKey(b []byte) (string, bool) {
 		return "employeeNumber", true
 	case "$ref":
 		return "$ref", true
-	case domain.SchemaEnterpriseUser:
-		return domain.SchemaEnterpriseUser, true
+	case scim.SchemaEnterpriseUser:
+		return scim.SchemaEnterpriseUser, true
 	}
 	return "", false
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // The row codec (rowjson.go) hardcodes the fields of the rows it writes: a field added to one
@@ -120,7 +121,7 @@ func (g rowGen) schemas() []string {
 	case 1:
 		return []string{}
 	}
-	return []string{g.str(), domain.SchemaUser}
+	return []string{g.str(), scim.SchemaUser}
 }
 
 func (g rowGen) user() domain.User {
@@ -234,7 +235,7 @@ func FuzzRowJSON(f *testing.F) {
 
 func BenchmarkRowJSON(b *testing.B) {
 	u := domain.User{ID: "0192000000000000000000000000000a", Tenant: "01920000000000000000000000000001",
-		Schemas: []string{domain.SchemaUser, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"},
+		Schemas: []string{scim.SchemaUser, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"},
 		Created: time.Date(2026, 11, 20, 9, 0, 0, 6e6, time.UTC), Modified: time.Date(2026, 11, 20, 9, 1, 0, 0, time.UTC), Version: 12}
 	if err := json.Unmarshal([]byte(`{"active":true,"displayName":"Edsger Lovelace","emails":[{"primary":true,"type":"work","value":"edsger.lovelace0000003@contoso.example"}],"externalId":"edsger0000003","name":{"familyName":"Lovelace","formatted":"Edsger Lovelace","givenName":"Edsger"},"roles":[{"primary":true,"value":"admin"}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Legal","employeeNumber":"100003","manager":{"value":"01920000000000000000000000000002"}},"userName":"Edsger.Lovelace0000003@Contoso.example"}`), &u.Resource); err != nil {
 		b.Fatal(err)

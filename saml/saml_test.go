@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
 	"github.com/idledger/idledger/saml"
@@ -136,7 +137,7 @@ func (e *env) wait(tb testing.TB, v domain.Version) {
 func (e *env) user(tb testing.TB, tenant domain.TenantID, userName string, active bool) domain.User {
 	tb.Helper()
 	u, err := e.dom.CreateUser(context.Background(), domain.OriginSystem, tenant, map[string]any{
-		"schemas": []any{domain.SchemaUser}, "userName": userName, "active": active,
+		"schemas": []any{scim.SchemaUser}, "userName": userName, "active": active,
 	})
 	if err != nil {
 		tb.Fatal(err)

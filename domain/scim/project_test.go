@@ -1,11 +1,9 @@
-package httpapi
+package scim
 
 import (
 	"encoding/json"
 	"errors"
 	"testing"
-
-	"github.com/idledger/idledger/domain"
 )
 
 // mustJSON decodes a JSON object literal for a test table.
@@ -41,7 +39,7 @@ const testUserJSON = `{
 	"meta": {"resourceType": "User", "created": "2026-01-01T00:00:00Z", "location": "https://x/scim/v2/Users/u1", "version": "W/\"3\""}
 }`
 
-func TestProjectAttributes(t *testing.T) {
+func TestProject(t *testing.T) {
 	const (
 		schemas = `"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]`
 		base    = schemas + `,"id":"u1","meta":{"resourceType":"User"}`
@@ -86,9 +84,9 @@ func TestProjectAttributes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := mustJSON(t, testUserJSON)
-			got := projectAttributes(res, tt.attributes, tt.excluded)
+			got := Project(res, tt.attributes, tt.excluded)
 			if g, w := canonicalJSON(t, got), canonicalJSON(t, mustJSON(t, tt.want)); g != w {
-				t.Errorf("projectAttributes(%q, %q)\n got %s\nwant %s", tt.attributes, tt.excluded, g, w)
+				t.Errorf("Project(%q, %q)\n got %s\nwant %s", tt.attributes, tt.excluded, g, w)
 			}
 			if g, w := canonicalJSON(t, res), canonicalJSON(t, mustJSON(t, testUserJSON)); g != w {
 				t.Errorf("res was modified: %s", g)
@@ -97,9 +95,9 @@ func TestProjectAttributes(t *testing.T) {
 	}
 }
 
-func TestProjectAttributes_NoSharing(t *testing.T) {
+func TestProject_NoSharing(t *testing.T) {
 	res := mustJSON(t, testUserJSON)
-	got := projectAttributes(res, "", "")
+	got := Project(res, "", "")
 	got["name"].(map[string]any)["givenName"] = "Changed"
 	got["emails"].([]any)[0].(map[string]any)["value"] = "changed"
 	if res["name"].(map[string]any)["givenName"] != "Ada" || res["emails"].([]any)[0].(map[string]any)["value"] != "ada@example.com" {
@@ -114,9 +112,9 @@ func TestSortResources(t *testing.T) {
 				"emails": []any{map[string]any{"value": "z@x"}, map[string]any{"value": "b@x", "primary": true}}},
 			{"id": "B", "userName": "Alice", "externalId": "x2", "meta": map[string]any{"created": "2026-01-01T00:00:00Z"},
 				"emails": []any{map[string]any{"value": "c@x"}}, "active": true,
-				domain.SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m2"}}},
+				SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m2"}}},
 			{"id": "c", "userName": "carol", "externalId": "X1", "meta": map[string]any{"created": "2025-12-31T23:59:59+01:00"}, "active": false,
-				domain.SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m1"}}},
+				SchemaEnterpriseUser: map[string]any{"manager": map[string]any{"value": "m1"}}},
 			{"id": "d", "userName": "alice", "meta": map[string]any{}},
 		}
 	}
@@ -141,12 +139,12 @@ func TestSortResources(t *testing.T) {
 		{"CoreURN", "urn:ietf:params:scim:schemas:core:2.0:User:userName", "", []string{"B", "d", "a", "c"}, nil},
 		{"UnknownAttribute", "nickName", "descending", []string{"a", "B", "c", "d"}, nil},
 		{"Unreadable", "a b", "", []string{"a", "B", "c", "d"}, nil},
-		{"BadOrder", "userName", "up", nil, domain.ErrInvalid},
+		{"BadOrder", "userName", "up", nil, ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := list()
-			err := sortResources(l, tt.sortBy, tt.sortOrder)
+			err := SortResources(l, tt.sortBy, tt.sortOrder)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -158,7 +156,7 @@ func TestSortResources(t *testing.T) {
 				got = append(got, r["id"].(string))
 			}
 			if canonicalJSON(t, got) != canonicalJSON(t, tt.want) {
-				t.Errorf("sortResources(%q, %q) = %v, want %v", tt.sortBy, tt.sortOrder, got, tt.want)
+				t.Errorf("SortResources(%q, %q) = %v, want %v", tt.sortBy, tt.sortOrder, got, tt.want)
 			}
 		})
 	}

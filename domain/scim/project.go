@@ -1,4 +1,4 @@
-package httpapi
+package scim
 
 import (
 	"cmp"
@@ -7,16 +7,14 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/idledger/idledger/domain"
 )
 
-// This file shapes rendered SCIM resources for the query parameters attributes,
+// Projection and sorting shape rendered SCIM resources for the query parameters attributes,
 // excludedAttributes (RFC 7644 §3.4.2.5, §3.9), sortBy and sortOrder (§3.4.2.3). A rendered
 // resource is a map with the keys schemas, id, externalId, meta, the core attributes, and one
 // object per extension under its schema URN.
 //
-// Attribute paths are read leniently, as entra-scim.md §6 asks: names compare
+// Attribute paths are read leniently, as entra-md §6 asks: names compare
 // case-insensitively; a path is attr, attr.sub, URN:attr, URN:attr.sub, or a bare URN (the whole
 // extension, or all core attributes for a core schema URN); a value filter such as
 // emails[type eq "work"].value is read as emails.value; anything else is ignored, never an
@@ -72,7 +70,7 @@ func parseAttrList(list string, urns []string) *attrNode {
 			root.allCore = true
 			continue
 		}
-		if segs, ok := parseAttrPath(item, urns); ok {
+		if segs, ok := projectionPath(item, urns); ok {
 			root.add(segs)
 		}
 	}
@@ -102,12 +100,12 @@ func splitAttrList(list string) []string {
 
 // isCoreSchema reports whether s names one of idledger's core schemas.
 func isCoreSchema(s string) bool {
-	return strings.EqualFold(s, domain.SchemaUser) || strings.EqualFold(s, domain.SchemaGroup)
+	return strings.EqualFold(s, SchemaUser) || strings.EqualFold(s, SchemaGroup)
 }
 
 // extensionURNs returns the enterprise extension URN and every URN key of the resources.
 func extensionURNs(resources ...map[string]any) []string {
-	urns := []string{domain.SchemaEnterpriseUser}
+	urns := []string{SchemaEnterpriseUser}
 	for _, r := range resources {
 		for k := range r {
 			if len(k) > 4 && strings.EqualFold(k[:4], "urn:") {
@@ -118,17 +116,17 @@ func extensionURNs(resources ...map[string]any) []string {
 	return urns
 }
 
-// parseAttrPath turns one attribute path into lower-cased segments: [attr] or [attr, sub] for
+// projectionPath turns one attribute path into lower-cased segments: [attr] or [attr, sub] for
 // a core attribute, [urn], [urn, attr] or [urn, attr, sub] for an extension. urns are the known
 // extension URNs; the longest one that prefixes item wins, so a bare extension URN is not
 // mistaken for an attribute of a shorter URN. An unknown URN prefix ends at the last colon,
 // since attribute names cannot contain one. It reports false for anything that is not a path.
-func parseAttrPath(item string, urns []string) ([]string, bool) {
+func projectionPath(item string, urns []string) ([]string, bool) {
 	item = stripValueFilter(strings.TrimSpace(item))
 	var segs []string
 	if len(item) > 4 && strings.EqualFold(item[:4], "urn:") {
 		urn := ""
-		for _, u := range append([]string{domain.SchemaUser, domain.SchemaGroup}, urns...) {
+		for _, u := range append([]string{SchemaUser, SchemaGroup}, urns...) {
 			if len(u) > len(urn) && len(item) >= len(u) && strings.EqualFold(item[:len(u)], u) &&
 				(len(item) == len(u) || item[len(u)] == ':') {
 				urn = u
@@ -150,7 +148,7 @@ func parseAttrPath(item string, urns []string) ([]string, bool) {
 		return nil, false
 	}
 	for _, n := range names {
-		if !isAttrName(n) {
+		if !isAttrName(n) || (n[0] == '$' && n != "$ref") {
 			return nil, false
 		}
 		segs = append(segs, strings.ToLower(n))
@@ -173,33 +171,18 @@ func stripValueFilter(s string) string {
 	}
 }
 
-// isAttrName reports whether s is an ATTRNAME of RFC 7644 §3.10 (or "$ref").
-func isAttrName(s string) bool {
-	if s == "$ref" {
-		return true
-	}
-	if s == "" || !isAlpha(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlpha(c) && !(c >= '0' && c <= '9') && c != '-' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-
-// projectAttributes returns the representation of res that attributes or excludedAttributes
-// ask for (RFC 7644 §3.4.2.5, §3.9). Both are comma-separated attribute paths, read as the
-// file comment describes. If attributes names at least one path it wins and
+// Project returns the representation of res that attributes or excludedAttributes ask for
+// (RFC 7644 §3.4.2.5, §3.9). Both are comma-separated attribute paths, read leniently: names
+// compare case-insensitively; a path is attr, attr.sub, URN:attr, URN:attr.sub, or a bare URN
+// (the whole extension, or all core attributes for a core schema URN); a value filter such as
+// emails[type eq "work"].value is read as emails.value; anything else is ignored, never an
+// error. If attributes names at least one path it wins and
 // excludedAttributes is ignored (the RFC does not define both at once); if neither selects
 // anything the full resource comes back. schemas, id and meta.resourceType are always
 // returned; an extension or complex value left empty is dropped, while the schemas list keeps
 // naming the extensions the resource has. res is not modified, and the result shares no maps
 // or slices with it.
-func projectAttributes(res map[string]any, attributes, excludedAttributes string) map[string]any {
+func Project(res map[string]any, attributes, excludedAttributes string) map[string]any {
 	urns := extensionURNs(res)
 	if sel := parseAttrList(attributes, urns); !sel.empty() {
 		return includeAttributes(res, sel)
@@ -207,7 +190,7 @@ func projectAttributes(res map[string]any, attributes, excludedAttributes string
 	if sel := parseAttrList(excludedAttributes, urns); !sel.empty() {
 		return excludeAttributes(res, sel)
 	}
-	out, _ := cloneValue(res).(map[string]any)
+	out, _ := cloneJSON(res).(map[string]any)
 	return out
 }
 
@@ -218,7 +201,7 @@ func includeAttributes(res map[string]any, sel *attrNode) map[string]any {
 		lk := strings.ToLower(k)
 		switch {
 		case lk == "schemas" || lk == "id":
-			out[k] = cloneValue(v)
+			out[k] = cloneJSON(v)
 		case lk == "meta":
 			meta := map[string]any{}
 			if n := sel.child(k); n != nil {
@@ -231,7 +214,7 @@ func includeAttributes(res map[string]any, sel *attrNode) map[string]any {
 				out[k] = meta
 			}
 		case sel.allCore && !strings.HasPrefix(lk, "urn:"):
-			out[k] = cloneValue(v)
+			out[k] = cloneJSON(v)
 		default:
 			if n := sel.child(k); n != nil {
 				if pv, ok := pickValue(v, n); ok {
@@ -250,7 +233,7 @@ func excludeAttributes(res map[string]any, sel *attrNode) map[string]any {
 		lk := strings.ToLower(k)
 		switch {
 		case lk == "schemas" || lk == "id":
-			out[k] = cloneValue(v)
+			out[k] = cloneJSON(v)
 		case lk == "meta":
 			meta := map[string]any{}
 			if m, ok := dropValue(v, sel.child(k)); ok {
@@ -283,7 +266,7 @@ func keepResourceType(meta map[string]any, orig any) {
 // of a multi-valued attribute applies to each of its values.
 func pickValue(v any, n *attrNode) (any, bool) {
 	if n.whole {
-		return cloneValue(v), true
+		return cloneJSON(v), true
 	}
 	switch v := v.(type) {
 	case map[string]any:
@@ -313,7 +296,7 @@ func pickValue(v any, n *attrNode) (any, bool) {
 func dropValue(v any, n *attrNode) (any, bool) {
 	switch {
 	case n == nil:
-		return cloneValue(v), true
+		return cloneJSON(v), true
 	case n.whole:
 		return nil, false
 	}
@@ -335,22 +318,22 @@ func dropValue(v any, n *attrNode) (any, bool) {
 		}
 		return out, len(out) > 0
 	}
-	return cloneValue(v), true
+	return cloneJSON(v), true
 }
 
-// cloneValue deep-copies the maps and slices of a JSON-like value.
-func cloneValue(v any) any {
+// cloneJSON deep-copies the maps and slices of a JSON-like value, []string included.
+func cloneJSON(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			out[k] = cloneValue(e)
+			out[k] = cloneJSON(e)
 		}
 		return out
 	case []any:
 		out := make([]any, len(v))
 		for i, e := range v {
-			out[i] = cloneValue(e)
+			out[i] = cloneJSON(e)
 		}
 		return out
 	case []string:
@@ -359,24 +342,24 @@ func cloneValue(v any) any {
 	return v
 }
 
-// sortResources sorts rendered resources by sortBy in sortOrder (RFC 7644 §3.4.2.3). The sort
+// SortResources sorts rendered resources by sortBy in sortOrder (RFC 7644 §3.4.2.3). The sort
 // is stable, so resources with equal values keep their order (creation order from the read
 // model). Strings compare case-insensitively unless the attribute is caseExact (id,
 // externalId); dateTime values compare as instants; a multi-valued attribute sorts by its
 // primary value, else its first. Resources without a value sort last when ascending and first
 // when descending. sortOrder is "ascending" (the default) or "descending", in any case; any
-// other value is an error wrapping [domain.ErrInvalid]. An empty or unreadable sortBy leaves the
+// other value is an error wrapping [ErrInvalid]. An empty or unreadable sortBy leaves the
 // list as it is.
-func sortResources(list []map[string]any, sortBy, sortOrder string) error {
+func SortResources(list []map[string]any, sortBy, sortOrder string) error {
 	desc := false
 	switch {
 	case sortOrder == "" || strings.EqualFold(sortOrder, "ascending"):
 	case strings.EqualFold(sortOrder, "descending"):
 		desc = true
 	default:
-		return domain.Errorf(domain.ErrInvalid, "sortOrder %q must be ascending or descending", sortOrder)
+		return errorf(ErrInvalid, "sortOrder %q must be ascending or descending", sortOrder)
 	}
-	segs, ok := parseAttrPath(sortBy, extensionURNs(list...))
+	segs, ok := projectionPath(sortBy, extensionURNs(list...))
 	if strings.TrimSpace(sortBy) == "" || !ok {
 		return nil
 	}
@@ -460,53 +443,53 @@ func primaryOf(v any) any {
 }
 
 // sortCommonAttributes describes the common attributes (RFC 7643 §3.1) for sorting.
-var sortCommonAttributes = []domain.Attribute{
-	{Name: "id", Type: domain.TypeString, CaseExact: true},
-	externalIDAttribute,
-	{Name: "meta", Type: domain.TypeComplex, SubAttributes: []domain.Attribute{
-		{Name: "resourceType", Type: domain.TypeString, CaseExact: true},
-		{Name: "created", Type: domain.TypeDateTime},
-		{Name: "lastModified", Type: domain.TypeDateTime},
-		{Name: "location", Type: domain.TypeReference, CaseExact: true},
-		{Name: "version", Type: domain.TypeString, CaseExact: true},
+var sortCommonAttributes = []Attribute{
+	{Name: "id", Type: TypeString, CaseExact: true},
+	externalIDAttr,
+	{Name: "meta", Type: TypeComplex, SubAttributes: []Attribute{
+		{Name: "resourceType", Type: TypeString, CaseExact: true},
+		{Name: "created", Type: TypeDateTime},
+		{Name: "lastModified", Type: TypeDateTime},
+		{Name: "location", Type: TypeReference, CaseExact: true},
+		{Name: "version", Type: TypeString, CaseExact: true},
 	}},
 }
 
 // sortAttribute returns the definition of the attribute at segs, searching the common, User
 // and Group attributes or the enterprise extension; the zero Attribute (a case-insensitive
 // string) if it is unknown. A complex attribute stands for its "value" sub-attribute.
-func sortAttribute(segs []string) domain.Attribute {
-	var attrs [][]domain.Attribute
+func sortAttribute(segs []string) Attribute {
+	var attrs [][]Attribute
 	if strings.HasPrefix(segs[0], "urn:") {
-		if !strings.EqualFold(segs[0], domain.SchemaEnterpriseUser) {
-			return domain.Attribute{}
+		if !strings.EqualFold(segs[0], SchemaEnterpriseUser) {
+			return Attribute{}
 		}
-		attrs, segs = [][]domain.Attribute{domain.EnterpriseUserAttributes}, segs[1:]
+		attrs, segs = [][]Attribute{EnterpriseUserAttributes}, segs[1:]
 	} else {
-		attrs = [][]domain.Attribute{sortCommonAttributes, domain.UserAttributes, domain.GroupAttributes}
+		attrs = [][]Attribute{sortCommonAttributes, UserAttributes, GroupAttributes}
 	}
 	for _, set := range attrs {
 		if a, ok := findAttribute(set, segs); ok {
 			return a
 		}
 	}
-	return domain.Attribute{}
+	return Attribute{}
 }
 
 // findAttribute walks segs through attrs.
-func findAttribute(attrs []domain.Attribute, segs []string) (domain.Attribute, bool) {
-	var a domain.Attribute
+func findAttribute(attrs []Attribute, segs []string) (Attribute, bool) {
+	var a Attribute
 	for i, s := range segs {
-		j := slices.IndexFunc(attrs, func(x domain.Attribute) bool { return strings.EqualFold(x.Name, s) })
+		j := slices.IndexFunc(attrs, func(x Attribute) bool { return strings.EqualFold(x.Name, s) })
 		if j < 0 {
-			return domain.Attribute{}, false
+			return Attribute{}, false
 		}
 		a = attrs[j]
 		if i < len(segs)-1 {
 			attrs = a.SubAttributes
 		}
 	}
-	if a.Type == domain.TypeComplex {
+	if a.Type == TypeComplex {
 		return findAttribute(a.SubAttributes, []string{"value"})
 	}
 	return a, true
@@ -521,7 +504,7 @@ type sortKey struct {
 }
 
 // newSortKey makes the key of v, an attribute of definition def.
-func newSortKey(v any, def domain.Attribute) sortKey {
+func newSortKey(v any, def Attribute) sortKey {
 	switch v := v.(type) {
 	case nil:
 		return sortKey{kind: 4}
@@ -539,7 +522,7 @@ func newSortKey(v any, def domain.Attribute) sortKey {
 		}
 		return sortKey{kind: 1}
 	case string:
-		if def.Type == domain.TypeDateTime {
+		if def.Type == TypeDateTime {
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 				return sortKey{kind: 2, t: t}
 			}
@@ -566,4 +549,19 @@ func (k sortKey) compare(o sortKey) int {
 		return strings.Compare(k.str, o.str)
 	}
 	return 0
+}
+
+// ReturnsAttribute reports whether a representation projected by attributes and
+// excludedAttributes (see [Project]) keeps any part of the core attribute name, so that an
+// attribute that costs a read is computed only when it is returned.
+func ReturnsAttribute(name, attributes, excludedAttributes string) bool {
+	urns := []string{SchemaEnterpriseUser}
+	if sel := parseAttrList(attributes, urns); !sel.empty() {
+		return sel.allCore || sel.child(name) != nil
+	}
+	if sel := parseAttrList(excludedAttributes, urns); !sel.empty() {
+		n := sel.child(name)
+		return !sel.allCore && (n == nil || !n.whole)
+	}
+	return true
 }

@@ -1,4 +1,4 @@
-package domain_test
+package scim_test
 
 import (
 	"encoding/json"
@@ -7,23 +7,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim"
 )
 
-func cmpF(path domain.AttrPath, op string, v any) domain.CompareFilter {
-	return domain.CompareFilter{Path: path, Op: op, Value: v}
+func cmpF(path scim.AttrPath, op string, v any) scim.CompareFilter {
+	return scim.CompareFilter{Path: path, Op: op, Value: v}
 }
 
-func attr(name string) domain.AttrPath { return domain.AttrPath{Attr: name} }
+func attr(name string) scim.AttrPath { return scim.AttrPath{Attr: name} }
 
-func sub(name, s string) domain.AttrPath { return domain.AttrPath{Attr: name, Sub: s} }
+func sub(name, s string) scim.AttrPath { return scim.AttrPath{Attr: name, Sub: s} }
 
-func and(l, r domain.Filter) domain.LogicalFilter {
-	return domain.LogicalFilter{Op: "and", Left: l, Right: r}
+func and(l, r scim.Filter) scim.LogicalFilter {
+	return scim.LogicalFilter{Op: "and", Left: l, Right: r}
 }
 
-func or(l, r domain.Filter) domain.LogicalFilter {
-	return domain.LogicalFilter{Op: "or", Left: l, Right: r}
+func or(l, r scim.Filter) scim.LogicalFilter {
+	return scim.LogicalFilter{Op: "or", Left: l, Right: r}
 }
 
 func decode(t testing.TB, s string) map[string]any {
@@ -52,10 +52,10 @@ const matchUser = `{
 
 func TestMatch(t *testing.T) {
 	t.Parallel()
-	ent := domain.SchemaEnterpriseUser
+	ent := scim.SchemaEnterpriseUser
 	tests := []struct {
 		name string
-		f    domain.Filter
+		f    scim.Filter
 		want bool
 	}{
 		{"EqFolded", cmpF(attr("USERNAME"), "eq", "ada.lovelace@CONTOSO.com"), true},
@@ -90,19 +90,19 @@ func TestMatch(t *testing.T) {
 		{"BoolGt", cmpF(attr("active"), "gt", false), false},
 		{"BoolOtherString", cmpF(attr("active"), "eq", "yes"), false},
 		{"StringVsBool", cmpF(sub("emails", "type"), "eq", true), false},
-		{"ValuePath", domain.ValuePathFilter{Path: attr("emails"),
+		{"ValuePath", scim.ValuePathFilter{Path: attr("emails"),
 			Filter: and(cmpF(attr("type"), "eq", "work"), cmpF(attr("primary"), "eq", "True"))}, true},
-		{"ValuePathNoElement", domain.ValuePathFilter{Path: attr("emails"),
+		{"ValuePathNoElement", scim.ValuePathFilter{Path: attr("emails"),
 			Filter: and(cmpF(attr("type"), "eq", "home"), cmpF(attr("primary"), "eq", true))}, false},
-		{"ValuePathOnComplex", domain.ValuePathFilter{Path: attr("name"), Filter: cmpF(attr("givenName"), "eq", "ada")}, true},
-		{"ExtensionURN", cmpF(domain.AttrPath{URN: ent, Attr: "department"}, "eq", "research"), true},
-		{"ExtensionURNAnyCase", cmpF(domain.AttrPath{URN: "URN:IETF:params:scim:schemas:extension:enterprise:2.0:user", Attr: "Department"}, "eq", "research"), true},
-		{"CoreURN", cmpF(domain.AttrPath{URN: domain.SchemaUser, Attr: "userName"}, "sw", "ada"), true},
+		{"ValuePathOnComplex", scim.ValuePathFilter{Path: attr("name"), Filter: cmpF(attr("givenName"), "eq", "ada")}, true},
+		{"ExtensionURN", cmpF(scim.AttrPath{URN: ent, Attr: "department"}, "eq", "research"), true},
+		{"ExtensionURNAnyCase", cmpF(scim.AttrPath{URN: "URN:IETF:params:scim:schemas:extension:enterprise:2.0:user", Attr: "Department"}, "eq", "research"), true},
+		{"CoreURN", cmpF(scim.AttrPath{URN: scim.SchemaUser, Attr: "userName"}, "sw", "ada"), true},
 		{"UnqualifiedExtensionAttribute", cmpF(attr("department"), "eq", "Research"), true},
 		{"CoreNameNotLookedUpInExtension", cmpF(attr("displayName"), "pr", nil), false},
 		{"ManagerEq", cmpF(attr("manager"), "eq", "M-1"), true},
-		{"ManagerRefCaseExact", cmpF(domain.AttrPath{URN: ent, Attr: "manager", Sub: "$ref"}, "eq", "https://x/users/m-1"), false},
-		{"NumberGt", cmpF(domain.AttrPath{URN: "urn:example:ext:1.0:User", Attr: "level"}, "gt", 6.5), true},
+		{"ManagerRefCaseExact", cmpF(scim.AttrPath{URN: ent, Attr: "manager", Sub: "$ref"}, "eq", "https://x/users/m-1"), false},
+		{"NumberGt", cmpF(scim.AttrPath{URN: "urn:example:ext:1.0:User", Attr: "level"}, "gt", 6.5), true},
 		{"NumberLe", cmpF(attr("level"), "le", 7.0), true},
 		{"NumberLt", cmpF(attr("level"), "lt", 7.0), false},
 		{"NumberVsString", cmpF(attr("level"), "eq", "7"), false},
@@ -118,20 +118,20 @@ func TestMatch(t *testing.T) {
 		{"TimestampVsNumber", cmpF(sub("meta", "created"), "gt", 5.0), false},
 		{"And", and(cmpF(attr("active"), "eq", true), cmpF(attr("userName"), "sw", "x")), false},
 		{"Or", or(cmpF(attr("active"), "eq", false), cmpF(attr("userName"), "sw", "ada")), true},
-		{"Not", domain.NotFilter{Filter: cmpF(attr("active"), "eq", true)}, false},
-		{"Pointers", &domain.LogicalFilter{Op: "and", Left: &domain.CompareFilter{Path: attr("active"), Op: "eq", Value: true},
-			Right: &domain.NotFilter{Filter: &domain.ValuePathFilter{Path: attr("emails"), Filter: cmpF(attr("type"), "eq", "fax")}}}, true},
+		{"Not", scim.NotFilter{Filter: cmpF(attr("active"), "eq", true)}, false},
+		{"Pointers", &scim.LogicalFilter{Op: "and", Left: &scim.CompareFilter{Path: attr("active"), Op: "eq", Value: true},
+			Right: &scim.NotFilter{Filter: &scim.ValuePathFilter{Path: attr("emails"), Filter: cmpF(attr("type"), "eq", "fax")}}}, true},
 		{"NilFilter", nil, false},
-		{"NilPointer", (*domain.CompareFilter)(nil), false},
-		{"NotNil", domain.NotFilter{}, false},
+		{"NilPointer", (*scim.CompareFilter)(nil), false},
+		{"NotNil", scim.NotFilter{}, false},
 		{"UnknownOp", cmpF(attr("userName"), "xx", "a"), false},
-		{"UnknownLogicalOp", domain.LogicalFilter{Op: "xor", Left: cmpF(attr("active"), "pr", nil), Right: cmpF(attr("active"), "pr", nil)}, false},
+		{"UnknownLogicalOp", scim.LogicalFilter{Op: "xor", Left: cmpF(attr("active"), "pr", nil), Right: cmpF(attr("active"), "pr", nil)}, false},
 		{"ObjectValue", cmpF(attr("name"), "eq", map[string]any{"givenName": "Ada"}), false},
 	}
 	res := decode(t, matchUser)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := domain.Match(tt.f, res); got != tt.want {
+			if got := scim.Match(tt.f, res); got != tt.want {
 				t.Errorf("Match(%v) = %v, want %v", tt.f, got, tt.want)
 			}
 		})
@@ -144,7 +144,7 @@ func TestMatch_Element(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		f    domain.Filter
+		f    scim.Filter
 		el   map[string]any
 		want bool
 	}{
@@ -157,7 +157,7 @@ func TestMatch_Element(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := domain.Match(tt.f, tt.el); got != tt.want {
+			if got := scim.Match(tt.f, tt.el); got != tt.want {
 				t.Errorf("Match(%v, %v) = %v, want %v", tt.f, tt.el, got, tt.want)
 			}
 		})
@@ -168,28 +168,32 @@ func TestMatch_Element(t *testing.T) {
 // []string, integers, time.Time, structs) matches like its JSON form.
 func TestMatch_GoValues(t *testing.T) {
 	t.Parallel()
+	type (
+		userID  string
+		version uint64
+	)
 	type member struct {
 		Value   string `json:"value"`
 		Display string `json:"display,omitempty"`
 	}
 	res := map[string]any{
-		"id":      domain.UserID("u-1"),
-		"schemas": []string{domain.SchemaGroup},
+		"id":      userID("u-1"),
+		"schemas": []string{scim.SchemaGroup},
 		"members": []member{{Value: "m-1", Display: "Ada"}},
 		"count":   int64(3),
-		"version": domain.Version(9),
+		"version": version(9),
 		"meta":    map[string]any{"created": time.Date(2026, 11, 20, 9, 15, 0, 0, time.UTC)},
 		"nested":  map[string]string{"k": "V"},
 		"number":  json.Number("2.5"),
 	}
 	tests := []struct {
-		f    domain.Filter
+		f    scim.Filter
 		want bool
 	}{
 		{cmpF(attr("id"), "eq", "u-1"), true},
-		{cmpF(attr("schemas"), "eq", domain.SchemaGroup), true},
+		{cmpF(attr("schemas"), "eq", scim.SchemaGroup), true},
 		{cmpF(attr("members"), "eq", "m-1"), true},
-		{domain.ValuePathFilter{Path: attr("members"), Filter: cmpF(attr("display"), "eq", "ada")}, true},
+		{scim.ValuePathFilter{Path: attr("members"), Filter: cmpF(attr("display"), "eq", "ada")}, true},
 		{cmpF(attr("count"), "ge", 3.0), true},
 		{cmpF(attr("version"), "eq", 9.0), true},
 		{cmpF(sub("meta", "created"), "eq", "2026-11-20T09:15:00.000Z"), true},
@@ -197,7 +201,7 @@ func TestMatch_GoValues(t *testing.T) {
 		{cmpF(attr("number"), "gt", 2.0), true},
 	}
 	for _, tt := range tests {
-		if got := domain.Match(tt.f, res); got != tt.want {
+		if got := scim.Match(tt.f, res); got != tt.want {
 			t.Errorf("Match(%v) = %v, want %v", tt.f, got, tt.want)
 		}
 	}
@@ -218,7 +222,7 @@ func TestFilter_String(t *testing.T) {
 		{cmpF(attr("a"), "lt", -0.5), `a lt -0.5`},
 		{cmpF(attr("a"), "eq", 7), `a eq 7`},
 		{cmpF(attr("a"), "eq", "q\"\\\n\t\x01é"), `a eq "q\"\\\n\t\u0001é"`},
-		{cmpF(domain.AttrPath{URN: domain.SchemaEnterpriseUser, Attr: "manager", Sub: "value"}, "eq", "m"),
+		{cmpF(scim.AttrPath{URN: scim.SchemaEnterpriseUser, Attr: "manager", Sub: "value"}, "eq", "m"),
 			`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m"`},
 		{and(and(a, b), c), `a eq 1 and b pr and c ne "x"`},
 		{and(a, and(b, c)), `a eq 1 and (b pr and c ne "x")`},
@@ -228,12 +232,12 @@ func TestFilter_String(t *testing.T) {
 		{and(a, or(b, c)), `a eq 1 and (b pr or c ne "x")`},
 		{or(and(a, b), c), `a eq 1 and b pr or c ne "x"`},
 		{or(a, and(b, c)), `a eq 1 or b pr and c ne "x"`},
-		{domain.NotFilter{Filter: or(a, b)}, `not (a eq 1 or b pr)`},
-		{domain.ValuePathFilter{Path: attr("emails"), Filter: and(cmpF(attr("type"), "eq", "work"), cmpF(attr("value"), "co", "@x"))},
+		{scim.NotFilter{Filter: or(a, b)}, `not (a eq 1 or b pr)`},
+		{scim.ValuePathFilter{Path: attr("emails"), Filter: and(cmpF(attr("type"), "eq", "work"), cmpF(attr("value"), "co", "@x"))},
 			`emails[type eq "work" and value co "@x"]`},
-		{&domain.LogicalFilter{Op: "and", Left: &a, Right: &domain.LogicalFilter{Op: "or", Left: b, Right: c}}, `a eq 1 and (b pr or c ne "x")`},
-		{domain.PatchPath{Path: attr("emails"), Filter: cmpF(attr("type"), "eq", "work"), ElemSub: "value"}, `emails[type eq "work"].value`},
-		{domain.PatchPath{Path: domain.AttrPath{URN: domain.SchemaEnterpriseUser}}, domain.SchemaEnterpriseUser},
+		{&scim.LogicalFilter{Op: "and", Left: &a, Right: &scim.LogicalFilter{Op: "or", Left: b, Right: c}}, `a eq 1 and (b pr or c ne "x")`},
+		{scim.PatchPath{Path: attr("emails"), Filter: cmpF(attr("type"), "eq", "work"), ElemSub: "value"}, `emails[type eq "work"].value`},
+		{scim.PatchPath{Path: scim.AttrPath{URN: scim.SchemaEnterpriseUser}}, scim.SchemaEnterpriseUser},
 	}
 	for _, tt := range tests {
 		if got := fmt.Sprint(tt.f); got != tt.want {
@@ -244,36 +248,36 @@ func TestFilter_String(t *testing.T) {
 
 func TestEqualityLookups(t *testing.T) {
 	t.Parallel()
-	emailsWork := domain.ValuePathFilter{Path: attr("emails"), Filter: and(cmpF(attr("type"), "eq", "work"), cmpF(attr("value"), "eq", "a@b"))}
+	emailsWork := scim.ValuePathFilter{Path: attr("emails"), Filter: and(cmpF(attr("type"), "eq", "work"), cmpF(attr("value"), "eq", "a@b"))}
 	tests := []struct {
 		name string
-		f    domain.Filter
-		want []domain.Lookup
+		f    scim.Filter
+		want []scim.Lookup
 	}{
-		{"ID", cmpF(attr("id"), "eq", "u"), []domain.Lookup{{Attr: "id", Value: "u"}}},
-		{"UserNameAnyCase", cmpF(attr("USERNAME"), "EQ", "Ada"), []domain.Lookup{{Attr: "userName", Value: "Ada"}}},
-		{"CoreURN", cmpF(domain.AttrPath{URN: domain.SchemaUser, Attr: "externalId"}, "eq", "x"), []domain.Lookup{{Attr: "externalId", Value: "x"}}},
-		{"DisplayName", cmpF(attr("displayName"), "eq", "P"), []domain.Lookup{{Attr: "displayName", Value: "P"}}},
-		{"EmailsValue", cmpF(sub("emails", "value"), "eq", "a@b"), []domain.Lookup{{Attr: "emails.value", Value: "a@b"}}},
-		{"Emails", cmpF(attr("emails"), "eq", "a@b"), []domain.Lookup{{Attr: "emails.value", Value: "a@b"}}},
-		{"EmailsWork", emailsWork, []domain.Lookup{{Attr: "emails.value", Value: "a@b"}}},
-		{"EmailsValueFilter", domain.ValuePathFilter{Path: attr("emails"), Filter: cmpF(attr("value"), "eq", "a@b")}, []domain.Lookup{{Attr: "emails.value", Value: "a@b"}}},
-		{"EmailsOr", domain.ValuePathFilter{Path: attr("emails"), Filter: or(cmpF(attr("type"), "eq", "work"), cmpF(attr("value"), "eq", "a@b"))}, nil},
+		{"ID", cmpF(attr("id"), "eq", "u"), []scim.Lookup{{Attr: "id", Value: "u"}}},
+		{"UserNameAnyCase", cmpF(attr("USERNAME"), "EQ", "Ada"), []scim.Lookup{{Attr: "userName", Value: "Ada"}}},
+		{"CoreURN", cmpF(scim.AttrPath{URN: scim.SchemaUser, Attr: "externalId"}, "eq", "x"), []scim.Lookup{{Attr: "externalId", Value: "x"}}},
+		{"DisplayName", cmpF(attr("displayName"), "eq", "P"), []scim.Lookup{{Attr: "displayName", Value: "P"}}},
+		{"EmailsValue", cmpF(sub("emails", "value"), "eq", "a@b"), []scim.Lookup{{Attr: "emails.value", Value: "a@b"}}},
+		{"Emails", cmpF(attr("emails"), "eq", "a@b"), []scim.Lookup{{Attr: "emails.value", Value: "a@b"}}},
+		{"EmailsWork", emailsWork, []scim.Lookup{{Attr: "emails.value", Value: "a@b"}}},
+		{"EmailsValueFilter", scim.ValuePathFilter{Path: attr("emails"), Filter: cmpF(attr("value"), "eq", "a@b")}, []scim.Lookup{{Attr: "emails.value", Value: "a@b"}}},
+		{"EmailsOr", scim.ValuePathFilter{Path: attr("emails"), Filter: or(cmpF(attr("type"), "eq", "work"), cmpF(attr("value"), "eq", "a@b"))}, nil},
 		{"AndBothSidesSorted", and(cmpF(attr("userName"), "eq", "a"), and(cmpF(attr("active"), "eq", true), cmpF(attr("id"), "eq", "u"))),
-			[]domain.Lookup{{Attr: "id", Value: "u"}, {Attr: "userName", Value: "a"}}},
+			[]scim.Lookup{{Attr: "id", Value: "u"}, {Attr: "userName", Value: "a"}}},
 		{"Or", or(cmpF(attr("userName"), "eq", "a"), cmpF(attr("userName"), "eq", "b")), nil},
-		{"Not", domain.NotFilter{Filter: cmpF(attr("userName"), "eq", "a")}, nil},
+		{"Not", scim.NotFilter{Filter: cmpF(attr("userName"), "eq", "a")}, nil},
 		{"OtherOp", cmpF(attr("userName"), "sw", "a"), nil},
 		{"NotIndexed", cmpF(attr("title"), "eq", "a"), nil},
 		{"NonString", cmpF(attr("id"), "eq", 5.0), nil},
-		{"ExtensionURN", cmpF(domain.AttrPath{URN: domain.SchemaEnterpriseUser, Attr: "userName"}, "eq", "a"), nil},
-		{"OtherValuePath", domain.ValuePathFilter{Path: attr("members"), Filter: cmpF(attr("value"), "eq", "m")}, nil},
-		{"Pointer", &domain.CompareFilter{Path: attr("id"), Op: "eq", Value: "u"}, []domain.Lookup{{Attr: "id", Value: "u"}}},
+		{"ExtensionURN", cmpF(scim.AttrPath{URN: scim.SchemaEnterpriseUser, Attr: "userName"}, "eq", "a"), nil},
+		{"OtherValuePath", scim.ValuePathFilter{Path: attr("members"), Filter: cmpF(attr("value"), "eq", "m")}, nil},
+		{"Pointer", &scim.CompareFilter{Path: attr("id"), Op: "eq", Value: "u"}, []scim.Lookup{{Attr: "id", Value: "u"}}},
 		{"Nil", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := domain.EqualityLookups(tt.f); !reflect.DeepEqual(got, tt.want) {
+			if got := scim.EqualityLookups(tt.f); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("EqualityLookups(%v) = %v, want %v", tt.f, got, tt.want)
 			}
 		})
@@ -286,16 +290,16 @@ func ExampleMatch() {
 		"emails":   []any{map[string]any{"type": "work", "value": "ada@contoso.com"}},
 	}
 	// emails[type eq "work"].value eq "ADA@contoso.com", as httpapi parses it.
-	f := domain.ValuePathFilter{
-		Path: domain.AttrPath{Attr: "emails"},
-		Filter: domain.LogicalFilter{Op: "and",
-			Left:  domain.CompareFilter{Path: domain.AttrPath{Attr: "type"}, Op: domain.OpEq, Value: "work"},
-			Right: domain.CompareFilter{Path: domain.AttrPath{Attr: "value"}, Op: domain.OpEq, Value: "ADA@contoso.com"},
+	f := scim.ValuePathFilter{
+		Path: scim.AttrPath{Attr: "emails"},
+		Filter: scim.LogicalFilter{Op: "and",
+			Left:  scim.CompareFilter{Path: scim.AttrPath{Attr: "type"}, Op: scim.OpEq, Value: "work"},
+			Right: scim.CompareFilter{Path: scim.AttrPath{Attr: "value"}, Op: scim.OpEq, Value: "ADA@contoso.com"},
 		},
 	}
 	fmt.Println(f)
-	fmt.Println(domain.Match(f, user))
-	fmt.Println(domain.EqualityLookups(f))
+	fmt.Println(scim.Match(f, user))
+	fmt.Println(scim.EqualityLookups(f))
 	// Output:
 	// emails[type eq "work" and value eq "ADA@contoso.com"]
 	// true

@@ -1,8 +1,31 @@
-package domain
+package scim
 
 import (
 	"strings"
 )
+
+// A Member is one member of a group as a client sends it: a user id and an optional display
+// name and type.
+type Member struct {
+	Value   string
+	Display string
+	Type    string
+}
+
+// Kinds of MemberOp.
+const (
+	MembersAdd       = "add"
+	MembersRemove    = "remove"
+	MembersRemoveAll = "removeAll"
+	MembersReplace   = "replace"
+)
+
+// A MemberOp is what a group PATCH asks of the member list; the caller decides against the
+// current membership which members are actually new or present.
+type MemberOp struct {
+	Kind    string
+	Members []Member
+}
 
 // CanonicalGroup validates a client's Group representation (a POST or PUT body) and returns
 // the attributes to store (displayName, externalId and extension objects under their URN keys;
@@ -42,7 +65,7 @@ func CanonicalGroup(in map[string]any) (map[string]any, []Member, []string, erro
 		}
 	}
 	if name, _ := out["displayName"].(string); strings.TrimSpace(name) == "" {
-		return nil, nil, nil, Errorf(ErrInvalid, "displayName is required")
+		return nil, nil, nil, errorf(ErrInvalid, "displayName is required")
 	}
 	return out, members, groupSchemas(out), nil
 }
@@ -68,7 +91,7 @@ func groupAttrName(lower string) string {
 // PatchGroup applies the operations of one SCIM PATCH request to a group. res holds the group's
 // attributes without members (displayName, externalId, extension objects) and is not modified;
 // PatchGroup returns the new attributes and, in request order, what the request asks of the
-// member list. It understands both Entra dialects (entra-scim.md §2.3, §5):
+// member list. It understands both of Entra's dialects:
 //
 //	add members [{"value": id}, …]          → MembersAdd
 //	remove members [{"value": id}, …]       → MembersRemove of exactly those (not all)
@@ -107,11 +130,11 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 	switch op.Op {
 	case PatchAdd, PatchReplace, PatchRemove:
 	default:
-		return nil, Errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
+		return nil, errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
 	}
 	if op.Path == nil {
 		if op.Op == PatchRemove {
-			return nil, Errorf(ErrNoTarget, "remove needs a path")
+			return nil, errorf(ErrNoTarget, "remove needs a path")
 		}
 		v, err := unwrapSingle(op.Value, "value")
 		if err != nil {
@@ -122,7 +145,7 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 			if v == nil {
 				return nil, nil
 			}
-			return nil, Errorf(ErrInvalid, "value must be an object when path is omitted")
+			return nil, errorf(ErrInvalid, "value must be an object when path is omitted")
 		}
 		var mops []MemberOp
 		for _, k := range sortedKeys(obj) {
@@ -130,9 +153,13 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 				continue
 			}
 			if strings.ContainsAny(k, "[]") {
-				return nil, Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
+				return nil, errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
 			}
-			got, err := applyGroupPath(work, op.Op, k, nil, "", obj[k])
+			p, err := parseGroupKey(k)
+			if err != nil {
+				return nil, err
+			}
+			got, err := applyGroupPath(work, op.Op, p, k, nil, "", obj[k])
 			if err != nil {
 				return nil, err
 			}
@@ -140,42 +167,49 @@ func applyGroupOp(work map[string]any, op PatchOp) ([]MemberOp, error) {
 		}
 		return mops, nil
 	}
-	return applyGroupPath(work, op.Op, attrPathText(op.Path.Path), op.Path.Filter, op.Path.ElemSub, op.Value)
+	return applyGroupPath(work, op.Op, op.Path.Path, op.Path.Path.String(), op.Path.Filter, op.Path.ElemSub, op.Value)
 }
 
-// applyGroupPath applies one operation on the path text (with an optional value filter).
-func applyGroupPath(work map[string]any, op, text string, f Filter, elemSub string, value any) ([]MemberOp, error) {
-	s := strings.TrimSpace(text)
+// parseGroupKey parses a key of a no-path operation's value object as an attribute path. A
+// key that is no attribute path ("1st", "a:b", "urn:…:Group:1st") is split at its dot (and
+// after "urn:" at its last colon) and resolved like one: an unknown attribute is ignored.
+func parseGroupKey(key string) (AttrPath, error) {
+	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
-		return nil, Errorf(ErrInvalidPath, "invalid path %q", text)
+		return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q", key)
 	}
-	if rest, ok := cutURN(s, SchemaGroup); ok {
-		s = rest
+	p, ok, err := parseAttrPath(s, true)
+	switch {
+	case !hasPrefixFold(s, "urn:") && (err != nil || !ok):
+		name, sub, _ := strings.Cut(s, ".")
+		return AttrPath{Attr: name, Sub: sub}, nil
+	case err != nil:
+		return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
+	case !ok:
+		return looseURNKey(s)
 	}
-	if hasPrefixFold(s, "urn:") {
-		ext, rest, err := splitExtensionURN(sortedKeys(work), "Group", s)
-		if err != nil {
-			return nil, err
-		}
-		t := userTarget{path: s, ext: keyFold(work, ext), filter: f}
-		t.name, t.sub, _ = strings.Cut(rest, ".")
-		if rest != "" && (t.name == "" || strings.HasSuffix(rest, ".")) {
-			return nil, Errorf(ErrInvalidPath, "invalid path %q", text)
-		}
+	return p, nil
+}
+
+// applyGroupPath applies one operation on path p (with an optional value filter); text is the
+// path as written, for error details.
+func applyGroupPath(work map[string]any, op string, p AttrPath, text string, f Filter, elemSub string, value any) ([]MemberOp, error) {
+	if p.URN != "" {
+		t := extensionTarget(userTarget{path: text, filter: f}, work, sortedKeys(work), "Group", p)
 		return nil, applyRaw(work, op, t, value)
 	}
-	name, sub, _ := strings.Cut(s, ".")
+	name, sub := p.Attr, p.Sub
 	switch strings.ToLower(name) {
 	case "id", "meta", "schemas":
-		return nil, Errorf(ErrMutability, "%s is read-only", name)
+		return nil, errorf(ErrMutability, "%s is read-only", name)
 	case "members":
 		if sub != "" {
-			return nil, Errorf(ErrInvalidPath, "%q: members sub-attributes cannot be patched", text)
+			return nil, errorf(ErrInvalidPath, "%q: members sub-attributes cannot be patched", text)
 		}
 		return membersOp(op, f, elemSub, value)
 	case "displayname", "externalid":
 		if sub != "" || f != nil {
-			return nil, Errorf(ErrInvalidPath, "%s has no sub-attributes", name)
+			return nil, errorf(ErrInvalidPath, "%s has no sub-attributes", name)
 		}
 		return nil, setGroupString(work, op, groupAttrName(strings.ToLower(name)), value)
 	}
@@ -193,7 +227,7 @@ func setGroupString(work map[string]any, op, name string, value any) error {
 	}
 	if isEmptyValue(v) {
 		if name == "displayName" {
-			return Errorf(ErrInvalid, "displayName may not be empty")
+			return errorf(ErrInvalid, "displayName may not be empty")
 		}
 		delete(work, name)
 		return nil
@@ -203,7 +237,7 @@ func setGroupString(work map[string]any, op, name string, value any) error {
 		return err
 	}
 	if name == "displayName" && strings.TrimSpace(s) == "" {
-		return Errorf(ErrInvalid, "displayName may not be empty")
+		return errorf(ErrInvalid, "displayName may not be empty")
 	}
 	work[name] = s
 	return nil
@@ -214,7 +248,7 @@ func membersOp(op string, f Filter, elemSub string, value any) ([]MemberOp, erro
 	if f != nil {
 		ids, ok := memberFilterValues(f)
 		if op != PatchRemove || !ok || (elemSub != "" && !strings.EqualFold(elemSub, "value")) {
-			return nil, Errorf(ErrInvalidPath, `members filters are supported only in remove, as value eq "id" joined by or`)
+			return nil, errorf(ErrInvalidPath, `members filters are supported only in remove, as value eq "id" joined by or`)
 		}
 		ms := make([]Member, 0, len(ids))
 		seen := make(map[string]bool, len(ids))
@@ -237,7 +271,7 @@ func membersOp(op string, f Filter, elemSub string, value any) ([]MemberOp, erro
 	case PatchReplace:
 		return []MemberOp{{Kind: MembersReplace, Members: ms}}, nil
 	case PatchRemove:
-		// Entra's default dialect lists the members to remove in value (entra-scim.md §5); an
+		// Entra's default dialect lists the members to remove in value; an
 		// empty list removes nobody.
 		if len(ms) == 0 {
 			return nil, nil
@@ -301,10 +335,10 @@ func parseMembers(v any) ([]Member, error) {
 			}
 			m.Type, _ = getFold(x, "type").(string)
 		default:
-			return nil, Errorf(ErrInvalid, "members: each member must be an object with a value")
+			return nil, errorf(ErrInvalid, "members: each member must be an object with a value")
 		}
 		if strings.TrimSpace(m.Value) == "" {
-			return nil, Errorf(ErrInvalid, "members: each member needs a non-empty string value")
+			return nil, errorf(ErrInvalid, "members: each member needs a non-empty string value")
 		}
 		if !seen[m.Value] {
 			seen[m.Value] = true

@@ -1,4 +1,4 @@
-package domain
+package scim
 
 import (
 	"errors"
@@ -9,9 +9,8 @@ import (
 	"strings"
 )
 
-// PatchUser applies the operations of one SCIM PATCH request (RFC 7644 §3.5.2, with the Entra
-// dialects of entra-scim.md §2.3 and §4.4) to a user resource in the canonical form of
-// [CanonicalUser] and returns the new resource, again canonical, and the new schemas list:
+// PatchUser applies the operations of one SCIM PATCH request (RFC 7644 §3.5.2, with both of
+// Entra's dialects) to a user resource in the canonical form of [CanonicalUser] and returns the new resource, again canonical, and the new schemas list:
 // schemas starts from the given one, an extension URN is added when its extension gains values
 // and removed when it becomes empty. res is not modified. The operations apply atomically: on
 // error there is no result.
@@ -84,8 +83,8 @@ func userSchemas(old []string, res map[string]any) []string {
 // leaves out.
 var externalIDAttr = Attribute{Name: "externalId", Type: TypeString, CaseExact: true}
 
-// typeUnique names the multi-valued attributes in which a "type" occurs at most once
-// (entra-scim.md §4.2). roles, entitlements and x509Certificates are not among them: Entra
+// typeUnique names the multi-valued attributes in which a "type" occurs at most once, as
+// Entra maps them (one work email, one mobile number, …). roles, entitlements and x509Certificates are not among them: Entra
 // sends every app role with type "WindowsAzureActiveDirectoryRole".
 var typeUnique = map[string]bool{"emails": true, "phoneNumbers": true, "ims": true, "photos": true, "addresses": true}
 
@@ -113,11 +112,11 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 	switch op.Op {
 	case PatchAdd, PatchReplace, PatchRemove:
 	default:
-		return Errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
+		return errorf(ErrInvalidSyntax, "unknown op %q", op.Op)
 	}
 	if op.Path == nil {
 		if op.Op == PatchRemove {
-			return Errorf(ErrNoTarget, "remove needs a path")
+			return errorf(ErrNoTarget, "remove needs a path")
 		}
 		v, err := unwrapSingle(op.Value, "value")
 		if err != nil {
@@ -128,16 +127,16 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 			if v == nil {
 				return nil
 			}
-			return Errorf(ErrInvalid, "value must be an object when path is omitted")
+			return errorf(ErrInvalid, "value must be an object when path is omitted")
 		}
 		for _, k := range sortedKeys(obj) {
 			if strings.EqualFold(k, "schemas") {
 				continue // the schemas list follows from the attributes
 			}
 			if strings.ContainsAny(k, "[]") {
-				return Errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
+				return errorf(ErrInvalidPath, "%q: a filtered path must be an operation's path", k)
 			}
-			t, err := resolveUserPath(work, schemas, k)
+			t, err := resolveUserKey(work, schemas, k)
 			if err != nil {
 				return err
 			}
@@ -147,123 +146,144 @@ func applyUserOp(work map[string]any, schemas []string, op PatchOp) error {
 		}
 		return nil
 	}
-	t, err := resolveUserPath(work, schemas, attrPathText(op.Path.Path))
+	t, err := resolveUserPath(work, schemas, op.Path.Path, op.Path.Path.String())
 	if err != nil {
 		return err
 	}
 	if op.Path.Filter != nil {
 		if t.sub != "" || (t.attr == nil && !t.ignore) {
-			return Errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
+			return errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
 		}
 		t.filter, t.elemSub = op.Path.Filter, op.Path.ElemSub
 	} else if op.Path.ElemSub != "" {
-		return Errorf(ErrInvalidPath, "%q: a sub-attribute after a filter needs a filter", t.path)
+		return errorf(ErrInvalidPath, "%q: a sub-attribute after a filter needs a filter", t.path)
 	}
 	return applyUserTarget(work, schemas, op.Op, t, op.Value)
 }
 
-// resolveUserPath resolves a path written as text: "userName", "name.givenName",
-// "urn:…:core:2.0:User:userName", "urn:…:enterprise:2.0:User:manager" (or "….User.manager"),
-// a custom "urn:…:<Name>:2.0:User:<attr>", or a bare extension URN.
-func resolveUserPath(work map[string]any, schemas []string, text string) (userTarget, error) {
-	s := strings.TrimSpace(text)
-	t := userTarget{path: s}
+// resolveUserKey resolves a key of a no-path operation's value object, an attribute path
+// written as text: "userName", "name.givenName", "urn:…:core:2.0:User:userName",
+// "urn:…:enterprise:2.0:User:manager" (or "….User.manager"), a custom
+// "urn:…:<Name>:2.0:User:<attr>", or a bare extension URN. A key that is no attribute path
+// ("1st", "a$", "urn:…:User:1st") is split at its dot (and last colon) and resolved like one:
+// an unknown attribute is ignored like CanonicalUser ignores it.
+func resolveUserKey(work map[string]any, schemas []string, key string) (userTarget, error) {
+	s := strings.TrimSpace(key)
 	if strings.ContainsAny(s, "[] \"") || s == "" {
-		return t, Errorf(ErrInvalidPath, "invalid path %q", text)
+		return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q", key)
 	}
-	if rest, ok := cutURN(s, SchemaUser); ok {
-		if rest == "" {
-			return t, Errorf(ErrInvalidPath, "path %q names no attribute", text)
+	p, ok, err := parseAttrPath(s, true)
+	switch {
+	case !hasPrefixFold(s, "urn:") && (err != nil || !ok):
+		name, sub, valid := splitKey(s)
+		if !valid {
+			return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q", key)
 		}
-		return resolveAttr(t, "", UserAttributes, rest)
+		return resolveAttr(userTarget{path: s}, "", UserAttributes, name, sub)
+	case err != nil:
+		return userTarget{path: s}, errorf(ErrInvalidPath, "invalid path %q: %s", key, err.Error())
+	case !ok:
+		if p, err = looseURNKey(s); err != nil {
+			return userTarget{path: s}, err
+		}
 	}
-	if rest, ok := cutURN(s, SchemaEnterpriseUser); ok {
-		t.ext = SchemaEnterpriseUser
-		if rest == "" {
-			return t, nil
-		}
-		return resolveAttr(t, SchemaEnterpriseUser, EnterpriseUserAttributes, rest)
-	}
-	if hasPrefixFold(s, "urn:") {
-		ext, rest, err := splitExtensionURN(append(sortedKeys(work), schemas...), "User", s)
-		if err != nil {
-			return t, err
-		}
-		t.ext = keyFold(work, ext)
-		t.name, t.sub, _ = strings.Cut(rest, ".")
-		if rest != "" && (t.name == "" || strings.HasSuffix(rest, ".")) {
-			return t, Errorf(ErrInvalidPath, "invalid path %q", text)
-		}
-		return t, nil
-	}
-	return resolveAttr(t, "", UserAttributes, s)
+	return resolveUserPath(work, schemas, p, s)
 }
 
-// cutURN reports whether s is urn or begins with urn followed by ":" or "." (case-insensitive),
-// and returns what follows.
-func cutURN(s, urn string) (string, bool) {
-	if !hasPrefixFold(s, urn) {
-		return "", false
+// looseURNKey reads a key that begins with "urn:" but is no attribute path (its attribute
+// name breaks the grammar, "urn:acme:2.0:User:1st"): the URN ends at the last colon, and what
+// follows is attr or attr.sub, kept as written. Custom extensions keep such names; the schema
+// attributes have none, so a core or enterprise one is ignored as unknown.
+func looseURNKey(s string) (AttrPath, error) {
+	i := strings.LastIndexByte(s, ':')
+	name, sub, dotted := strings.Cut(s[i+1:], ".")
+	if i <= len("urn:") || name == "" || (dotted && sub == "") {
+		return AttrPath{}, errorf(ErrInvalidPath, "invalid path %q", s)
 	}
-	rest := s[len(urn):]
-	if rest == "" {
-		return "", true
+	urn := s[:i]
+	switch {
+	case strings.EqualFold(urn, SchemaUser) || strings.EqualFold(urn, SchemaGroup):
+		urn = ""
+	case strings.EqualFold(urn, SchemaEnterpriseUser):
+		urn = SchemaEnterpriseUser
 	}
-	if rest[0] == ':' || rest[0] == '.' {
-		return rest[1:], true
+	return AttrPath{URN: urn, Attr: name, Sub: sub}, nil
+}
+
+// resolveUserPath resolves a parsed attribute path against the User schemas: a core attribute
+// (the parser has dropped the core URN), an enterprise attribute or the whole enterprise
+// extension, or a custom extension's attribute or whole object. text is the path as the
+// client wrote it, for error details.
+func resolveUserPath(work map[string]any, schemas []string, p AttrPath, text string) (userTarget, error) {
+	t := userTarget{path: text}
+	switch p.URN {
+	case "":
+		return resolveAttr(t, "", UserAttributes, p.Attr, p.Sub)
+	case SchemaEnterpriseUser:
+		t.ext = SchemaEnterpriseUser
+		if p.Attr == "" {
+			return t, nil
+		}
+		return resolveAttr(t, SchemaEnterpriseUser, EnterpriseUserAttributes, p.Attr, p.Sub)
+	}
+	return extensionTarget(t, work, append(sortedKeys(work), schemas...), "User", p), nil
+}
+
+// extensionTarget resolves p into a custom extension of a resource ("User" or "Group"), kept
+// without a schema. known are the extension URNs the resource has (stored keys, listed
+// schemas), matched in any case. The parser ends a URN at its last colon (or after a version
+// segment and the resource name), so the URN is taken one segment further when the parser
+// took that segment for the attribute and it is a known URN's last or names the resource
+// ("urn:acme:ext" or "urn:acme:ext.attr" with "urn:acme:ext" known, "urn:acme:User.attr").
+func extensionTarget(t userTarget, work map[string]any, known []string, resource string, p AttrPath) userTarget {
+	t.ext, t.name, t.sub = p.URN, p.Attr, p.Sub
+	if p.Attr != "" {
+		longer := p.URN + ":" + p.Attr
+		if k, ok := findFold(known, longer); ok {
+			t.ext, t.name, t.sub = k, p.Sub, ""
+		} else if strings.EqualFold(p.Attr, resource) {
+			t.ext, t.name, t.sub = longer, p.Sub, ""
+		}
+	}
+	if k, ok := findFold(known, t.ext); ok {
+		t.ext = k
+	}
+	t.ext = keyFold(work, t.ext)
+	return t
+}
+
+// findFold returns the first of list that equals s ignoring case.
+func findFold(list []string, s string) (string, bool) {
+	for _, k := range list {
+		if strings.EqualFold(k, s) {
+			return k, true
+		}
 	}
 	return "", false
 }
 
-// splitExtensionURN splits an extension path of a resource ("User" or "Group") into the
-// extension URN and the attribute path. A URN among known (stored extension keys, listed
-// schemas) wins, the longest first; otherwise a last segment naming the resource ends the URN
-// (…:2.0:User, …:2.0:User.attr), and failing that the last colon separates the attribute.
-func splitExtensionURN(known []string, resource, s string) (string, string, error) {
-	best := ""
-	for _, c := range known {
-		if !hasPrefixFold(c, "urn:") || len(c) <= len(best) {
-			continue
-		}
-		if _, ok := cutURN(s, c); ok {
-			best = c
-		}
-	}
-	if best != "" {
-		rest, _ := cutURN(s, best)
-		return best, rest, nil
-	}
-	i := strings.LastIndexByte(s, ':')
-	seg := s[i+1:]
-	switch {
-	case strings.EqualFold(seg, resource):
-		return s, "", nil
-	case hasPrefixFold(seg, resource+"."):
-		n := len(resource) + 1
-		return s[:i+n], seg[n:], nil
-	case seg == "" || i <= len("urn:"):
-		return "", "", Errorf(ErrInvalidPath, "invalid path %q", s)
-	}
-	return s[:i], seg, nil
+// splitKey splits "attr" or "attr.sub" (a key of an object in a PATCH value); valid is false
+// for an empty name or sub-attribute, a second dot or a colon in the name.
+func splitKey(k string) (name, sub string, valid bool) {
+	name, sub, dotted := strings.Cut(k, ".")
+	valid = name != "" && !(dotted && (sub == "" || strings.Contains(sub, "."))) && !strings.Contains(name, ":")
+	return name, sub, valid
 }
 
-// resolveAttr resolves "attr" or "attr.sub" among attrs (core or enterprise).
-func resolveAttr(t userTarget, ext string, attrs []Attribute, p string) (userTarget, error) {
-	name, sub, dotted := strings.Cut(p, ".")
-	if name == "" || (dotted && (sub == "" || strings.Contains(sub, "."))) || strings.Contains(name, ":") {
-		return t, Errorf(ErrInvalidPath, "invalid path %q", t.path)
-	}
+// resolveAttr resolves attribute name (and sub-attribute sub, if not "") among attrs (core or
+// enterprise).
+func resolveAttr(t userTarget, ext string, attrs []Attribute, name, sub string) (userTarget, error) {
 	t.ext, t.sub = ext, sub
 	var a Attribute
 	var ok bool
 	if ext == "" {
 		switch strings.ToLower(name) {
 		case "id", "meta", "schemas":
-			return t, Errorf(ErrMutability, "%s is read-only", name)
+			return t, errorf(ErrMutability, "%s is read-only", name)
 		case "externalid":
 			a, ok = externalIDAttr, true
 		case "manager":
-			// A bare "manager" is the enterprise extension's (entra-scim.md §4.4).
+			// A bare "manager" is the enterprise extension's, as Entra sends it.
 			t.ext = SchemaEnterpriseUser
 			a, ok = findAttr(EnterpriseUserAttributes, name)
 		default:
@@ -277,9 +297,9 @@ func resolveAttr(t userTarget, ext string, attrs []Attribute, p string) (userTar
 		t.ignore = true // unknown attributes are ignored, like CanonicalUser does
 		return t, nil
 	case a.Mutability == "readOnly":
-		return t, Errorf(ErrMutability, "%s is read-only", a.Name)
+		return t, errorf(ErrMutability, "%s is read-only", a.Name)
 	case sub != "" && a.Type != TypeComplex:
-		return t, Errorf(ErrInvalidPath, "%s has no sub-attributes", a.Name)
+		return t, errorf(ErrInvalidPath, "%s has no sub-attributes", a.Name)
 	}
 	t.attr, t.name = &a, a.Name
 	return t, nil
@@ -336,10 +356,15 @@ func applyWholeEnterprise(work map[string]any, schemas []string, op string, t us
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return Errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
+		return errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
 	}
 	for _, k := range sortedKeys(obj) {
-		at, err := resolveAttr(userTarget{path: SchemaEnterpriseUser + ":" + k}, SchemaEnterpriseUser, EnterpriseUserAttributes, k)
+		at := userTarget{path: SchemaEnterpriseUser + ":" + k}
+		name, sub, valid := splitKey(k)
+		if !valid {
+			return errorf(ErrInvalidPath, "invalid path %q", at.path)
+		}
+		at, err := resolveAttr(at, SchemaEnterpriseUser, EnterpriseUserAttributes, name, sub)
 		if err != nil {
 			return err
 		}
@@ -354,8 +379,8 @@ func applyWholeEnterprise(work map[string]any, schemas []string, op string, t us
 func applyWhole(c map[string]any, a Attribute, op string, t userTarget, value any) error {
 	if op == PatchRemove {
 		if a.MultiValued && !isEmptyValue(value) {
-			// Remove only the listed values, as Entra's default dialect does for group members
-			// (entra-scim.md §5); an empty list removes nothing.
+			// Remove only the listed values, as Entra's default dialect does for group
+			// members; an empty list removes nothing.
 			list, ok := value.([]any)
 			if !ok {
 				list = []any{value}
@@ -470,14 +495,14 @@ func applySub(c map[string]any, a Attribute, op string, t userTarget, value any)
 
 // applyFiltered applies an operation to the elements of a multi-valued attribute that match
 // t.filter (or to their t.elemSub). add and replace create a missing element from the filter's
-// eq-constants (entra-scim.md §4.4 rule 3); remove of nothing succeeds.
+// eq-constants; remove of nothing succeeds.
 func applyFiltered(c map[string]any, a Attribute, op string, t userTarget, value any) error {
 	if !a.MultiValued {
-		// Entra removes the manager with "manager[value eq \"…\"]" [entra-scim.md §4.4]; the
+		// Entra removes the manager with "manager[value eq \"…\"]"; the
 		// single manager object is then filtered like a one-element list.
 		m, isObj := c[a.Name].(map[string]any)
 		if op != PatchRemove || a.Name != "manager" {
-			return Errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
+			return errorf(ErrInvalidPath, "%q: a value filter needs a multi-valued attribute", t.path)
 		}
 		if isObj && Match(t.filter, m) {
 			if t.elemSub == "" {
@@ -737,7 +762,7 @@ func setOrDelete(c map[string]any, name string, v any) {
 // are set, merged and removed as sent.
 func applyRaw(work map[string]any, op string, t userTarget, value any) error {
 	if t.filter != nil {
-		return Errorf(ErrInvalidPath, "%q: value filters on custom extension attributes are not supported", t.path)
+		return errorf(ErrInvalidPath, "%q: value filters on custom extension attributes are not supported", t.path)
 	}
 	if t.name == "" {
 		if op == PatchRemove {
@@ -754,7 +779,7 @@ func applyRaw(work map[string]any, op string, t userTarget, value any) error {
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return Errorf(ErrInvalid, "%s must be an object", t.ext)
+			return errorf(ErrInvalid, "%s must be an object", t.ext)
 		}
 		c := childMap(work, t.ext, true)
 		for _, k := range sortedKeys(obj) {

@@ -1,4 +1,4 @@
-package domain
+package scim
 
 import (
 	"encoding/json"
@@ -48,20 +48,20 @@ var identifierPaths = map[string]bool{
 	"username": true, "externalid": true, "displayname": true, "emails.value": true,
 }
 
-// checkLen returns ErrInvalid if s is too long for the attribute at path, or is an identifier
+// CheckString returns ErrInvalid if s is too long for the attribute at path, or is an identifier
 // with a control character (a NUL or line break in a userName is never data, and would
 // mislead every log and admin screen that shows it).
-func checkLen(s, path string) error {
+func CheckString(s, path string) error {
 	limit := MaxAttributeLen
 	ident := identifierPaths[strings.ToLower(path)]
 	if ident {
 		limit = MaxIdentifierLen
 	}
 	if len(s) > limit {
-		return Errorf(ErrInvalid, "%s is %d bytes long; at most %d are accepted", path, len(s), limit)
+		return errorf(ErrInvalid, "%s is %d bytes long; at most %d are accepted", path, len(s), limit)
 	}
 	if ident && strings.ContainsFunc(s, unicode.IsControl) {
-		return Errorf(ErrInvalid, "%s contains a control character", path)
+		return errorf(ErrInvalid, "%s contains a control character", path)
 	}
 	return nil
 }
@@ -69,14 +69,14 @@ func checkLen(s, path string) error {
 // checkRaw applies the value limits to a custom extension's value, which is kept as sent.
 func checkRaw(v any, path string, depth int) error {
 	if depth > maxExtensionDepth {
-		return Errorf(ErrInvalid, "%s nests deeper than %d levels", path, maxExtensionDepth)
+		return errorf(ErrInvalid, "%s nests deeper than %d levels", path, maxExtensionDepth)
 	}
 	switch x := v.(type) {
 	case string:
-		return checkLen(x, path)
+		return CheckString(x, path)
 	case []any:
 		if len(x) > MaxValues {
-			return Errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(x), MaxValues)
+			return errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(x), MaxValues)
 		}
 		for _, e := range x {
 			if err := checkRaw(e, path, depth+1); err != nil {
@@ -85,7 +85,7 @@ func checkRaw(v any, path string, depth int) error {
 		}
 	case map[string]any:
 		for k, e := range x {
-			if err := checkLen(k, path); err != nil {
+			if err := CheckString(k, path); err != nil {
 				return err
 			}
 			if err := checkRaw(e, path+"."+k, depth+1); err != nil {
@@ -226,7 +226,7 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 		case strings.EqualFold(k, SchemaEnterpriseUser):
 			obj, ok := v.(map[string]any)
 			if !ok {
-				return nil, nil, Errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
+				return nil, nil, errorf(ErrInvalid, "%s must be an object", SchemaEnterpriseUser)
 			}
 			ext, err := canonicalObject(EnterpriseUserAttributes, obj, SchemaEnterpriseUser)
 			if err != nil {
@@ -248,7 +248,7 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 		default:
 			a, ok := findAttr(UserAttributes, k)
 			if !ok || a.Mutability == "readOnly" || a.Mutability == "writeOnly" {
-				continue // unknown attributes are ignored (entra-scim.md §4.2)
+				continue // unknown attributes are ignored, as Entra expects
 			}
 			cv, err := canonicalValue(a, v, a.Name)
 			if err != nil {
@@ -262,7 +262,7 @@ func CanonicalUser(in map[string]any) (map[string]any, []string, error) {
 	slices.Sort(schemas[1:]) // core first, extensions in a stable order
 	name, _ := out["userName"].(string)
 	if strings.TrimSpace(name) == "" {
-		return nil, nil, Errorf(ErrInvalid, "userName is required")
+		return nil, nil, errorf(ErrInvalid, "userName is required")
 	}
 	if _, ok := out["active"]; !ok {
 		out["active"] = true
@@ -302,7 +302,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 			list = []any{v}
 		}
 		if len(list) > MaxValues {
-			return nil, Errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(list), MaxValues)
+			return nil, errorf(ErrInvalid, "%s has %d values; at most %d are accepted", path, len(list), MaxValues)
 		}
 		var out []any
 		primaries := 0
@@ -322,7 +322,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 			out = append(out, ce)
 		}
 		if primaries > 1 {
-			return nil, Errorf(ErrInvalid, "%s: at most one value may be primary", path)
+			return nil, errorf(ErrInvalid, "%s: at most one value may be primary", path)
 		}
 		if len(out) == 0 {
 			return nil, nil
@@ -337,7 +337,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 			if _, hasValue := findAttr(a.SubAttributes, "value"); hasValue {
 				obj = map[string]any{"value": v}
 			} else {
-				return nil, Errorf(ErrInvalid, "%s must be an object", path)
+				return nil, errorf(ErrInvalid, "%s must be an object", path)
 			}
 		}
 		m, err := canonicalObject(a.SubAttributes, obj, path)
@@ -356,7 +356,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 		case float64, json.Number:
 			return n, nil
 		}
-		return nil, Errorf(ErrInvalid, "%s must be a number", path)
+		return nil, errorf(ErrInvalid, "%s must be a number", path)
 	default:
 		s, err := asString(v, path)
 		if err != nil || s == "" {
@@ -369,7 +369,7 @@ func canonicalValue(a Attribute, v any, path string) (any, error) {
 func asString(v any, path string) (string, error) {
 	switch s := v.(type) {
 	case string:
-		if err := checkLen(s, path); err != nil {
+		if err := CheckString(s, path); err != nil {
 			return "", err
 		}
 		return s, nil
@@ -380,7 +380,7 @@ func asString(v any, path string) (string, error) {
 	case bool:
 		return fmt.Sprint(s), nil
 	}
-	return "", Errorf(ErrInvalid, "%s must be a string", path)
+	return "", errorf(ErrInvalid, "%s must be a string", path)
 }
 
 func asBool(v any, path string) (bool, error) {
@@ -395,7 +395,7 @@ func asBool(v any, path string) (bool, error) {
 			return false, nil
 		}
 	}
-	return false, Errorf(ErrInvalid, "%s must be a boolean", path)
+	return false, errorf(ErrInvalid, "%s must be a boolean", path)
 }
 
 // GroupAttributes are the core Group schema's attributes (RFC 7643 §4.2), without id,

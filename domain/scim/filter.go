@@ -1,4 +1,4 @@
-package domain
+package scim
 
 import (
 	"encoding"
@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// A Filter is a parsed SCIM filter (RFC 7644 §3.4.2.2). httpapi parses the text with a
-// well-kept parser and converts it to these types, so the domain stays free of dependencies.
+// A Filter is a parsed SCIM filter (RFC 7644 §3.4.2.2), as [ParseFilter] returns it: one of
+// CompareFilter, LogicalFilter, NotFilter and ValuePathFilter (or a pointer to one, in a tree
+// built by hand).
 //
 // Every node type has a String method rendering canonical filter syntax (fmt.Sprint(f) works
 // on any Filter): parsing that text again gives an equal tree.
