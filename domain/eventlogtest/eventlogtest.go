@@ -21,7 +21,9 @@ import (
 )
 
 // Run checks that the logs newLog returns keep the domain.EventLog contract. Each check runs as
-// a subtest on a log of its own; newLog may register cleanups on the subtest's t.
+// a subtest, calls newLog once and works in a company of its own (a random tenant id), so
+// newLog may return a fresh log or one shared by all checks; it may register cleanups on the
+// subtest's t.
 func Run(t *testing.T, newLog func(t *testing.T) domain.EventLog) {
 	t.Helper()
 	for _, c := range checks {
