@@ -430,7 +430,13 @@ func TestCrash_KilledDuringWrites(t *testing.T) {
 				tried.Add(1)
 				res, err := httpc.Do(req)
 				if err != nil {
-					return // the server is gone: this write's outcome is unknown, never acknowledged
+					select {
+					case <-killed:
+						return // the server is gone: this write's outcome is unknown, never acknowledged
+					default:
+						t.Errorf("create %s before the kill: %v", name, err)
+						return
+					}
 				}
 				body, _ := io.ReadAll(res.Body)
 				res.Body.Close()
