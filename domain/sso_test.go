@@ -6,73 +6,9 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// memLog is an in-memory EventLog for the domain's given/when/then tests: it keeps per-
-// aggregate versions as the real log does (a global sequence) and checks expectations.
-type memLog struct {
-	mu     sync.Mutex
-	seq    Version
-	events []Event
-}
-
-func (l *memLog) key(tenant TenantID, kind Kind, id string) string {
-	if kind == KindTenant {
-		id = string(tenant)
-	}
-	return string(tenant) + "/" + string(kind) + "/" + id
-}
-
-func (l *memLog) Append(_ context.Context, b Batch) (Version, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, w := range b.Writes {
-		if w.NoExpect {
-			continue
-		}
-		if v := l.version(w.Event.Tenant, w.Event.Kind, w.Event.AggregateID); v != w.Expected {
-			return 0, fmt.Errorf("memlog: %w", ErrConflict)
-		}
-	}
-	for _, w := range b.Writes {
-		l.seq++
-		e := w.Event
-		e.Version = l.seq
-		l.events = append(l.events, e)
-	}
-	return l.seq, nil
-}
-
-func (l *memLog) version(tenant TenantID, kind Kind, id string) Version {
-	var v Version
-	for _, e := range l.events {
-		if l.key(e.Tenant, e.Kind, e.AggregateID) == l.key(tenant, kind, id) {
-			v = e.Version
-		}
-	}
-	return v
-}
-
-func (l *memLog) Load(_ context.Context, tenant TenantID, kind Kind, id string) ([]Event, Version, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []Event
-	for _, e := range l.events {
-		if l.key(e.Tenant, e.Kind, e.AggregateID) == l.key(tenant, kind, id) {
-			out = append(out, e)
-		}
-	}
-	return out, l.version(tenant, kind, id), nil
-}
-
-func (l *memLog) Version(_ context.Context, tenant TenantID, kind Kind, id string) (Version, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.version(tenant, kind, id), nil
-}
 
 var ssoTime = time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 

@@ -71,20 +71,14 @@ func TestProjectionAdmin(t *testing.T) {
 		if res.Status != http.StatusAccepted || res.Header.Get("Location") != "/admin/v1/projections" {
 			t.Fatalf("POST rebuild = %d %s", res.Status, res.Body)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			st := admin.do(t, testAdminToken, "GET", "/admin/v1/projections", "").JSON(t)
-			rb, _ := st["rebuild"].(map[string]any)
-			if rb != nil && rb["finished"] != nil {
-				if rb["error"] != nil || rb["done"] != st["checkpoint"] {
-					t.Errorf("rebuild = %v, checkpoint %v", rb, st["checkpoint"])
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("rebuild not finished: %v", st)
-			}
-			time.Sleep(5 * time.Millisecond)
+		var rb map[string]any
+		eventually(t, 10*time.Second, "rebuild finished", func() bool {
+			st = admin.do(t, testAdminToken, "GET", "/admin/v1/projections", "").JSON(t)
+			rb, _ = st["rebuild"].(map[string]any)
+			return rb != nil && rb["finished"] != nil
+		})
+		if rb["error"] != nil || rb["done"] != st["checkpoint"] {
+			t.Errorf("rebuild = %v, checkpoint %v", rb, st["checkpoint"])
 		}
 		// The swapped-in read models serve writes and reads as before.
 		if id, _ := e.tenant(t, "Beta"); id == "" {

@@ -191,17 +191,9 @@ func (e *testEnv) doWith(tb testing.TB, token, method, path, body string, header
 
 func TestHealthz(t *testing.T) {
 	e := newTestEnv(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res := e.do(t, "", "GET", "/healthz", "")
-		if res.Status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz: %d %s", res.Status, res.Body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "healthz answers 200", func() bool {
+		return e.do(t, "", "GET", "/healthz", "").Status == http.StatusOK
+	})
 }
 
 func TestSCIMPathNormalisation(t *testing.T) {

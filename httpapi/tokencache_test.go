@@ -20,7 +20,8 @@ func TestRotateTokenWhileInUse(t *testing.T) {
 		}
 	}
 
-	var rotated atomic.Int64 // UnixNano when the rotation was answered; 0 before
+	var rotated atomic.Int64                 // UnixNano when the rotation was answered; 0 before
+	var answered, afterRotation atomic.Int64 // requests answered; of them, sent after the rotation
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
@@ -33,21 +34,26 @@ func TestRotateTokenWhileInUse(t *testing.T) {
 				}
 				sent := time.Now().UnixNano()
 				res := e.do(t, old, "GET", "/scim/v2/Users", "")
-				if at := rotated.Load(); at != 0 && sent > at && res.Status != http.StatusUnauthorized {
+				at := rotated.Load()
+				if at != 0 && sent > at && res.Status != http.StatusUnauthorized {
 					t.Errorf("old token sent after the rotation answered: %d, want 401", res.Status)
 					return
+				}
+				answered.Add(1)
+				if at != 0 && sent > at {
+					afterRotation.Add(1)
 				}
 			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
+	eventually(t, 10*time.Second, "readers running with the old token", func() bool { return answered.Load() >= 8 })
 	res := e.do(t, testAdminToken, "POST", "/admin/v1/tenants/"+tenant+"/rotate-token", "")
 	rotated.Store(time.Now().UnixNano())
 	if res.Status != http.StatusOK {
 		t.Fatalf("rotate: %d %s", res.Status, res.Body)
 	}
 	fresh, _ := res.JSON(t)["scimToken"].(string)
-	time.Sleep(20 * time.Millisecond)
+	eventually(t, 10*time.Second, "old token refused to readers after the rotation", func() bool { return afterRotation.Load() >= 8 })
 	close(stop)
 	wg.Wait()
 	if res := e.do(t, old, "GET", "/scim/v2/Users", ""); res.Status != http.StatusUnauthorized {

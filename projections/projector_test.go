@@ -122,17 +122,7 @@ func snapshot(t *testing.T, db *projections.DB, tenant domain.TenantID, users []
 // waitReady polls Ready until it reports nil; Ready has nothing to wait on.
 func waitReady(t *testing.T, p *projections.Projector) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := p.Ready()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Ready = %v after 10s", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "projector ready", func() bool { return p.Ready() == nil })
 }
 
 func publishUndecodable(t *testing.T, s *eventstore.Store, tenant domain.TenantID, user string) domain.Version {

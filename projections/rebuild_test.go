@@ -152,16 +152,13 @@ func TestProjector_Rebuild(t *testing.T) {
 				}
 			}
 		})
-		for n.Load() < 20 {
-			time.Sleep(time.Millisecond)
-		}
+		eventually(t, 30*time.Second, "20 users written before the rebuild", func() bool { return n.Load() >= 20 })
 		if err := r.Rebuild(t.Context(), nil); err != nil {
 			t.Fatal(err)
 		}
 		after := n.Load()
-		for n.Load() < after+20 { // writes go on after the swap
-			time.Sleep(time.Millisecond)
-		}
+		// Writes go on after the swap.
+		eventually(t, 30*time.Second, "20 users written after the swap", func() bool { return n.Load() >= after+20 })
 		stop()
 		wg.Wait()
 		r.waitFor(t, head(t, store))
@@ -224,19 +221,13 @@ func TestProjector_Rebuild(t *testing.T) {
 		if err := r.StartRebuild(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			s := r.Status(t.Context())
-			if s.Rebuild != nil && !s.Rebuild.Running {
-				if s.Rebuild.Err != nil {
-					t.Fatalf("background rebuild: %v", s.Rebuild.Err)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("background rebuild still running: %+v", s.Rebuild)
-			}
-			time.Sleep(5 * time.Millisecond)
+		var s projections.Status
+		eventually(t, 10*time.Second, "background rebuild finished", func() bool {
+			s = r.Status(t.Context())
+			return s.Rebuild != nil && !s.Rebuild.Running
+		})
+		if s.Rebuild.Err != nil {
+			t.Fatalf("background rebuild: %v", s.Rebuild.Err)
 		}
 		r.Stop()
 		mustMatchLog(t, db, store)

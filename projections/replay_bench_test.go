@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/eventlogtest"
 	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
@@ -415,12 +416,30 @@ func BenchmarkReplay(b *testing.B) {
 }
 
 // memLog is a log read into memory: an EventSource that delivers it as a subscription to the
-// log does, without the cost of reading it.
+// log does, without the cost of reading it. TestMemLogConformance holds it to the contract.
 type memLog []domain.Event
+
+// TestMemLogConformance runs the EventSource conformance suite on memLog, read from a real
+// store holding the suite's log.
+func TestMemLogConformance(t *testing.T) {
+	t.Parallel()
+	eventlogtest.RunSource(t, func(t *testing.T, batches []domain.Batch) domain.EventSource {
+		store := mustOpenStore(t)
+		for _, b := range batches {
+			if _, err := store.Append(t.Context(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return readAll(t, store)
+	})
+}
 
 func readAll(tb testing.TB, store *eventstore.Store) memLog {
 	tb.Helper()
 	h := head(tb, store)
+	if h == 0 {
+		return nil
+	}
 	sub, err := store.Subscribe(tb.Context(), 0)
 	if err != nil {
 		tb.Fatal(err)

@@ -39,14 +39,7 @@ func startMain(tb testing.TB, dir string) *app.Server {
 
 func waitReady(tb testing.TB, m *app.Server) {
 	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if m.Projector.Ready() == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	tb.Fatalf("server not ready: %v", m.Projector.Ready())
+	eventually(tb, 15*time.Second, "server ready", func() bool { return m.Projector.Ready() == nil })
 }
 
 type client struct {

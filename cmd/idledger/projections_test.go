@@ -244,10 +244,7 @@ func TestProjectionsRebuild_online_under_SCIM_writes(t *testing.T) {
 		})
 	}
 	waitCount := func(n int) {
-		deadline := time.Now().Add(30 * time.Second)
-		for count() < n && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
-		}
+		eventually(t, 30*time.Second, fmt.Sprintf("%d SCIM users acknowledged", n), func() bool { return count() >= n })
 	}
 	waitCount(10)
 
@@ -258,24 +255,18 @@ func TestProjectionsRebuild_online_under_SCIM_writes(t *testing.T) {
 	if st := res.json(t); st["rebuild"] == nil {
 		t.Errorf("202 body has no rebuild progress: %s", res.body)
 	}
-	var state map[string]any
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var state, rb map[string]any
+	eventually(t, 60*time.Second, "rebuild finished", func() bool {
 		res := admin.do("GET", "/admin/v1/projections", "")
 		if res.status != http.StatusOK {
 			t.Fatalf("GET /admin/v1/projections: %d %s", res.status, res.body)
 		}
 		state = res.json(t)
-		if rb, _ := state["rebuild"].(map[string]any); rb != nil && rb["finished"] != nil {
-			if rb["error"] != nil || rb["running"] != false || rb["done"] != rb["total"] || rb["percent"] != 100.0 {
-				t.Errorf("rebuild ended: %v", rb)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rebuild not finished: %s", res.body)
-		}
-		time.Sleep(10 * time.Millisecond)
+		rb, _ = state["rebuild"].(map[string]any)
+		return rb != nil && rb["finished"] != nil
+	})
+	if rb["error"] != nil || rb["running"] != false || rb["done"] != rb["total"] || rb["percent"] != 100.0 {
+		t.Errorf("rebuild ended: %v", rb)
 	}
 	during := count()
 	waitCount(during + 20) // writes go on after the swap
@@ -366,10 +357,7 @@ func TestProjectionsAdmin_shows_a_stopped_projector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Projector.Ready() == nil && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "projector stopped on the bad event", func() bool { return m.Projector.Ready() != nil })
 	res = admin.do("GET", "/admin/v1/projections", "")
 	st = res.json(t)
 	f, _ := st["failure"].(map[string]any)
