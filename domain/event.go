@@ -113,7 +113,7 @@ type Batch struct {
 	Unique []UniqueOp
 	// Guard, when set, makes the batch fail with ErrConflict unless the tenant aggregate is
 	// still at this version: a local write decided while the company was in manual mode cannot
-	// slip in after the provisioning lock (event-model.md §2.6-bis).
+	// slip in after the provisioning lock (docs/event-model.md §2.6-bis).
 	Guard *Version
 }
 
@@ -158,7 +158,7 @@ type Request struct {
 	Method, Path string
 	// UserAgent and Source are the client's User-Agent header and network address. Events
 	// carry them only when the actor is a token-authenticated client (scim:, api:, admin),
-	// never for a browser: headers cannot be erased (event-model.md §2.9).
+	// never for a browser: headers cannot be erased (docs/event-model.md §2.9).
 	UserAgent, Source string
 }
 

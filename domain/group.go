@@ -9,7 +9,7 @@ import (
 type GroupID string
 
 // Group is a group's state without its members. Members live in the read model only (a group
-// may have 100k of them); commands decide membership changes against it (event-model.md §2.4).
+// may have 100k of them); commands decide membership changes against it (docs/event-model.md §2.4).
 type Group struct {
 	ID       GroupID        `json:"id"`
 	Tenant   TenantID       `json:"tenant"`

@@ -11,7 +11,7 @@ import (
 )
 
 // memberChunk is the most members one membership event carries, so that an event stays far
-// below NATS' 1 MB message limit (event-model.md §2.2).
+// below NATS' 1 MB message limit (docs/event-model.md §2.2).
 const memberChunk = 5000
 
 // ReplaceUser replaces a user's attributes with a full representation (PUT, RFC 7644 §3.5.1):

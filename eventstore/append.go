@@ -286,7 +286,7 @@ func (s *Store) findID(ctx context.Context, subj, id string, from uint64) (uint6
 }
 
 // claimKey returns base32(HMAC-SHA256(tenant key, field ":" value))[:26], so that subjects
-// never carry a userName (event-model.md §2.1).
+// never carry a userName (docs/event-model.md §2.1).
 func (s *Store) claimKey(ctx context.Context, tenant domain.TenantID, field, value string) (string, error) {
 	secret, err := s.tenantSecret(ctx, tenant)
 	if err != nil {

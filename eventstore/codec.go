@@ -12,7 +12,7 @@ import (
 	"github.com/idledger/idledger/domain"
 )
 
-// Envelope headers (event-model.md §2.2). NATS reserves the Nats- prefix.
+// Envelope headers (docs/event-model.md §2.2). NATS reserves the Nats- prefix.
 const (
 	hdrMsgID       = "Nats-Msg-Id"
 	hdrType        = "Idl-Type"

@@ -13,7 +13,7 @@ import (
 )
 
 // Group commit. With fsync before every acknowledgement, one publish costs one fsync however
-// many requests wait, so concurrency does not raise throughput (event-model.md §3.2). The
+// many requests wait, so concurrency does not raise throughput (docs/event-model.md §3.2). The
 // committer therefore gathers the batches of concurrent Append calls and publishes them as one
 // atomic batch: one fsync acknowledges them all. Batches that touch a common subject are never
 // combined (a batch may check a subject's sequence only before writing to it), so each combined

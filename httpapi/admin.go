@@ -8,7 +8,7 @@ import (
 	"github.com/idledger/idledger/domain"
 )
 
-// tenantCreated is the answer to POST /admin/v1/tenants (contract.md).
+// tenantCreated is the answer to POST /admin/v1/tenants (README, "What a company gets").
 type tenantCreated struct {
 	ID          domain.TenantID `json:"id"`
 	Name        string          `json:"name"`

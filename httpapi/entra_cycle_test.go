@@ -1,7 +1,7 @@
 package httpapi_test
 
 // TestEntraFullCycle drives idledger through HTTP the way Microsoft Entra ID's provisioning
-// service does (entra-scim.md §1): an initial cycle (a userName match query answered empty before
+// service does (docs/entra-scim.md §1): an initial cycle (a userName match query answered empty before
 // every user create, groups created empty and filled by PATCH, managers written in a second
 // pass), then an incremental cycle with both PATCH dialects (§2.3). It keeps its own model of
 // what it sent and compares every resource with the server at the end.

@@ -15,7 +15,7 @@ import (
 // rateLimiter keeps one token bucket per company, so one company's burst (or a runaway script
 // with its token) cannot starve the others. Each request authenticated by a company token
 // takes a token; an empty bucket answers 429 with Retry-After, which Entra honours by pausing
-// the job and retrying the failed requests (entra-scim.md §8) rather than counting them as
+// the job and retrying the failed requests (docs/entra-scim.md §8) rather than counting them as
 // failures. It is safe for concurrent use.
 type rateLimiter struct {
 	rate  float64 // tokens added per second

@@ -78,7 +78,7 @@ func BenchmarkSCIM(b *testing.B) {
 		}
 	})
 
-	// Adding one member must cost the same whatever the group's size (event-model.md §2.4):
+	// Adding one member must cost the same whatever the group's size (docs/event-model.md §2.4):
 	// the group is never replayed or rewritten, only the delta is appended and projected.
 	for _, size := range []int{100_000, 10} {
 		group := fillGroup(b, e, domain.TenantID(tenantID), size)

@@ -66,7 +66,7 @@ package httpapi_test
 //   - a response with a body has Content-Type application/scim+json;
 //   - a 204 has an empty body;
 //   - a 4xx/5xx body is a SCIM error: schemas [Error URN], "status" = the code as a string,
-//     non-empty "detail", and "scimType" for 400 and 409 (entra-scim.md §8).
+//     non-empty "detail", and "scimType" for 400 and 409 (docs/entra-scim.md §8).
 //
 // Status mismatches are reported and the scenario goes on (later failures then usually follow
 // from the first); a failing step with "capture" stops the scenario.
@@ -122,7 +122,7 @@ const (
 	confGoldenDir = "../testdata/scim/golden"
 )
 
-// confChecklist is the vocabulary of checklist items (entra-scim.md §2–§9) scenarios refer to.
+// confChecklist is the vocabulary of checklist items (docs/entra-scim.md §2–§8) scenarios refer to.
 // TestConformanceChecklist fails when a scenario names an unknown item or an item has no scenario.
 var confChecklist = map[string]string{
 	"transport.routes":              "§9: /Users, /Users/{id}, /Groups, /Groups/{id} and discovery routes",
@@ -632,7 +632,7 @@ func confKind(path string) string {
 	return ""
 }
 
-// confErrorShape checks an error response against RFC 7644 §3.12 and entra-scim.md §8.
+// confErrorShape checks an error response against RFC 7644 §3.12 and docs/entra-scim.md §8.
 func confErrorShape(status int, doc any, hasJSON bool) []string {
 	if !hasJSON {
 		return []string{"not JSON"}

@@ -26,7 +26,7 @@ var filterFixtures = map[string]string{
 		"meta": {"resourceType": "User", "created": "2010-01-23T04:56:22Z",
 			"lastModified": "2011-05-13T04:42:34Z", "version": "W/\"3694e05e9dff591\"",
 			"location": "https://example.com/v2/Users/2819c223-7f76-453a-919d-413861904646"}}`,
-	// entra-scim.md §4.1, with a manager, a role and a custom extension.
+	// docs/entra-scim.md §4.1, with a manager, a role and a custom extension.
 	"ada": `{
 		"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
 		"id": "5e0c1a2b-7d34-4f0e-9a61-2b8c3d4e5f60", "externalId": "ada",
@@ -39,7 +39,7 @@ var filterFixtures = map[string]string{
 		"urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User": {"costCode": "CC-7", "level": 7},
 		"meta": {"resourceType": "User", "created": "2026-11-20T09:15:00Z",
 			"lastModified": "2026-11-20T09:15:00.5Z"}}`,
-	// entra-scim.md §5.
+	// docs/entra-scim.md §5.
 	"group": `{
 		"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
 		"id": "c1d2e3f4-1111-4abc-8def-0123456789ab", "externalId": "0d9f6a4e-3c21-4b77-9e0a-5f1c2b3d4e5f",
@@ -86,7 +86,7 @@ var filterMatchTests = []struct {
 	{`emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]`, map[string]bool{"bjensen": true, "ada": false}},
 	{`emails[type eq "home" and value co "@example.com"]`, map[string]bool{"bjensen": false}},
 
-	// entra-scim.md §4.1: match queries.
+	// docs/entra-scim.md §4.1: match queries.
 	{`userName eq "Ada.Lovelace@contoso.com"`, map[string]bool{"ada": true, "bjensen": false}},
 	{`userName eq "ada.lovelace@CONTOSO.com"`, map[string]bool{"ada": true}},
 	{`USERNAME Eq "ada.lovelace@contoso.com"`, map[string]bool{"ada": true}},
@@ -107,7 +107,7 @@ var filterMatchTests = []struct {
 	{`id eq "5e0c1a2b-7d34-4f0e-9a61-2b8c3d4e5f60"`, map[string]bool{"ada": true, "group": false}},
 	{`id eq "5E0C1A2B-7D34-4F0E-9A61-2B8C3D4E5F60"`, map[string]bool{"ada": false}},
 
-	// entra-scim.md §4.4: reference probe for the manager, and extension paths.
+	// docs/entra-scim.md §4.4: reference probe for the manager, and extension paths.
 	{`id eq "5e0c1a2b-7d34-4f0e-9a61-2b8c3d4e5f60" and manager eq "8a7b6c5d-2222-4e3f-9a0b-abcdefabcdef"`, map[string]bool{"ada": true}},
 	{`id eq "5e0c1a2b-7d34-4f0e-9a61-2b8c3d4e5f60" and manager eq "26118915-6090-4610-87e4-49d8ca9f808d"`, map[string]bool{"ada": false}},
 	{`manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d"`, map[string]bool{"bjensen": true}},
@@ -127,7 +127,7 @@ var filterMatchTests = []struct {
 	{`level eq "7"`, map[string]bool{"ada": false}},
 	{`costCode eq 7`, map[string]bool{"ada": false}},
 
-	// entra-scim.md §5: groups.
+	// docs/entra-scim.md §5: groups.
 	{`displayName eq "Payroll Admins"`, map[string]bool{"group": true, "ada": false}},
 	{`displayName eq "payroll admins"`, map[string]bool{"group": true}},
 	{`externalId eq "0d9f6a4e-3c21-4b77-9e0a-5f1c2b3d4e5f"`, map[string]bool{"group": true}},
@@ -138,7 +138,7 @@ var filterMatchTests = []struct {
 	{`members[value eq 5e0c1a2b-7d34-4f0e-9a61-2b8c3d4e5f60]`, map[string]bool{"group": true}},
 	{`members pr`, map[string]bool{"group": true, "ada": false}},
 
-	// entra-scim.md §6: timestamps, null, pr, ordering.
+	// docs/entra-scim.md §6: timestamps, null, pr, ordering.
 	{`meta.lastModified ge "2026-11-20T09:15:00.1234567Z"`, map[string]bool{"ada": true, "group": true, "bjensen": false}},
 	{`meta.lastModified ge "2026-11-20T09:15:00.500000001Z"`, map[string]bool{"ada": false}},
 	{`meta.lastModified eq "2026-11-20T10:15:00.500+01:00"`, map[string]bool{"ada": true}},

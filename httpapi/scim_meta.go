@@ -10,7 +10,7 @@ import (
 	"github.com/idledger/idledger/domain/scim"
 )
 
-// Discovery (RFC 7643 §5–7, RFC 7644 §4; entra-scim.md §3).
+// Discovery (RFC 7643 §5–7, RFC 7644 §4; docs/entra-scim.md §3).
 //
 // The discovery endpoints sit behind requireSCIMToken like the rest of /scim/v2. RFC 7644 §4
 // lets a service provider answer them anonymously, but Entra always sends the tenant's bearer
@@ -116,7 +116,7 @@ type schemaResource struct {
 }
 
 // schemaAttribute is one attribute definition of a schema resource (RFC 7643 §7). Absent
-// optional properties are omitted rather than sent as null (entra-scim.md §3).
+// optional properties are omitted rather than sent as null (docs/entra-scim.md §3).
 type schemaAttribute struct {
 	Name            string            `json:"name"`
 	Type            string            `json:"type"`
@@ -190,7 +190,7 @@ func (s *Server) handleServiceProviderConfig(c echo.Context) error {
 	})
 }
 
-// resourceTypes returns the resource types, User first (entra-scim.md §3).
+// resourceTypes returns the resource types, User first (docs/entra-scim.md §3).
 func (s *Server) resourceTypes() []resourceType {
 	return []resourceType{
 		{

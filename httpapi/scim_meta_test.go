@@ -145,7 +145,7 @@ func TestSchemas(t *testing.T) {
 	}
 
 	// What Entra maps must be discoverable, including the flattened names Microsoft's
-	// validation derives (entra-scim.md §3).
+	// validation derives (docs/entra-scim.md §3).
 	names := map[string]bool{}
 	for _, r := range resources {
 		s := r.(map[string]any)

@@ -385,7 +385,7 @@ func TestSSO_IDPInitiatedLogin(t *testing.T) {
 	}
 }
 
-// TestSSO_ACSRefusals posts every attack of the checklist (saml-sso.md §3) and checks that each
+// TestSSO_ACSRefusals posts every attack of the checklist (docs/saml-sso.md §3) and checks that each
 // is refused with the same 403 page and no session, for the intended reason.
 func TestSSO_ACSRefusals(t *testing.T) {
 	t.Parallel()

@@ -1,7 +1,7 @@
 package main
 
 // Section 1 of the bench: this machine's limits, measured in the same run with the same
-// payloads and concurrency as the product figures (event-model.md §3.2 method). A separate
+// payloads and concurrency as the product figures (docs/event-model.md §3.2 method). A separate
 // embedded nats-server (same options as eventstore's: SyncAlways, in-process, file storage)
 // and separate bbolt files (same options as projections') in the bench's data dir; nothing of
 // idledger's code runs here.
@@ -121,7 +121,7 @@ func benchSamplePayload(ctx context.Context, store *eventstore.Store, n int) (be
 	return p, nil
 }
 
-// benchSyntheticPayload is used only when the log could not be sampled: the event-model.md §3.2
+// benchSyntheticPayload is used only when the log could not be sampled: the docs/event-model.md §3.2
 // shape (~1 KiB body, ~250 B of Idl-* headers).
 func benchSyntheticPayload() benchPayload {
 	h := nats.Header{}

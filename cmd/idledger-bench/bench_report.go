@@ -348,7 +348,7 @@ const benchDocSkeleton = `# idledger benchmarks
 
 Written by ` + "`idledger-bench`" + ` (` + "`make bench`" + `, ` + "`make bench-short`" + `): each run replaces its profile's section
 below with the latest table, machine and command; everything outside the markers is kept.
-Method and the meaning of each row: ` + "`cmd/idledger-bench/main.go`" + `; limits as in event-model.md §3.2.
+Method and the meaning of each row: ` + "`cmd/idledger-bench/main.go`" + `; limits as in docs/event-model.md §3.2.
 
 ## Short profile
 

@@ -1,6 +1,6 @@
 package main
 
-// Sections 2 and 3 of the bench: an Entra-like provisioning client (entra-scim.md §1, the
+// Sections 2 and 3 of the bench: an Entra-like provisioning client (docs/entra-scim.md §1, the
 // request shapes of httpapi/entra_cycle_test.go) driving a SCIM server over real HTTP at the
 // profile's concurrency. The same client and request mix run against idledger and against the
 // in-memory baseline (bench_memscim.go).
@@ -58,7 +58,7 @@ type benchClient struct {
 
 func newBenchClient(base, token string, conc int) *benchClient {
 	return &benchClient{base: base, token: token, http: &http.Client{
-		Timeout: 60 * time.Second, // Entra gives up after 60 s (entra-scim.md §1)
+		Timeout: 60 * time.Second, // Entra gives up after 60 s (docs/entra-scim.md §1)
 		Transport: &http.Transport{MaxIdleConns: 2 * conc, MaxIdleConnsPerHost: 2 * conc,
 			DisableCompression: true, IdleConnTimeout: time.Minute},
 	}}
@@ -163,7 +163,7 @@ func newBenchModel(p benchProfile) *benchModel {
 	return m
 }
 
-// Request bodies, shaped as Entra sends them (entra-scim.md §4).
+// Request bodies, shaped as Entra sends them (docs/entra-scim.md §4).
 
 type benchSCIMUser struct {
 	Schemas     []string            `json:"schemas"`
@@ -399,7 +399,7 @@ func (cy *benchCycle) initial(ctx context.Context, label string) ([]benchStep, e
 		}
 		mgr := m.users[u.manager].id
 		var op benchSCIMOp
-		switch i % 3 { // the three shapes Entra uses (entra-scim.md §4.4)
+		switch i % 3 { // the three shapes Entra uses (docs/entra-scim.md §4.4)
 		case 0:
 			op = benchSCIMOp{Op: "Add", Path: "manager", Value: []any{map[string]any{"$ref": cy.c.base + "/Users/" + mgr, "value": mgr}}}
 		case 1:

@@ -28,7 +28,7 @@ import (
 )
 
 // Issue #8, Cluster: a 3-node NATS cluster on loopback with an R3 stream, and two idledger
-// instances on it (event-model.md §1.3). It takes ~10-20 s, so `go test -short` skips it;
+// instances on it (docs/event-model.md §1.3). It takes ~10-20 s, so `go test -short` skips it;
 // `make test` runs it.
 
 // natsCluster is three JetStream servers routed to each other on 127.0.0.1.

@@ -14,7 +14,7 @@ import (
 	"github.com/idledger/idledger/saml/samltest"
 )
 
-// TestContractWalk walks contract.md end to end on the real wiring: operator creates a
+// TestContractWalk walks the README's flow end to end on the real wiring: operator creates a
 // company, the company uploads Entra's metadata, Entra provisions a user over SCIM, the user
 // signs in through SAML and reads /api/v1/me; a SCIM deactivation ends that access at once.
 func TestContractWalk(t *testing.T) {

@@ -348,7 +348,7 @@ func oldParseValuePath(attrText, inner string, hasSub bool, budget int) (ValuePa
 var oldCompareOps = []string{"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"}
 
 // oldMarkBareValues quotes a word in value position (after "attribute op") that is not a JSON
-// literal: Microsoft documents `externalId eq ada` (entra-scim.md §4.1). Other words that
+// literal: Microsoft documents `externalId eq ada` (docs/entra-scim.md §4.1). Other words that
 // start with a schema URN get the legacy "…:User.attr" form rewritten.
 func oldMarkBareValues(toks []oldFilterToken) {
 	prev := func(k int) int {
