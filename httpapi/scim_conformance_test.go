@@ -2,7 +2,7 @@ package httpapi_test
 
 // The SCIM conformance corpus: every testdata/scim/*.json file is a scenario, an ordered list of
 // HTTP steps against a fresh server (newTestEnv), checked against what Entra ID sends and expects
-// (/work/shared/docs/entra-scim.md; the checklist items are listed in confChecklist below).
+// (docs/entra-scim.md; the checklist items are listed in confChecklist below).
 //
 // Scenario file:
 //
