@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/internal/jsonenc"
 )
 
 // This file encodes and decodes the user, group and login rows, which every event of a user or
@@ -57,7 +58,7 @@ func unmarshalUser(data []byte, u *domain.User) error {
 // marshalLogin appends json.Marshal(e) to dst.
 func marshalLogin(dst []byte, e domain.LoginEntry) ([]byte, error) {
 	b := append(dst, `{"user":`...)
-	b = domain.AppendJSONString(b, string(e.User))
+	b = jsonenc.AppendString(b, string(e.User))
 	b = append(b, `,"active":`...)
 	b = strconv.AppendBool(b, e.Active)
 	return append(b, '}'), nil
@@ -84,12 +85,12 @@ func unmarshalGroup(data []byte, g *domain.Group) error {
 func appendUser(b []byte, u *domain.User) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"id":`...)
-	b = domain.AppendJSONString(b, string(u.ID))
+	b = jsonenc.AppendString(b, string(u.ID))
 	b = append(b, `,"tenant":`...)
-	b = domain.AppendJSONString(b, string(u.Tenant))
+	b = jsonenc.AppendString(b, string(u.Tenant))
 	b = appendSchemas(b, u.Schemas)
 	b = append(b, `,"resource":`...)
-	b, ok = domain.AppendJSON(b, u.Resource)
+	b, ok = jsonenc.Append(b, u.Resource)
 	if !ok {
 		return nil, false
 	}
@@ -110,12 +111,12 @@ func appendUser(b []byte, u *domain.User) ([]byte, bool) {
 func appendGroup(b []byte, g *domain.Group) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"id":`...)
-	b = domain.AppendJSONString(b, string(g.ID))
+	b = jsonenc.AppendString(b, string(g.ID))
 	b = append(b, `,"tenant":`...)
-	b = domain.AppendJSONString(b, string(g.Tenant))
+	b = jsonenc.AppendString(b, string(g.Tenant))
 	b = appendSchemas(b, g.Schemas)
 	b = append(b, `,"resource":`...)
-	b, ok = domain.AppendJSON(b, g.Resource)
+	b, ok = jsonenc.Append(b, g.Resource)
 	if !ok {
 		return nil, false
 	}
@@ -142,7 +143,7 @@ func appendSchemas(b []byte, schemas []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = domain.AppendJSONString(b, s)
+		b = jsonenc.AppendString(b, s)
 	}
 	return append(b, ']')
 }
