@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
 	"github.com/idledger/idledger/projections"
@@ -64,7 +65,7 @@ type Main struct {
 	// Audit answers the audit API and tracks SCIM sync cycles (audit.go). CycleGap is the quiet
 	// time that ends a cycle (env IDLEDGER_CYCLE_GAP, default 10m); RequestRetention how long
 	// SCIM request records are kept (env IDLEDGER_REQUEST_RETENTION, default 720h).
-	Audit            *domain.Audit
+	Audit            *audit.Service
 	CycleGap         time.Duration
 	RequestRetention time.Duration
 
@@ -168,7 +169,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.API = httpapi.New(httpapi.Config{BaseURL: base, AdminToken: m.AdminToken, BodyLimit: m.BodyLimit, Metrics: m.Metrics,
 		RateLimit: m.RateLimit},
 		m.Service, m.DB, projectionAdmin{m.Projector}, m.Logger) // + /admin/v1/projections (projections.go)
-	m.Audit = &domain.Audit{Log: m.Store, History: m.Store, Requests: m.Store, Now: m.Now, NewID: m.NewID,
+	m.Audit = &audit.Service{Log: m.Store, History: m.Store, Requests: m.Store, Now: m.Now, NewID: m.NewID,
 		Gap: envDuration("IDLEDGER_CYCLE_GAP", m.CycleGap)}
 	m.API.SetAudit(m.Audit) // audit API, sync cycles, SCIM request records
 	// SAML SSO: the SP key pair (flags, or generated once into DIR), the shared KV buckets,
