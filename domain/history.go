@@ -7,9 +7,9 @@ import (
 )
 
 // What the log keeps for the audit (package domain/audit reads it back): every event names its
-// actor and request, and a token client's User-Agent and address ([Request.client]); sync-cycle
-// markers ([SyncCycleStarted]) number a company's provisioning cycles on a subject of their own,
-// idl.<tenant>.cycle.scim.
+// actor and request, and a token client's User-Agent and address (see Request.client);
+// sync-cycle markers ([SyncCycleStarted]) number a company's provisioning cycles on a subject
+// of their own, idl.<tenant>.cycle.scim.
 
 // KindCycle is the aggregate kind of a company's sync-cycle markers.
 const KindCycle Kind = "cycle"

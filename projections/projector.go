@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/internal/observe"
 )
 
 // maxBatch is the most events applied in one write transaction.
@@ -30,9 +31,9 @@ type Projector struct {
 	db            *DB
 	src           domain.EventSource
 	log           *slog.Logger
-	obs           domain.Observer // never nil
-	born          time.Time       // when NewProjector ran: the lag's lower bound before any event is seen
-	progressEvery time.Duration   // how often a catch-up or rebuild logs progress
+	obs           observe.Observer // never nil
+	born          time.Time        // when NewProjector ran: the lag's lower bound before any event is seen
+	progressEvery time.Duration    // how often a catch-up or rebuild logs progress
 
 	commit sync.Mutex // held by Run around each commit; Rebuild holds it to pause Run
 
@@ -55,7 +56,7 @@ type Projector struct {
 type ProjectorOption func(*Projector)
 
 // WithObserver makes the projector report each committed batch to o (nil measures nothing).
-func WithObserver(o domain.Observer) ProjectorOption {
+func WithObserver(o observe.Observer) ProjectorOption {
 	return func(p *Projector) {
 		if o != nil {
 			p.obs = o
@@ -79,7 +80,7 @@ func NewProjector(db *DB, src domain.EventSource, log *slog.Logger, opts ...Proj
 		log = slog.Default()
 	}
 	cp, _ := db.Checkpoint() // Run reports a read error; until then 0 only delays waiters
-	p := &Projector{db: db, src: src, log: log, obs: domain.NopObserver{}, born: time.Now(),
+	p := &Projector{db: db, src: src, log: log, obs: observe.Nop{}, born: time.Now(),
 		progressEvery: defaultProgressEvery, changed: make(chan struct{}), checkpoint: cp}
 	for _, o := range opts {
 		o(p)
@@ -314,7 +315,7 @@ func (p *Projector) applyBatch(events []domain.Event, more func() []domain.Event
 	}
 	p.wakeLocked()
 	p.mu.Unlock()
-	p.obs.Projected(domain.ProjectedBatch{Events: n, Apply: apply, Checkpoint: last})
+	p.obs.Projected(observe.ProjectedBatch{Events: n, Apply: apply, Checkpoint: last})
 	return nil
 }
 
@@ -326,14 +327,14 @@ func (p *Projector) wakeLocked() {
 
 // Lag reports how far the read models are behind the log now; it asks the log for its head,
 // so it costs one round trip to the event store. It is safe for concurrent use.
-func (p *Projector) Lag(ctx context.Context) (domain.ProjectionLag, error) {
+func (p *Projector) Lag(ctx context.Context) (observe.ProjectionLag, error) {
 	head, err := p.src.Head(ctx)
 	if err != nil {
-		return domain.ProjectionLag{}, fmt.Errorf("projections: lag: %w", err)
+		return observe.ProjectionLag{}, fmt.Errorf("projections: lag: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	l := domain.ProjectionLag{Head: head, Checkpoint: p.checkpoint}
+	l := observe.ProjectionLag{Head: head, Checkpoint: p.checkpoint}
 	if head > p.checkpoint {
 		l.Since = p.pendingAt
 		if l.Since.IsZero() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/eventstore"
+	"github.com/idledger/idledger/internal/observe"
 	"github.com/idledger/idledger/projections"
 )
 
@@ -158,7 +159,7 @@ type reporter struct{}
 
 func (reporter) Appended(time.Duration, int, error) {}
 
-func (reporter) Projected(b domain.ProjectedBatch) {
+func (reporter) Projected(b observe.ProjectedBatch) {
 	fmt.Fprintf(os.Stdout, "checkpoint %d\n", b.Checkpoint)
 }
 
