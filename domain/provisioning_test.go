@@ -2,7 +2,6 @@ package domain
 
 import (
 	"testing"
-	"time"
 )
 
 func TestUser_IsAdmin(t *testing.T) {
@@ -41,26 +40,5 @@ func TestProvisioning_Mode(t *testing.T) {
 	}
 	if len(names) != 5 {
 		t.Errorf("origins share names: %v", names)
-	}
-}
-
-func TestProjectionLag(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
-	for _, tt := range []struct {
-		lag    ProjectionLag
-		events uint64
-		age    time.Duration
-	}{
-		{ProjectionLag{Head: 10, Checkpoint: 4, Since: now.Add(-3 * time.Second)}, 6, 3 * time.Second},
-		{ProjectionLag{Head: 4, Checkpoint: 4}, 0, 0},
-		{ProjectionLag{Head: 3, Checkpoint: 4, Since: now.Add(time.Second)}, 0, 0},
-	} {
-		if got := tt.lag.Events(); got != tt.events {
-			t.Errorf("%+v: Events = %d, want %d", tt.lag, got, tt.events)
-		}
-		if got := tt.lag.Age(now); got != tt.age {
-			t.Errorf("%+v: Age = %s, want %s", tt.lag, got, tt.age)
-		}
 	}
 }

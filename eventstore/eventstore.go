@@ -40,7 +40,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/observe"
 )
 
 // StreamName is the name of the event stream.
@@ -66,7 +66,7 @@ type Config struct {
 	// Logger receives operational messages; nil means slog.Default().
 	Logger *slog.Logger
 	// Observer is told the duration and outcome of every Append; nil measures nothing.
-	Observer domain.Observer
+	Observer observe.Observer
 	// RequestRetention and RequestMaxBytes bound the SCIM request records kept in
 	// IDL_REQUESTS (requests.go); zero means the defaults (30 days, 1 GiB).
 	RequestRetention time.Duration
@@ -77,7 +77,7 @@ type Config struct {
 type Store struct {
 	cfg Config
 	log *slog.Logger
-	obs domain.Observer // nil measures nothing
+	obs observe.Observer // nil measures nothing
 
 	hashMu sync.Mutex                   // guards hashes
 	hashes map[uint64][sha256.Size]byte // sequence → hash of the last message per subject this process stored (chain.go)

@@ -23,13 +23,14 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 )
 
-// History reads for audit (domain.AuditLog) and the export/import of a company's slice of the
+// History reads for audit (audit.History) and the export/import of a company's slice of the
 // log. Everything reads the log itself, so deleted resources keep their history.
 
 // Events returns up to limit (all if limit <= 0) events of one aggregate after position after,
-// in order, with batched direct gets on its subject. It implements [domain.AuditLog].
+// in order, with batched direct gets on its subject. It implements [audit.History].
 func (s *Store) Events(ctx context.Context, tenant domain.TenantID, kind domain.Kind, id string, after domain.Version, limit int) ([]domain.Event, error) {
 	if !validToken(string(tenant)) || (kind != domain.KindTenant && !validToken(id)) {
 		return nil, nil
@@ -104,7 +105,7 @@ func tenantFilter(tenant domain.TenantID) string { return "idl." + string(tenant
 // Scan calls fn with a company's messages (events and index records) after position after and
 // up to through (0: the last one when Scan starts), in log order, until fn returns false. It
 // reads with an ordered consumer filtered on the company's subjects. It implements
-// [domain.AuditLog].
+// [audit.History].
 func (s *Store) Scan(ctx context.Context, tenant domain.TenantID, after, through domain.Version, fn func(domain.Event) bool) error {
 	if !validToken(string(tenant)) {
 		return nil
@@ -212,8 +213,8 @@ func (s *Store) each(ctx context.Context, stream, filter string, from, through u
 // value's claim subject. The subject is named by a keyed hash of the value, computed here from
 // the value asked for: nothing is scanned, and no name is ever in a subject. A company whose
 // claim key is gone (IDL_KEYS deleted: crypto-shredded) has no holders. It implements
-// [domain.AuditLog].
-func (s *Store) Holders(ctx context.Context, tenant domain.TenantID, field, value string) ([]domain.Holding, error) {
+// [audit.History].
+func (s *Store) Holders(ctx context.Context, tenant domain.TenantID, field, value string) ([]audit.Holding, error) {
 	kind, ok := claimKinds[field]
 	if !ok || !validToken(string(tenant)) {
 		return nil, fmt.Errorf("eventstore: no claims of %q: %w", field, domain.ErrInvalid)
@@ -230,7 +231,7 @@ func (s *Store) Holders(ctx context.Context, tenant domain.TenantID, field, valu
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: holders: %w", err)
 	}
-	var out []domain.Holding
+	var out []audit.Holding
 	err = s.subjectMsgs(ctx, subj, 1, last.Sequence, 0, func(m *jetstream.RawStreamMsg) error {
 		var p claimPayload
 		if err := json.Unmarshal(m.Data, &p); err != nil {
@@ -238,7 +239,7 @@ func (s *Store) Holders(ctx context.Context, tenant domain.TenantID, field, valu
 		}
 		switch m.Header.Get(hdrType) {
 		case typeClaimed:
-			out = append(out, domain.Holding{ID: p.Holder, Claimed: domain.Version(m.Sequence)})
+			out = append(out, audit.Holding{ID: p.Holder, Claimed: domain.Version(m.Sequence)})
 		case typeReleased:
 			for i := len(out) - 1; i >= 0; i-- {
 				if out[i].ID == p.Holder && out[i].Released == 0 {

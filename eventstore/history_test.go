@@ -17,13 +17,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 )
 
 // The store is the audit's log and request log.
 var (
-	_ domain.AuditLog   = (*eventstore.Store)(nil)
-	_ domain.RequestLog = (*eventstore.Store)(nil)
+	_ audit.History    = (*eventstore.Store)(nil)
+	_ audit.RequestLog = (*eventstore.Store)(nil)
 )
 
 // history appends a company and one user with n events (created, then n-1 changes, one a
@@ -177,7 +178,7 @@ func TestRequests_Records(t *testing.T) {
 	for cycle := 1; cycle <= 4; cycle++ {
 		for i := range 3 {
 			for _, tenant := range []domain.TenantID{"t1", "t2"} {
-				r := domain.RequestRecord{Tenant: tenant, At: t0.Add(time.Duration(cycle) * time.Hour), Cycle: cycle,
+				r := audit.RequestRecord{Tenant: tenant, At: t0.Add(time.Duration(cycle) * time.Hour), Cycle: cycle,
 					Method: "POST", Path: "/scim/v2/Users", Status: 201 + 208*(i%2), RequestID: fmt.Sprintf("c%d-%d", cycle, i)}
 				if err := s.RecordRequest(ctx, r); err != nil {
 					t.Fatal(err)
@@ -191,7 +192,7 @@ func TestRequests_Records(t *testing.T) {
 	}
 	for _, c := range []struct{ from, through, want int }{{1, 0, 12}, {2, 3, 6}, {4, 4, 3}, {5, 0, 0}, {3, 0, 6}} {
 		n := 0
-		err := s.Requests(ctx, "t1", c.from, c.through, func(r domain.RequestRecord) bool {
+		err := s.Requests(ctx, "t1", c.from, c.through, func(r audit.RequestRecord) bool {
 			if r.Tenant != "t1" || r.Cycle < c.from || (c.through > 0 && r.Cycle > c.through) {
 				t.Errorf("cycles %d..%d: got %+v", c.from, c.through, r)
 			}
@@ -426,11 +427,11 @@ func BenchmarkExport(b *testing.B) {
 func BenchmarkAsOf(b *testing.B) {
 	s := mustOpen(b, eventstore.Config{Dir: b.TempDir(), NoSync: true})
 	history(b, s, "t1", "u1", 1000)
-	audit := &domain.Audit{Log: s, History: s}
+	a := &audit.Service{Log: s, History: s}
 	at := t0.Add(500 * time.Minute)
 	ctx := context.Background()
 	for b.Loop() {
-		snap, err := audit.UserAt(ctx, "t1", "u1", at)
+		snap, err := a.UserAt(ctx, "t1", "u1", at)
 		if err != nil {
 			b.Fatal(err)
 		}

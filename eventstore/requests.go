@@ -16,9 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 )
 
-// SCIM request records (domain.RequestRecord) live in a stream of their own, IDL_REQUESTS,
+// SCIM request records (audit.RequestRecord) live in a stream of their own, IDL_REQUESTS,
 // one subject per company:
 //
 //	idlr.<tenant>    every SCIM request of the company's provisioning client, failed or not
@@ -217,12 +218,12 @@ func (s *Store) recordStream() *requestStream {
 	return rs
 }
 
-// RecordRequest stores one request record. It implements [domain.RequestLog].
+// RecordRequest stores one request record. It implements [audit.RequestLog].
 //
 // It returns once the record is sent, before the stream acknowledges it (see "Asynchronous
 // recording" above); an error means the record was not sent. A record the stream then refuses
 // is logged. Records read afterwards through this Store include it.
-func (s *Store) RecordRequest(ctx context.Context, r domain.RequestRecord) error {
+func (s *Store) RecordRequest(ctx context.Context, r audit.RequestRecord) error {
 	if !validToken(string(r.Tenant)) {
 		return fmt.Errorf("eventstore: record request: invalid tenant %q", r.Tenant)
 	}
@@ -253,17 +254,17 @@ func (s *Store) RecordRequest(ctx context.Context, r domain.RequestRecord) error
 
 // LastRequest returns a company's most recent request record, or an error wrapping
 // domain.ErrNotFound if it has none (or they all expired).
-func (s *Store) LastRequest(ctx context.Context, tenant domain.TenantID) (domain.RequestRecord, error) {
+func (s *Store) LastRequest(ctx context.Context, tenant domain.TenantID) (audit.RequestRecord, error) {
 	if !validToken(string(tenant)) {
-		return domain.RequestRecord{}, fmt.Errorf("eventstore: no request records: %w", domain.ErrNotFound)
+		return audit.RequestRecord{}, fmt.Errorf("eventstore: no request records: %w", domain.ErrNotFound)
 	}
 	s.recordStream().flush(ctx)
 	m, err := s.requests.GetLastMsgForSubject(ctx, requestSubject(tenant))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return domain.RequestRecord{}, fmt.Errorf("eventstore: no request records: %w", domain.ErrNotFound)
+		return audit.RequestRecord{}, fmt.Errorf("eventstore: no request records: %w", domain.ErrNotFound)
 	}
 	if err != nil {
-		return domain.RequestRecord{}, fmt.Errorf("eventstore: last request: %w", err)
+		return audit.RequestRecord{}, fmt.Errorf("eventstore: last request: %w", err)
 	}
 	return decodeRecord(m.Data, m.Sequence)
 }
@@ -271,8 +272,8 @@ func (s *Store) LastRequest(ctx context.Context, tenant domain.TenantID) (domain
 // encodeRecord returns r as JSON: the fields json.Marshal writes, in its order, decoding to the
 // same record. Recording is on every SCIM request's path, so the common case (no Seq, a UTC
 // time of years 0–9999) is written by hand; TestRequests_RecordEncoding checks it against
-// json.Marshal on every field of domain.RequestRecord.
-func encodeRecord(r domain.RequestRecord) ([]byte, error) {
+// json.Marshal on every field of audit.RequestRecord.
+func encodeRecord(r audit.RequestRecord) ([]byte, error) {
 	if r.Seq != 0 || r.At.Location() != time.UTC || r.At.Year() < 0 || r.At.Year() > 9999 ||
 		math.IsNaN(r.Millis) || math.IsInf(r.Millis, 0) {
 		return json.Marshal(r)
@@ -324,8 +325,8 @@ func appendJSONField(b []byte, name, value string, omitEmpty bool) []byte {
 	return appendJSONString(b, value)
 }
 
-func decodeRecord(data []byte, seq uint64) (domain.RequestRecord, error) {
-	var r domain.RequestRecord
+func decodeRecord(data []byte, seq uint64) (audit.RequestRecord, error) {
+	var r audit.RequestRecord
 	if err := json.Unmarshal(data, &r); err != nil {
 		return r, fmt.Errorf("eventstore: request record at seq %d: %w", seq, err)
 	}
@@ -336,8 +337,8 @@ func decodeRecord(data []byte, seq uint64) (domain.RequestRecord, error) {
 // Requests calls fn with a company's records of sync cycles from..through (through 0: no upper
 // bound), in order, until fn returns false. Records are appended in cycle order, so it finds
 // the first record of cycle from by bisecting the company's subject with direct gets and reads
-// on from there. It implements [domain.RequestLog].
-func (s *Store) Requests(ctx context.Context, tenant domain.TenantID, from, through int, fn func(domain.RequestRecord) bool) error {
+// on from there. It implements [audit.RequestLog].
+func (s *Store) Requests(ctx context.Context, tenant domain.TenantID, from, through int, fn func(audit.RequestRecord) bool) error {
 	if !validToken(string(tenant)) {
 		return nil
 	}

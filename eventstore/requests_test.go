@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 )
 
@@ -27,7 +28,7 @@ func TestRequests_ReadAfterAsyncRecord(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				r := domain.RequestRecord{Tenant: "t1", At: t0.Add(time.Duration(i) * time.Second), Cycle: 1,
+				r := audit.RequestRecord{Tenant: "t1", At: t0.Add(time.Duration(i) * time.Second), Cycle: 1,
 					Method: "GET", Path: "/scim/v2/Users", Status: 200, RequestID: fmt.Sprintf("w%d-%d", w, i)}
 				if err := s.RecordRequest(ctx, r); err != nil {
 					t.Error(err)
@@ -61,7 +62,7 @@ func TestRequests_ReadAfterAsyncRecord(t *testing.T) {
 	// Sequential: each record is the last one the moment RecordRequest returns.
 	for i := range 20 {
 		id := fmt.Sprintf("seq-%d", i)
-		if err := s.RecordRequest(ctx, domain.RequestRecord{Tenant: "t1", At: t0.Add(time.Hour), Cycle: 2,
+		if err := s.RecordRequest(ctx, audit.RequestRecord{Tenant: "t1", At: t0.Add(time.Hour), Cycle: 2,
 			Method: "POST", Path: "/scim/v2/Users", Status: 201, RequestID: id}); err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +72,7 @@ func TestRequests_ReadAfterAsyncRecord(t *testing.T) {
 		}
 	}
 	n := 0
-	if err := s.Requests(ctx, "t1", 1, 0, func(domain.RequestRecord) bool { n++; return true }); err != nil {
+	if err := s.Requests(ctx, "t1", 1, 0, func(audit.RequestRecord) bool { n++; return true }); err != nil {
 		t.Fatal(err)
 	}
 	if want := writers*each + 20; n != want {
@@ -84,7 +85,7 @@ func TestRequests_ReadAfterAsyncRecord(t *testing.T) {
 func TestRequests_InvalidTenant(t *testing.T) {
 	t.Parallel()
 	s := MustOpenStore(t)
-	if err := s.RecordRequest(t.Context(), domain.RequestRecord{Tenant: "a.b"}); err == nil {
+	if err := s.RecordRequest(t.Context(), audit.RequestRecord{Tenant: "a.b"}); err == nil {
 		t.Fatal("RecordRequest accepted tenant \"a.b\"")
 	}
 }
@@ -92,13 +93,13 @@ func TestRequests_InvalidTenant(t *testing.T) {
 // TestRequests_RecordEncoding fills every field of a request record, with strings that need
 // escaping, and reads it back: the record read is the record json.Marshal and json.Unmarshal
 // would give. The stored bytes of a plain record are exactly json.Marshal's. A field added to
-// domain.RequestRecord without being written by RecordRequest fails this test.
+// audit.RequestRecord without being written by RecordRequest fails this test.
 func TestRequests_RecordEncoding(t *testing.T) {
 	t.Parallel()
 	s := MustOpenStore(t)
 	ctx := t.Context()
-	fill := func(text string, ms float64) domain.RequestRecord {
-		var r domain.RequestRecord
+	fill := func(text string, ms float64) audit.RequestRecord {
+		var r audit.RequestRecord
 		v := reflect.ValueOf(&r).Elem()
 		for i := range v.NumField() {
 			f, name := v.Field(i), v.Type().Field(i).Name
@@ -122,12 +123,12 @@ func TestRequests_RecordEncoding(t *testing.T) {
 		}
 		return r
 	}
-	roundTrip := func(r domain.RequestRecord) domain.RequestRecord {
+	roundTrip := func(r audit.RequestRecord) audit.RequestRecord {
 		b, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out domain.RequestRecord
+		var out audit.RequestRecord
 		if err := json.Unmarshal(b, &out); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +166,7 @@ func TestRequests_RecordEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []domain.RequestRecord{
+	for _, r := range []audit.RequestRecord{
 		fill(" plain/path", 12.5),
 		{Tenant: "t1", At: t0, Method: "GET", Path: "/p", Status: 200, RequestID: "r", Actor: "a"},
 		{Tenant: "t1", At: t0.In(time.FixedZone("X", 3600)), Method: "GET", Path: "/p", Status: 200},

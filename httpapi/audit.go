@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 )
 
 // The audit API (/api/v1/audit, Bearer = the company's token) answers from the event log, not
@@ -27,21 +28,21 @@ import (
 // Timelines are paged with ?after=<seq>&limit=<n> (default 100, at most 1000); the answer's
 // "next" is the after of the next page.
 
-// Auditor answers history questions and tracks provisioning sync cycles; *domain.Audit
+// Auditor answers history questions and tracks provisioning sync cycles; *audit.Service
 // implements it.
 type Auditor interface {
 	// EnterCycle returns the sync cycle of a SCIM request of the company arriving now,
 	// starting one after a quiet gap.
 	EnterCycle(ctx context.Context, tenant domain.TenantID) (int, error)
 	// RecordRequest keeps a SCIM request's record (none if the server keeps none).
-	RecordRequest(ctx context.Context, r domain.RequestRecord) error
-	Timeline(ctx context.Context, tenant domain.TenantID, kind domain.Kind, id string, p domain.Page) (domain.Timeline, error)
-	TimelineByName(ctx context.Context, tenant domain.TenantID, kind domain.Kind, name string, p domain.Page) (domain.Timeline, error)
-	UserAt(ctx context.Context, tenant domain.TenantID, id domain.UserID, t time.Time) (domain.UserSnapshot, error)
-	MembersAt(ctx context.Context, tenant domain.TenantID, id domain.GroupID, t time.Time) (domain.MembersSnapshot, error)
-	Cycles(ctx context.Context, tenant domain.TenantID, p domain.Page) ([]domain.CycleSummary, int, error)
-	Cycle(ctx context.Context, tenant domain.TenantID, n int, p domain.Page) (domain.CycleDetail, error)
-	LastCycle(ctx context.Context, tenant domain.TenantID) (*domain.CycleSummary, error)
+	RecordRequest(ctx context.Context, r audit.RequestRecord) error
+	Timeline(ctx context.Context, tenant domain.TenantID, kind domain.Kind, id string, p audit.Page) (audit.Timeline, error)
+	TimelineByName(ctx context.Context, tenant domain.TenantID, kind domain.Kind, name string, p audit.Page) (audit.Timeline, error)
+	UserAt(ctx context.Context, tenant domain.TenantID, id domain.UserID, t time.Time) (audit.UserSnapshot, error)
+	MembersAt(ctx context.Context, tenant domain.TenantID, id domain.GroupID, t time.Time) (audit.MembersSnapshot, error)
+	Cycles(ctx context.Context, tenant domain.TenantID, p audit.Page) ([]audit.CycleSummary, int, error)
+	Cycle(ctx context.Context, tenant domain.TenantID, n int, p audit.Page) (audit.CycleDetail, error)
+	LastCycle(ctx context.Context, tenant domain.TenantID) (*audit.CycleSummary, error)
 }
 
 // auditor returns the Auditor, or an error if the server has none.
@@ -53,8 +54,8 @@ func (s *Server) auditor() (Auditor, error) {
 }
 
 // page reads ?after= and ?limit=.
-func page(c echo.Context) (domain.Page, error) {
-	var p domain.Page
+func page(c echo.Context) (audit.Page, error) {
+	var p audit.Page
 	if v := c.QueryParam("after"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {

@@ -14,17 +14,18 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/httpapi"
 )
 
-var _ httpapi.Auditor = (*domain.Audit)(nil)
+var _ httpapi.Auditor = (*audit.Service)(nil)
 
 // newAuditEnv is newTestEnv with the audit wired as cmd wires it: cycles, request records and
 // the audit routes, on the test clock.
 func newAuditEnv(tb testing.TB) *testEnv {
 	tb.Helper()
 	return buildTestEnv(tb, envOptions{noSync: true, configure: func(_ testing.TB, _ context.Context, cfg *httpapi.Config, e *testEnv) {
-		cfg.Audit = &domain.Audit{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
+		cfg.Audit = &audit.Service{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
 	}})
 }
 
@@ -142,7 +143,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 	call("DELETE", "/scim/v2/Users/"+bob, "c3-1", nil, 204)
 
 	t.Run("AsOfBetweenPatches", func(t *testing.T) {
-		var snap domain.UserSnapshot
+		var snap audit.UserSnapshot
 		get(t, e, token, "/api/v1/audit/users/"+alice+"/state?asOf="+betweenAt.Format(time.RFC3339Nano), 200, &snap)
 		meta := between["meta"].(map[string]any)
 		if got := snap.User.Resource["displayName"]; got != "Alice One" || got != between["displayName"] {
@@ -169,7 +170,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 	})
 
 	t.Run("MemberAddedThenRemovedWithCycles", func(t *testing.T) {
-		var tl domain.Timeline
+		var tl audit.Timeline
 		get(t, e, token, "/api/v1/audit/groups/"+group, 200, &tl)
 		var got []string
 		for _, en := range tl.Entries {
@@ -186,7 +187,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 		if en := tl.Entries[1]; en.RequestID != "c1-6" || en.UserAgent != entraUA || en.Source != "127.0.0.1" || !strings.HasPrefix(en.Actor, "scim:") {
 			t.Errorf("members_added entry: %+v", en)
 		}
-		var m domain.MembersSnapshot
+		var m audit.MembersSnapshot
 		get(t, e, token, "/api/v1/audit/groups/"+group+"/members?asOf="+inCycle1.Format(time.RFC3339), 200, &m)
 		if m.Count != 1 || m.Members[0].Value != alice || m.DisplayName != "Finance" {
 			t.Errorf("members in cycle 1: %+v", m)
@@ -199,7 +200,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 
 	t.Run("CycleList", func(t *testing.T) {
 		var page struct {
-			Cycles []domain.CycleSummary `json:"cycles"`
+			Cycles []audit.CycleSummary `json:"cycles"`
 		}
 		get(t, e, token, "/api/v1/provisioning/cycles", 200, &page)
 		type row struct {
@@ -227,8 +228,8 @@ func TestAudit_EntraCycles(t *testing.T) {
 			t.Errorf("cycle 2 runs %s – %s", c.Start, c.End)
 		}
 		var older struct {
-			Cycles     []domain.CycleSummary `json:"cycles"`
-			NextBefore int                   `json:"nextBefore"`
+			Cycles     []audit.CycleSummary `json:"cycles"`
+			NextBefore int                  `json:"nextBefore"`
 		}
 		get(t, e, token, "/api/v1/provisioning/cycles?limit=1&before=3", 200, &older)
 		if len(older.Cycles) != 1 || older.Cycles[0].Number != 2 || older.NextBefore != 2 {
@@ -242,7 +243,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 	})
 
 	t.Run("CycleDetail", func(t *testing.T) {
-		var d domain.CycleDetail
+		var d audit.CycleDetail
 		get(t, e, token, "/api/v1/provisioning/cycles/1", 200, &d)
 		var types []string
 		for _, en := range d.Events {
@@ -265,7 +266,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 		if d := d.FailedRequests[0].Detail; !strings.Contains(d, "ALICE@acme.test") {
 			t.Errorf("409 detail = %q", d)
 		}
-		var first, rest domain.CycleDetail
+		var first, rest audit.CycleDetail
 		get(t, e, token, "/api/v1/provisioning/cycles/1?limit=2", 200, &first)
 		get(t, e, token, fmt.Sprintf("/api/v1/provisioning/cycles/1?after=%d", first.Next), 200, &rest)
 		if len(first.Events) != 2 || first.Next != first.Events[1].Seq || len(rest.Events) != 3 || rest.Next != 0 ||
@@ -277,7 +278,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 	})
 
 	t.Run("DeletedUserTimelineByIDAndName", func(t *testing.T) {
-		var byID, byName domain.Timeline
+		var byID, byName audit.Timeline
 		get(t, e, token, "/api/v1/audit/users/"+bob, 200, &byID)
 		get(t, e, token, "/api/v1/audit/users?userName="+url.QueryEscape("BOB@acme.test"), 200, &byName)
 		if len(byID.Entries) != 2 || byID.Entries[1].Type != domain.EventUserDeleted || byID.Entries[1].Cycle != 3 {
@@ -291,13 +292,13 @@ func TestAudit_EntraCycles(t *testing.T) {
 		if created.RequestID != "c1-3" || created.UserAgent != entraUA || len(created.Changes) == 0 {
 			t.Errorf("created entry: %+v", created)
 		}
-		var tl domain.Timeline
+		var tl audit.Timeline
 		get(t, e, token, "/api/v1/audit/users/"+alice+"?limit=2", 200, &tl)
 		if len(tl.Entries) != 2 || tl.Next == 0 {
 			t.Fatalf("first page: %+v", tl)
 		}
 		next := tl.Next
-		tl = domain.Timeline{}
+		tl = audit.Timeline{}
 		get(t, e, token, fmt.Sprintf("/api/v1/audit/users/%s?after=%d", alice, next), 200, &tl)
 		if len(tl.Entries) != 1 || tl.Entries[0].Changes[0].New != "Alice Two" || tl.Next != 0 {
 			t.Errorf("second page: %+v", tl)
@@ -319,7 +320,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 		_, other := e.tenant(t, "Globex")
 		get(t, e, other, "/api/v1/audit/users/"+alice, 404, nil)
 		var page struct {
-			Cycles []domain.CycleSummary `json:"cycles"`
+			Cycles []audit.CycleSummary `json:"cycles"`
 		}
 		get(t, e, other, "/api/v1/provisioning/cycles", 200, &page)
 		if page.Cycles == nil || len(page.Cycles) != 0 {
@@ -360,7 +361,7 @@ func TestAudit_TimelineIncludesSignIns(t *testing.T) {
 		Reason: domain.SignInOK, Source: "198.51.100.4"}); err != nil {
 		t.Fatal(err)
 	}
-	var tl domain.Timeline
+	var tl audit.Timeline
 	get(t, e, token, "/api/v1/audit/users/"+id, 200, &tl)
 	if len(tl.Entries) != 2 {
 		t.Fatalf("entries: %+v", tl.Entries)

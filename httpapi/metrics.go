@@ -15,10 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/observe"
 )
 
 // Metrics is idledger's Prometheus registry, served at GET /metrics. It implements
-// [domain.Observer], so cmd hands it to the event store and the projector, which then report
+// [observe.Observer], so cmd hands it to the event store and the projector, which then report
 // append and batch figures without importing Prometheus. It is safe for concurrent use.
 //
 // Labels never carry an id: HTTP requests are labelled with the route pattern
@@ -113,7 +114,7 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// Appended implements [domain.Observer] for the event store.
+// Appended implements [observe.Observer] for the event store.
 func (m *Metrics) Appended(d time.Duration, events int, err error) {
 	result := resultOK
 	switch {
@@ -132,8 +133,8 @@ func (m *Metrics) Appended(d time.Duration, events int, err error) {
 	m.appendDuration.WithLabelValues(result).Observe(d.Seconds())
 }
 
-// Projected implements [domain.Observer] for the projector.
-func (m *Metrics) Projected(b domain.ProjectedBatch) {
+// Projected implements [observe.Observer] for the projector.
+func (m *Metrics) Projected(b observe.ProjectedBatch) {
 	m.batchEvents.Observe(float64(b.Events))
 	m.batchApply.Observe(b.Apply.Seconds())
 }
@@ -165,7 +166,7 @@ func (m *Metrics) signInRefused(reason string, recorded bool) {
 // implements it.
 type ProjectionStatus interface {
 	// Lag asks the log for its head and compares it with the checkpoint.
-	Lag(ctx context.Context) (domain.ProjectionLag, error)
+	Lag(ctx context.Context) (observe.ProjectionLag, error)
 	// Ready returns nil once the projector has caught up and has not failed.
 	Ready() error
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 )
 
 // Sync cycles. Every request through the SCIM API of a known company is part of a cycle
@@ -42,7 +43,7 @@ func (s *Server) recordSCIM(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		record := func(status int, herr error) {
 			r := domain.RequestFrom(ctx)
-			rec := domain.RequestRecord{Tenant: tenant, At: at, Cycle: cycle, Method: c.Request().Method,
+			rec := audit.RequestRecord{Tenant: tenant, At: at, Cycle: cycle, Method: c.Request().Method,
 				Route: c.Path(), Path: c.Request().URL.Path, Status: status, RequestID: r.Correlation,
 				Actor: r.Actor, UserAgent: r.UserAgent, Source: r.Source,
 				Millis: float64(time.Since(start).Microseconds()) / 1000}
@@ -103,7 +104,7 @@ func clipDetail(s string) string {
 
 // cyclesPage is the answer to GET /api/v1/provisioning/cycles.
 type cyclesPage struct {
-	Cycles []domain.CycleSummary `json:"cycles"`
+	Cycles []audit.CycleSummary `json:"cycles"`
 	// NextBefore is the before of the next (older) page; absent on the last.
 	NextBefore int `json:"nextBefore,omitempty"`
 }
@@ -146,7 +147,7 @@ func (s *Server) handleGetCycle(c echo.Context) error {
 
 // lastSyncCycle returns the company's latest cycle for GET /api/v1/provisioning, or nil. A
 // failure to compute it leaves it out rather than failing the status.
-func (s *Server) lastSyncCycle(ctx context.Context, tenant domain.TenantID) *domain.CycleSummary {
+func (s *Server) lastSyncCycle(ctx context.Context, tenant domain.TenantID) *audit.CycleSummary {
 	if s.audit == nil {
 		return nil
 	}

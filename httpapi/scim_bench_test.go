@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/httpapi"
 )
@@ -168,7 +169,7 @@ func BenchmarkSCIMFilterParallel(b *testing.B) {
 	e := buildTestEnv(b, envOptions{
 		logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError})),
 		configure: func(_ testing.TB, _ context.Context, cfg *httpapi.Config, e *testEnv) {
-			cfg.Audit = &domain.Audit{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
+			cfg.Audit = &audit.Service{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
 		},
 	})
 	tenantID, token := e.tenant(b, "Bench")

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/jsonenc"
 	"github.com/idledger/idledger/domain/scim"
 )
 
@@ -27,7 +28,7 @@ const mimeSCIM = "application/scim+json"
 const schemaListResponse = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 // writeSCIM writes v as application/scim+json, encoded as json.Marshal encodes it (by
-// domain.AppendJSON for the types SCIM representations are made of, into a buffer of s.buffers).
+// jsonenc.Append for the types SCIM representations are made of, into a buffer of s.buffers).
 func (s *Server) writeSCIM(c echo.Context, status int, v any) error {
 	buf := s.buffers.Get().(*[]byte)
 	defer func() {
@@ -35,7 +36,7 @@ func (s *Server) writeSCIM(c echo.Context, status int, v any) error {
 			s.buffers.Put(buf)
 		}
 	}()
-	b, ok := domain.AppendJSON((*buf)[:0], v)
+	b, ok := jsonenc.Append((*buf)[:0], v)
 	*buf = b[:0] // keep what the encoder grew, also when it gave up
 	if !ok {
 		var err error

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/observe"
 )
 
 // maxBatch is the most events applied in one write transaction.
@@ -30,9 +31,9 @@ type Projector struct {
 	db            *DB
 	src           domain.EventSource
 	log           *slog.Logger
-	obs           domain.Observer // never nil
-	born          time.Time       // when NewProjector ran: the lag's lower bound before any event is seen
-	progressEvery time.Duration   // how often a catch-up or rebuild logs progress
+	obs           observe.Observer // never nil
+	born          time.Time        // when NewProjector ran: the lag's lower bound before any event is seen
+	progressEvery time.Duration    // how often a catch-up or rebuild logs progress
 
 	commit sync.Mutex // held by Run around each commit; Rebuild holds it to pause Run
 
@@ -56,7 +57,7 @@ type ProjectorConfig struct {
 	// Logger receives the projector's log; nil means slog.Default().
 	Logger *slog.Logger
 	// Observer is told of each committed batch; nil measures nothing.
-	Observer domain.Observer
+	Observer observe.Observer
 	// ProgressInterval is how often a long catch-up (at start) or rebuild logs its progress
 	// (default 5 s).
 	ProgressInterval time.Duration
@@ -68,7 +69,7 @@ func NewProjector(db *DB, src domain.EventSource, cfg ProjectorConfig) *Projecto
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Observer == nil {
-		cfg.Observer = domain.NopObserver{}
+		cfg.Observer = observe.Nop{}
 	}
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = defaultProgressEvery
@@ -305,7 +306,7 @@ func (p *Projector) applyBatch(events []domain.Event, more func() []domain.Event
 	}
 	p.wakeLocked()
 	p.mu.Unlock()
-	p.obs.Projected(domain.ProjectedBatch{Events: n, Apply: apply, Checkpoint: last})
+	p.obs.Projected(observe.ProjectedBatch{Events: n, Apply: apply, Checkpoint: last})
 	return nil
 }
 
@@ -317,14 +318,14 @@ func (p *Projector) wakeLocked() {
 
 // Lag reports how far the read models are behind the log now; it asks the log for its head,
 // so it costs one round trip to the event store. It is safe for concurrent use.
-func (p *Projector) Lag(ctx context.Context) (domain.ProjectionLag, error) {
+func (p *Projector) Lag(ctx context.Context) (observe.ProjectionLag, error) {
 	head, err := p.src.Head(ctx)
 	if err != nil {
-		return domain.ProjectionLag{}, fmt.Errorf("projections: lag: %w", err)
+		return observe.ProjectionLag{}, fmt.Errorf("projections: lag: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	l := domain.ProjectionLag{Head: head, Checkpoint: p.checkpoint}
+	l := observe.ProjectionLag{Head: head, Checkpoint: p.checkpoint}
 	if head > p.checkpoint {
 		l.Since = p.pendingAt
 		if l.Since.IsZero() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/observe"
 )
 
 // rebuildSlack is how close (in log sequences) the new file must come to the live projector
@@ -167,7 +168,7 @@ func (p *Projector) rebuildFile(ctx context.Context, progress func(done, total d
 			os.Remove(path)
 		}
 	}()
-	builder := &Projector{db: next, src: p.src, log: p.log, obs: domain.NopObserver{}, changed: make(chan struct{})}
+	builder := &Projector{db: next, src: p.src, log: p.log, obs: observe.Nop{}, changed: make(chan struct{})}
 	sub, err := p.src.Subscribe(ctx, 0)
 	if err != nil {
 		return 0, fmt.Errorf("projections: rebuild: %w", err)
@@ -285,7 +286,7 @@ func (p *Projector) step(ctx context.Context, sub domain.Subscription, limit, av
 // projections check` builds the read models it compares the stored ones with. An event that
 // cannot be applied ends it with an error wrapping an *EventError.
 func Replay(ctx context.Context, db *DB, src domain.EventSource, to domain.Version, progress func(done, total uint64)) error {
-	p := &Projector{db: db, src: src, log: slog.New(slog.DiscardHandler), obs: domain.NopObserver{}, changed: make(chan struct{})}
+	p := &Projector{db: db, src: src, log: slog.New(slog.DiscardHandler), obs: observe.Nop{}, changed: make(chan struct{})}
 	cp, err := db.Checkpoint()
 	if err != nil {
 		return err

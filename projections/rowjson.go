@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/jsonenc"
 	"github.com/idledger/idledger/domain/scim"
 )
 
@@ -58,7 +59,7 @@ func unmarshalUser(data []byte, u *domain.User) error {
 // marshalLogin appends json.Marshal(e) to dst.
 func marshalLogin(dst []byte, e domain.LoginEntry) ([]byte, error) {
 	b := append(dst, `{"user":`...)
-	b = domain.AppendJSONString(b, string(e.User))
+	b = jsonenc.AppendString(b, string(e.User))
 	b = append(b, `,"active":`...)
 	b = strconv.AppendBool(b, e.Active)
 	return append(b, '}'), nil
@@ -85,12 +86,12 @@ func unmarshalGroup(data []byte, g *domain.Group) error {
 func appendUser(b []byte, u *domain.User) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"id":`...)
-	b = domain.AppendJSONString(b, string(u.ID))
+	b = jsonenc.AppendString(b, string(u.ID))
 	b = append(b, `,"tenant":`...)
-	b = domain.AppendJSONString(b, string(u.Tenant))
+	b = jsonenc.AppendString(b, string(u.Tenant))
 	b = appendSchemas(b, u.Schemas)
 	b = append(b, `,"resource":`...)
-	b, ok = domain.AppendJSON(b, u.Resource)
+	b, ok = jsonenc.Append(b, u.Resource)
 	if !ok {
 		return nil, false
 	}
@@ -111,12 +112,12 @@ func appendUser(b []byte, u *domain.User) ([]byte, bool) {
 func appendGroup(b []byte, g *domain.Group) ([]byte, bool) {
 	ok := true
 	b = append(b, `{"id":`...)
-	b = domain.AppendJSONString(b, string(g.ID))
+	b = jsonenc.AppendString(b, string(g.ID))
 	b = append(b, `,"tenant":`...)
-	b = domain.AppendJSONString(b, string(g.Tenant))
+	b = jsonenc.AppendString(b, string(g.Tenant))
 	b = appendSchemas(b, g.Schemas)
 	b = append(b, `,"resource":`...)
-	b, ok = domain.AppendJSON(b, g.Resource)
+	b, ok = jsonenc.Append(b, g.Resource)
 	if !ok {
 		return nil, false
 	}
@@ -143,7 +144,7 @@ func appendSchemas(b []byte, schemas []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = domain.AppendJSONString(b, s)
+		b = jsonenc.AppendString(b, s)
 	}
 	return append(b, ']')
 }

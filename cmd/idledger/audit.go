@@ -15,6 +15,7 @@ import (
 
 	"github.com/idledger/idledger/cmd/internal/cli"
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
 )
@@ -89,12 +90,12 @@ func (f *auditFlags) parse(fs *flag.FlagSet, args []string) error {
 }
 
 // open opens the log offline and returns the audit over it; close releases the log.
-func (f *auditFlags) open(ctx context.Context, stderr io.Writer) (*domain.Audit, func(), error) {
+func (f *auditFlags) open(ctx context.Context, stderr io.Writer) (*audit.Service, func(), error) {
 	store, err := f.openLog(ctx, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	a := &domain.Audit{Log: store, History: store, Requests: store, Now: time.Now}
+	a := &audit.Service{Log: store, History: store, Requests: store, Now: time.Now}
 	return a, func() { store.Close() }, nil
 }
 
@@ -114,7 +115,7 @@ func auditTimeline(ctx context.Context, e env, args []string, stdout, stderr io.
 	fs.StringVar(&group, "group", "", "group id")
 	fs.StringVar(&groupName, "group-name", "", "group displayName")
 	fs.Uint64Var(&after, "after", 0, "start after this log position (the previous page's next)")
-	fs.IntVar(&limit, "limit", domain.DefaultPageSize, "entries per page (at most 1000)")
+	fs.IntVar(&limit, "limit", audit.DefaultPageSize, "entries per page (at most 1000)")
 	if err := f.parse(fs, args); err != nil {
 		return err
 	}
@@ -133,9 +134,9 @@ func auditTimeline(ctx context.Context, e env, args []string, stdout, stderr io.
 		return err
 	}
 	defer closeLog()
-	p := domain.Page{After: domain.Version(after), Limit: limit}
+	p := audit.Page{After: domain.Version(after), Limit: limit}
 	tenant := domain.TenantID(f.Tenant)
-	var t domain.Timeline
+	var t audit.Timeline
 	switch {
 	case user != "":
 		t, err = a.Timeline(ctx, tenant, domain.KindUser, user, p)
@@ -209,19 +210,19 @@ func auditCycles(ctx context.Context, e env, args []string, stdout, stderr io.Wr
 	}
 	defer closeLog()
 	if cycle > 0 {
-		d, err := a.Cycle(ctx, domain.TenantID(f.Tenant), cycle, domain.Page{After: domain.Version(after), Limit: limit})
+		d, err := a.Cycle(ctx, domain.TenantID(f.Tenant), cycle, audit.Page{After: domain.Version(after), Limit: limit})
 		if err != nil {
 			return err
 		}
 		return printJSON(stdout, d)
 	}
-	cycles, next, err := a.Cycles(ctx, domain.TenantID(f.Tenant), domain.Page{Before: before, Limit: limit})
+	cycles, next, err := a.Cycles(ctx, domain.TenantID(f.Tenant), audit.Page{Before: before, Limit: limit})
 	if err != nil {
 		return err
 	}
 	return printJSON(stdout, struct {
-		Cycles     []domain.CycleSummary `json:"cycles"`
-		NextBefore int                   `json:"nextBefore,omitempty"`
+		Cycles     []audit.CycleSummary `json:"cycles"`
+		NextBefore int                  `json:"nextBefore,omitempty"`
 	}{cycles, next})
 }
 

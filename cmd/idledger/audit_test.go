@@ -16,6 +16,7 @@ import (
 
 	"github.com/idledger/idledger/cmd/internal/app"
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/projections"
 )
 
@@ -108,7 +109,7 @@ func TestAudit_CLI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var tl domain.Timeline
+		var tl audit.Timeline
 		if err := json.Unmarshal([]byte(out), &tl); err != nil {
 			t.Fatalf("%v in %s", err, out)
 		}
@@ -121,7 +122,7 @@ func TestAudit_CLI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var snap domain.UserSnapshot
+		var snap audit.UserSnapshot
 		if err := json.Unmarshal([]byte(out), &snap); err != nil || snap.User.Resource["displayName"] != "Ada" {
 			t.Errorf("ada an hour before the patch: %s (%v)", out, err)
 		}
@@ -135,7 +136,7 @@ func TestAudit_CLI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var page struct{ Cycles []domain.CycleSummary }
+		var page struct{ Cycles []audit.CycleSummary }
 		if err := json.Unmarshal([]byte(out), &page); err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/observe"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
 )
@@ -158,7 +159,7 @@ type reporter struct{}
 
 func (reporter) Appended(time.Duration, int, error) {}
 
-func (reporter) Projected(b domain.ProjectedBatch) {
+func (reporter) Projected(b observe.ProjectedBatch) {
 	fmt.Fprintf(os.Stdout, "checkpoint %d\n", b.Checkpoint)
 }
 

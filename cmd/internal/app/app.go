@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
 	"github.com/idledger/idledger/projections"
@@ -104,7 +105,7 @@ type Server struct {
 	DB        *projections.DB
 	Projector *projections.Projector
 	Service   *domain.Service
-	Audit     *domain.Audit // the audit API, SCIM sync cycles and request records
+	Audit     *audit.Service // the audit API, SCIM sync cycles and request records
 	SAML      *saml.Service
 	Metrics   *httpapi.Metrics // the Prometheus registry behind /metrics
 	API       *httpapi.Server
@@ -223,7 +224,7 @@ func (s *Server) startProjector(ctx context.Context) error {
 // (a write waits until the projector shows it) and the audit history.
 func (s *Server) buildServices(context.Context) error {
 	s.Service = &domain.Service{Log: s.Store, Read: s.DB, Sync: s.Projector.WaitFor, Now: s.Now, NewID: s.NewID}
-	s.Audit = &domain.Audit{Log: s.Store, History: s.Store, Requests: s.Store, Now: s.Now, NewID: s.NewID, Gap: s.CycleGap}
+	s.Audit = &audit.Service{Log: s.Store, History: s.Store, Requests: s.Store, Now: s.Now, NewID: s.NewID, Gap: s.CycleGap}
 	return nil
 }
 

@@ -1,15 +1,25 @@
-package domain
+// Package observe is the port through which the event store and the projector report
+// measurements without knowing how they are exported: httpapi implements [Observer] and turns
+// the figures into Prometheus metrics, and reads the projector's [ProjectionLag]. The adapters
+// meet here without importing each other. It is not part of the identity core (package domain)
+// and imports only domain and the standard library.
+package observe
 
-import "time"
+import (
+	"time"
+
+	"github.com/idledger/idledger/domain"
+)
 
 // An Observer receives measurements from the adapters, so that eventstore and projections can
 // be measured without knowing how the figures are exported (httpapi turns them into Prometheus
 // metrics). Implementations must be safe for concurrent use and cheap: they are called on the
 // write path and inside the projector's loop, and must not block.
 type Observer interface {
-	// Appended is called once for every [EventLog.Append], after it returns, with how long it
-	// took, the number of events in the batch and the error it returned (nil on success). A
-	// lost race wraps [ErrConflict] and a value held by another holder wraps [ErrUniqueness].
+	// Appended is called once for every [domain.EventLog] Append, after it returns, with how
+	// long it took, the number of events in the batch and the error it returned (nil on
+	// success). A lost race wraps [domain.ErrConflict] and a value held by another holder wraps
+	// [domain.ErrUniqueness].
 	Appended(d time.Duration, events int, err error)
 	// Projected is called after a projector has committed a batch.
 	Projected(b ProjectedBatch)
@@ -23,23 +33,23 @@ type ProjectedBatch struct {
 	// Apply is the time from the start of the write transaction to the end of its commit.
 	Apply time.Duration
 	// Checkpoint is the log position that the read models reflect after the commit.
-	Checkpoint Version
+	Checkpoint domain.Version
 }
 
-// NopObserver discards every measurement. Adapters use it when they are given no Observer.
-type NopObserver struct{}
+// Nop discards every measurement. Adapters use it when they are given no Observer.
+type Nop struct{}
 
 // Appended does nothing.
-func (NopObserver) Appended(time.Duration, int, error) {}
+func (Nop) Appended(time.Duration, int, error) {}
 
 // Projected does nothing.
-func (NopObserver) Projected(ProjectedBatch) {}
+func (Nop) Projected(ProjectedBatch) {}
 
 // A ProjectionLag says how far a projector's read models are behind the log.
 type ProjectionLag struct {
 	// Head is the position of the last message in the log, and Checkpoint is the last position
 	// that the read models reflect.
-	Head, Checkpoint Version
+	Head, Checkpoint domain.Version
 	// Since is the At of the oldest change that the read models lack. It is the first event of
 	// the batch that the projector is applying (or failed to apply) when it holds one; otherwise
 	// the projector has not received the missing events yet and Since is the At of the last
