@@ -346,3 +346,19 @@ const (
 
 // versionOf returns a pointer to v, for If-Match.
 func versionOf(v Version) *Version { return &v }
+
+// atHead stands, in a when-step's If-Match, for the aggregate's version in the log at the time
+// the step runs (versions count every message of the log, claims included).
+var atHead = versionOf(^Version(0))
+
+// resolve returns ifMatch, or the aggregate's current version for atHead.
+func (env *cmdEnv) resolve(kind Kind, id string, ifMatch *Version) *Version {
+	if ifMatch != atHead {
+		return ifMatch
+	}
+	v, err := env.log.Version(env.ctx, "t1", kind, id)
+	if err != nil {
+		env.tb.Fatal(err)
+	}
+	return &v
+}

@@ -91,7 +91,7 @@ func TestCommand_CreateUser(t *testing.T) {
 
 func replaceUser(o Origin, id UserID, in map[string]any, ifMatch *Version) func(env *cmdEnv) error {
 	return func(env *cmdEnv) error {
-		_, _, err := env.svc.ReplaceUser(env.ctx, o, "t1", id, in, ifMatch)
+		_, _, err := env.svc.ReplaceUser(env.ctx, o, "t1", id, in, env.resolve(KindUser, string(id), ifMatch))
 		return err
 	}
 }
@@ -108,7 +108,7 @@ func TestCommand_ReplaceUser(t *testing.T) {
 			when: replaceUser(OriginSCIM, "u1", map[string]any{"userName": "ada@acme.test", "active": false}, nil),
 			then: []string{`user/u1 user.deactivated {"changes":[{"path":"active","old":true,"new":false}],"method":"PUT"}`}},
 		{name: "a new userName moves the claim", given: []given{gAcme, gManaged, gAda},
-			when: replaceUser(OriginSCIM, "u1", map[string]any{"userName": "ada.l@acme.test"}, versionOf(3)),
+			when: replaceUser(OriginSCIM, "u1", map[string]any{"userName": "ada.l@acme.test"}, atHead),
 			then: []string{
 				`user/u1 user.attributes_changed {"changes":[{"path":"userName","old":"ada@acme.test","new":"ada.l@acme.test"}],"method":"PUT"}`,
 				`release userName ada@acme.test u1`,
@@ -133,7 +133,7 @@ func TestCommand_PatchUser(t *testing.T) {
 	patch := func(o Origin, id UserID, value map[string]any, ifMatch *Version) func(env *cmdEnv) error {
 		return func(env *cmdEnv) error {
 			ops := []scim.PatchOp{{Op: scim.PatchReplace, Value: value}}
-			_, _, err := env.svc.PatchUser(env.ctx, o, "t1", id, ops, []any{"as received"}, ifMatch)
+			_, _, err := env.svc.PatchUser(env.ctx, o, "t1", id, ops, []any{"as received"}, env.resolve(KindUser, string(id), ifMatch))
 			return err
 		}
 	}
@@ -142,7 +142,7 @@ func TestCommand_PatchUser(t *testing.T) {
 			when: patch(OriginSCIM, "u1", map[string]any{"displayName": "Ada"}, nil),
 			then: []string{`user/u1 user.attributes_changed {"changes":[{"path":"displayName","new":"Ada"}],"method":"PATCH","operations":["as received"]}`}},
 		{name: "reactivate", given: []given{gAcme, gManaged, gAda, `user/u1 user.deactivated {"changes":[{"path":"active","old":true,"new":false}]}`},
-			when: patch(OriginSCIM, "u1", map[string]any{"active": true}, versionOf(4)),
+			when: patch(OriginSCIM, "u1", map[string]any{"active": true}, atHead),
 			then: []string{`user/u1 user.reactivated {"changes":[{"path":"active","old":false,"new":true}],"method":"PATCH","operations":["as received"]}`}},
 		{name: "a change that changes nothing", given: []given{gAcme, gManaged, gAda},
 			when: patch(OriginSCIM, "u1", map[string]any{"active": true}, nil)},
@@ -156,7 +156,7 @@ func TestCommand_PatchUser(t *testing.T) {
 
 func deleteUser(o Origin, id UserID, ifMatch *Version) func(env *cmdEnv) error {
 	return func(env *cmdEnv) error {
-		_, err := env.svc.DeleteUser(env.ctx, o, "t1", id, ifMatch)
+		_, err := env.svc.DeleteUser(env.ctx, o, "t1", id, env.resolve(KindUser, string(id), ifMatch))
 		return err
 	}
 }
@@ -173,7 +173,7 @@ func TestCommand_DeleteUser(t *testing.T) {
 				`release userName ada@acme.test u1`,
 			}},
 		{name: "If-Match", given: []given{gAcme, gManaged, gAda},
-			when: deleteUser(OriginSCIM, "u1", versionOf(3)),
+			when: deleteUser(OriginSCIM, "u1", atHead),
 			then: []string{`user/u1 user.deleted {}`, `release userName ada@acme.test u1`}},
 		{name: "If-Match of another version", given: []given{gAcme, gManaged, gAda},
 			when: deleteUser(OriginSCIM, "u1", versionOf(1)), err: ErrPrecondition},
@@ -273,7 +273,7 @@ func TestCommand_PatchGroup(t *testing.T) {
 	t.Parallel()
 	patch := func(ifMatch *Version, ops ...scim.PatchOp) func(env *cmdEnv) error {
 		return func(env *cmdEnv) error {
-			_, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", ops, ifMatch)
+			_, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", ops, env.resolve(KindGroup, "g1", ifMatch))
 			return err
 		}
 	}
@@ -292,7 +292,7 @@ func TestCommand_PatchGroup(t *testing.T) {
 		{name: "adding present members appends nothing", given: base,
 			when: patch(nil, scim.PatchOp{Op: scim.PatchAdd, Value: members("u1", "u2")})},
 		{name: "rename with If-Match moves the claim", given: base,
-			when: patch(versionOf(6), scim.PatchOp{Op: scim.PatchReplace, Value: map[string]any{"displayName": "Treasury"}}),
+			when: patch(atHead, scim.PatchOp{Op: scim.PatchReplace, Value: map[string]any{"displayName": "Treasury"}}),
 			then: []string{
 				`group/g1 group.renamed {"changes":[{"path":"displayName","old":"Finance","new":"Treasury"}],"method":"PATCH"}`,
 				`release displayName finance g1`,
@@ -336,13 +336,13 @@ func TestCommand_DeleteGroup(t *testing.T) {
 	t.Parallel()
 	del := func(o Origin, ifMatch *Version) func(env *cmdEnv) error {
 		return func(env *cmdEnv) error {
-			_, err := env.svc.DeleteGroup(env.ctx, o, "t1", "g1", ifMatch)
+			_, err := env.svc.DeleteGroup(env.ctx, o, "t1", "g1", env.resolve(KindGroup, "g1", ifMatch))
 			return err
 		}
 	}
 	base := []given{gAcme, gManaged, gAda, gBob, gFinance}
 	runCmdCases(t, []cmdCase{
-		{name: "releases the displayName", given: base, when: del(OriginSCIM, versionOf(5)),
+		{name: "releases the displayName", given: base, when: del(OriginSCIM, atHead),
 			then: []string{`group/g1 group.deleted {}`, `release displayName finance g1`}},
 		{name: "If-Match of another version", given: base, when: del(OriginSCIM, versionOf(4)), err: ErrPrecondition},
 		{name: "twice", given: append(base, `group/g1 group.deleted`), when: del(OriginSCIM, nil), err: ErrNotFound},
@@ -430,7 +430,7 @@ func TestCommand_conflicts(t *testing.T) {
 		}
 		env.start = len(env.log.batches)
 		u, changed, err := env.svc.ReplaceUser(env.ctx, OriginSCIM, "t1", "u1", map[string]any{"userName": "ada@acme.test", "title": "CEO"}, nil)
-		if err != nil || !changed || u.Version != 5 {
+		if err != nil || !changed || u.Version != *env.resolve(KindUser, "u1", atHead) {
 			t.Fatalf("user %+v changed %v: %v", u, changed, err)
 		}
 		env.then(`user/u1 user.attributes_changed {"changes":[{"path":"title","old":"CFO","new":"CEO"}],"method":"PUT"}`)
@@ -444,8 +444,8 @@ func TestCommand_conflicts(t *testing.T) {
 		}
 		env.start = len(env.log.batches)
 		// With If-Match the command decides on the log's version: the row waits for it.
-		r, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", []scim.PatchOp{{Op: scim.PatchReplace, Value: map[string]any{"externalId": "fin2"}}}, versionOf(7))
-		if err != nil || !r.Changed || r.Group.Version != 8 || r.Group.Members != 2 {
+		r, err := env.svc.PatchGroup(env.ctx, OriginSCIM, "t1", "g1", []scim.PatchOp{{Op: scim.PatchReplace, Value: map[string]any{"externalId": "fin2"}}}, env.resolve(KindGroup, "g1", atHead))
+		if err != nil || !r.Changed || r.Group.Version != *env.resolve(KindGroup, "g1", atHead) || r.Group.Members != 2 {
 			t.Fatalf("result %+v: %v", r, err)
 		}
 		if *syncs != 1 {
