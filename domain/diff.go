@@ -68,7 +68,7 @@ func diffValue(out []Change, path string, o, n any) []Change {
 	if reflect.DeepEqual(o, n) {
 		return out
 	}
-	return append(out, Change{Path: path, Old: cloneValue(o), New: cloneValue(n)})
+	return append(out, Change{Path: path, Old: scim.CloneValue(o), New: scim.CloneValue(n)})
 }
 
 // unionKeys returns the keys of a and b, sorted.
@@ -88,12 +88,12 @@ func unionKeys(a, b map[string]any) []string {
 // that is removed too. It is the fold's way of replaying recorded changes; res is not
 // modified.
 func ApplyChanges(res map[string]any, changes []Change) map[string]any {
-	out := cloneMap(res)
+	out := scim.Clone(res)
 	if out == nil {
 		out = make(map[string]any)
 	}
 	for _, c := range changes {
-		nv := cloneValue(c.New)
+		nv := scim.CloneValue(c.New)
 		_, oldObj := c.Old.(map[string]any)
 		_, newObj := c.New.(map[string]any)
 		switch {

@@ -163,7 +163,7 @@ func diffPairs(tb testing.TB) [][2]string {
 // function modifies its inputs.
 func checkDiffApply(tb testing.TB, old, new map[string]any) {
 	tb.Helper()
-	oldCopy, newCopy := cloneMap(old), cloneMap(new)
+	oldCopy, newCopy := scim.Clone(old), scim.Clone(new)
 	changes := DiffResource(old, new)
 	got := ApplyChanges(old, changes)
 	if !reflect.DeepEqual(got, new) {

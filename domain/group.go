@@ -3,6 +3,8 @@ package domain
 import (
 	"context"
 	"time"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // GroupID identifies a group inside a tenant; it is the SCIM "id" and never reused.
@@ -72,7 +74,7 @@ func (g *Group) Apply(e Event) {
 		g.ID = GroupID(e.AggregateID)
 		g.Tenant = e.Tenant
 		g.Schemas = append([]string(nil), d.Schemas...)
-		g.Resource = cloneMap(d.Attributes)
+		g.Resource = scim.Clone(d.Attributes)
 		g.Members = len(d.Members)
 		g.Created = e.At
 		g.Modified = e.At

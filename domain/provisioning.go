@@ -213,7 +213,7 @@ type LocalUserEdit struct {
 // while provisioning manages the company).
 func (s *Service) EditUserLocally(ctx context.Context, o Origin, tenant TenantID, id UserID, edit LocalUserEdit) (User, error) {
 	u, _, err := s.changeUser(ctx, o, tenant, id, nil, "API", nil, func(u User) (map[string]any, []string, error) {
-		next := cloneMap(u.Resource)
+		next := scim.Clone(u.Resource)
 		if edit.Email != nil {
 			email := strings.TrimSpace(*edit.Email)
 			if email == "" || !strings.Contains(email, "@") {

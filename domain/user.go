@@ -3,6 +3,8 @@ package domain
 import (
 	"context"
 	"time"
+
+	"github.com/idledger/idledger/domain/scim"
 )
 
 // User is a user's state, folded from its events. Resource holds the SCIM representation as
@@ -71,7 +73,7 @@ func (u *User) Apply(e Event) {
 		u.ID = UserID(e.AggregateID)
 		u.Tenant = e.Tenant
 		u.Schemas = append([]string(nil), d.Schemas...)
-		u.Resource = cloneMap(d.Attributes)
+		u.Resource = scim.Clone(d.Attributes)
 		u.Created = e.At
 		u.Modified = e.At
 	case UserChanged:
@@ -97,33 +99,6 @@ type UserReader interface {
 	// FindUserByUserName returns the user whose folded userName equals FoldUserName(name), or an
 	// error wrapping ErrNotFound.
 	FindUserByUserName(ctx context.Context, tenant TenantID, name string) (User, error)
-}
-
-// cloneMap deep-copies a JSON-shaped value tree.
-func cloneMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = cloneValue(v)
-	}
-	return out
-}
-
-func cloneValue(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		return cloneMap(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = cloneValue(e)
-		}
-		return out
-	default:
-		return v
-	}
 }
 
 // A ListQuery selects a tenant's users or groups for a list response.

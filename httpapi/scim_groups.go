@@ -115,15 +115,7 @@ func (s *Server) handleGetGroup(c echo.Context) error {
 }
 
 func (s *Server) handleListGroups(c echo.Context) error {
-	p, err := readListParams(c)
-	if err != nil {
-		return err
-	}
-	body, err := s.listGroups(c, p)
-	if err != nil {
-		return err
-	}
-	return s.writeSCIM(c, http.StatusOK, body)
+	return s.answerList(c, readListParams, s.listGroups)
 }
 
 // listGroups answers a list or search request for groups with its ListResponse.

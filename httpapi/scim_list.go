@@ -142,16 +142,23 @@ func userStored(r domain.Resource) map[string]any {
 	return r.(*domain.User).Resource
 }
 
-func (s *Server) handleListUsers(c echo.Context) error {
-	p, err := readListParams(c)
+// answerList answers a list request (GET) or a search request (POST .search): read its
+// parameters, list, and write the ListResponse.
+func (s *Server) answerList(c echo.Context, params func(echo.Context) (listParams, error),
+	list func(echo.Context, listParams) (map[string]any, error)) error {
+	p, err := params(c)
 	if err != nil {
 		return err
 	}
-	body, err := s.listUsers(c, p)
+	body, err := list(c, p)
 	if err != nil {
 		return err
 	}
 	return s.writeSCIM(c, http.StatusOK, body)
+}
+
+func (s *Server) handleListUsers(c echo.Context) error {
+	return s.answerList(c, readListParams, s.listUsers)
 }
 
 // listUsers answers a list or search request for users with its ListResponse.

@@ -98,28 +98,12 @@ func attributeList(key string, v any) (string, error) {
 
 // handleSearchUsers serves POST /Users/.search: GET /Users with its query in the body.
 func (s *Server) handleSearchUsers(c echo.Context) error {
-	p, err := readSearchRequest(c)
-	if err != nil {
-		return err
-	}
-	body, err := s.listUsers(c, p)
-	if err != nil {
-		return err
-	}
-	return s.writeSCIM(c, http.StatusOK, body)
+	return s.answerList(c, readSearchRequest, s.listUsers)
 }
 
 // handleSearchGroups serves POST /Groups/.search: GET /Groups with its query in the body.
 func (s *Server) handleSearchGroups(c echo.Context) error {
-	p, err := readSearchRequest(c)
-	if err != nil {
-		return err
-	}
-	body, err := s.listGroups(c, p)
-	if err != nil {
-		return err
-	}
-	return s.writeSCIM(c, http.StatusOK, body)
+	return s.answerList(c, readSearchRequest, s.listGroups)
 }
 
 // handleSearch serves POST /.search, a query over all resource types (RFC 7644 §3.4.3): the

@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return errUsage
+		return cli.ErrUsage
 	}
 	name := "default"
 	if *short {
@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p, ok := benchProfiles[name]
 	if !ok {
 		fmt.Fprintf(stderr, "unknown profile %q (default, short, tiny)\n", name)
-		return errUsage
+		return cli.ErrUsage
 	}
 	docSet := false
 	fs.Visit(func(f *flag.Flag) {
@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Command = strings.TrimSpace("idledger-bench " + strings.Join(args, " "))
 	if err := cli.ApplyMemoryLimit(*memLimit, goMemLimit, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
 		fmt.Fprintln(stderr, err)
-		return errUsage
+		return cli.ErrUsage
 	}
 	rep, err := runBench(ctx, cfg, stderr)
 	if rep != nil {

@@ -31,24 +31,7 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "idledger-bench:", err)
-		}
-		os.Exit(1)
-	}
-}
-
-// errUsage is returned for a command line that does not parse; the flag package has said why.
-var errUsage = errors.New("usage")
+func main() { cli.Main("idledger-bench", run) }

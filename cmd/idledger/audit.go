@@ -39,7 +39,7 @@ const auditUsage = `usage (offline: the server must be stopped; the same answers
 func auditCmd(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, auditUsage)
-		return errUsage
+		return cli.ErrUsage
 	}
 	switch args[0] {
 	case "timeline":
@@ -59,7 +59,7 @@ func auditCmd(ctx context.Context, e env, args []string, stdout, stderr io.Write
 		return nil
 	}
 	fmt.Fprintf(stderr, "unknown audit command %q\n\n%s", args[0], auditUsage)
-	return errUsage
+	return cli.ErrUsage
 }
 
 // auditFlags are the flags of the offline audit queries.
@@ -80,11 +80,11 @@ func newAuditFlags(name string, e env, stderr io.Writer) (*flag.FlagSet, *auditF
 // parse parses args and requires --tenant.
 func (f *auditFlags) parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return errUsage
+		return cli.ErrUsage
 	}
 	if f.Tenant == "" || fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "%s needs --tenant ID and no other arguments\n", fs.Name())
-		return errUsage
+		return cli.ErrUsage
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func auditTimeline(ctx context.Context, e env, args []string, stdout, stderr io.
 	}
 	if set != 1 {
 		fmt.Fprintln(stderr, "audit timeline needs exactly one of --user, --user-name, --group, --group-name")
-		return errUsage
+		return cli.ErrUsage
 	}
 	a, closeLog, err := f.open(ctx, stderr)
 	if err != nil {
@@ -164,7 +164,7 @@ func auditState(ctx context.Context, e env, args []string, stdout, stderr io.Wri
 	}
 	if (user == "") == (group == "") {
 		fmt.Fprintln(stderr, "audit state needs one of --user, --group")
-		return errUsage
+		return cli.ErrUsage
 	}
 	at := time.Now().UTC()
 	if asOf != "" {
@@ -282,7 +282,7 @@ func auditImport(ctx context.Context, e env, args []string, stdout, stderr io.Wr
 	var o offlineFlags
 	o.register(fs, e)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 1 {
-		return errUsage
+		return cli.ErrUsage
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)

@@ -14,26 +14,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "idledger:", err)
-		}
-		os.Exit(1)
-	}
-}
-
-var errUsage = errors.New("usage")
+func main() { cli.Main("idledger", run) }
 
 const usage = `idledger — event-sourced identity store (SCIM 2.0 in, SAML out)
 
@@ -48,7 +36,7 @@ Commands:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errUsage
+		return cli.ErrUsage
 	}
 	e := readEnv(os.Getenv)
 	switch args[0] {
@@ -63,5 +51,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
-	return errUsage
+	return cli.ErrUsage
 }

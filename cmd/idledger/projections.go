@@ -37,7 +37,7 @@ const projectionsUsage = `usage:
 func projectionsCmd(ctx context.Context, e env, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, projectionsUsage)
-		return errUsage
+		return cli.ErrUsage
 	}
 	switch args[0] {
 	case "rebuild":
@@ -49,7 +49,7 @@ func projectionsCmd(ctx context.Context, e env, args []string, stdout, stderr io
 		return nil
 	}
 	fmt.Fprintf(stderr, "unknown projections command %q\n\n%s", args[0], projectionsUsage)
-	return errUsage
+	return cli.ErrUsage
 }
 
 // offlineProjections is what the offline projection commands open: the read-model file
@@ -115,7 +115,7 @@ func projectionsRebuild(ctx context.Context, e env, args []string, stdout, stder
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return errUsage
+		return cli.ErrUsage
 	}
 	o, err := openProjections(ctx, f, false, stderr)
 	if err != nil {
@@ -148,7 +148,7 @@ func projectionsCheck(ctx context.Context, e env, args []string, stdout, stderr 
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return errUsage
+		return cli.ErrUsage
 	}
 	o, err := openProjections(ctx, f, true, stderr)
 	if err != nil {

@@ -21,6 +21,8 @@ import (
 
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/projections"
+
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
 // runCmd runs the idledger command line in-process and returns its stdout, stderr and error.
@@ -172,7 +174,7 @@ func TestProjectionsCommands(t *testing.T) {
 	})
 
 	t.Run("usage_and_missing_log", func(t *testing.T) {
-		if _, errOut, err := runCmd(t, "projections"); !errors.Is(err, errUsage) || !strings.Contains(errOut, "projections rebuild --data DIR") {
+		if _, errOut, err := runCmd(t, "projections"); !errors.Is(err, cli.ErrUsage) || !strings.Contains(errOut, "projections rebuild --data DIR") {
 			t.Errorf("projections without a command = %v, %q", err, errOut)
 		}
 		empty := t.TempDir()

@@ -26,7 +26,7 @@ func serve(ctx context.Context, e env, args []string, stdout, stderr io.Writer) 
 	cfg.Stdout = stdout
 	if err := cli.ApplyMemoryLimit(memLimit, e.GoMemLimit, cfg.Logger); err != nil {
 		fmt.Fprintln(stderr, err)
-		return errUsage
+		return cli.ErrUsage
 	}
 	srv, err := app.Start(ctx, cfg)
 	if err != nil {
@@ -64,7 +64,7 @@ func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, er
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, "", err
 		}
-		return cfg, "", errUsage
+		return cfg, "", cli.ErrUsage
 	}
 	return cfg, *memLimit, nil
 }

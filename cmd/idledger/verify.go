@@ -21,7 +21,7 @@ func auditVerify(ctx context.Context, e env, args []string, stdout, stderr io.Wr
 	var o offlineFlags
 	o.register(fs, e)
 	if err := fs.Parse(args); err != nil {
-		return errUsage
+		return cli.ErrUsage
 	}
 	store, err := o.openLog(ctx, stderr)
 	if err != nil {

@@ -98,7 +98,13 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// cloneMap deep-copies a JSON-shaped value tree.
+// Clone deep-copies a resource (a JSON-shaped value tree), so that a change of the copy never
+// reaches the original.
+func Clone(m map[string]any) map[string]any { return cloneMap(m) }
+
+// CloneValue deep-copies one JSON-shaped value (see [Clone]).
+func CloneValue(v any) any { return cloneValue(v) }
+
 func cloneMap(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
