@@ -159,9 +159,6 @@ func (s *Server) run(ctx context.Context) error {
 // Addr returns the address the HTTP server listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// BaseURL returns the public base URL: Config.BaseURL, or http://<listen address>.
-func (s *Server) BaseURL() string { return s.baseURL }
-
 // prepareDataDir creates the data dir and, with Demo, the operator token kept in it.
 func (s *Server) prepareDataDir(context.Context) error {
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
