@@ -306,24 +306,51 @@ func (s *Store) tenantSecret(ctx context.Context, tenant domain.TenantID) ([]byt
 	if ok {
 		return k, nil
 	}
-	name := "claim." + string(tenant)
-	entry, err := s.keys.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		fresh := make([]byte, 32)
-		if _, err := rand.Read(fresh); err != nil {
-			return nil, fmt.Errorf("eventstore: tenant key: %w", err)
-		}
-		if _, err = s.keys.Create(ctx, name, fresh); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("eventstore: create tenant key: %w", err)
-		}
-		entry, err = s.keys.Get(ctx, name)
-	}
+	k, err := s.loadTenantSecret(ctx, "claim."+string(tenant))
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: tenant key: %w", err)
+		return nil, err
 	}
-	k = entry.Value()
 	s.mu.Lock()
 	s.claimSecret[string(tenant)] = k
 	s.mu.Unlock()
 	return k, nil
+}
+
+// loadTenantSecret reads a company's claim key from IDL_KEYS, creating it on first use. The
+// bucket's reads may be served by a replica that has not seen a key created a moment ago (on
+// another instance, or by this one): a key this call creates is used as created, and a key
+// another writer created first is read again until a replica has it.
+func (s *Store) loadTenantSecret(ctx context.Context, name string) ([]byte, error) {
+	entry, err := s.keys.Get(ctx, name)
+	if err == nil {
+		return entry.Value(), nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("eventstore: tenant key: %w", err)
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("eventstore: tenant key: %w", err)
+	}
+	_, err = s.keys.Create(ctx, name, fresh)
+	if err == nil {
+		return fresh, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("eventstore: create tenant key: %w", err)
+	}
+	for wait := 5 * time.Millisecond; ; wait *= 2 {
+		entry, err := s.keys.Get(ctx, name)
+		if err == nil {
+			return entry.Value(), nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) || wait > time.Second {
+			return nil, fmt.Errorf("eventstore: tenant key: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("eventstore: tenant key: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }

@@ -32,6 +32,9 @@ const markerTTL = time.Minute
 type Records struct {
 	kv     jetstream.KeyValue
 	maxAge time.Duration
+	// replicated: the bucket has several replicas and a read may be served by one that has not
+	// yet seen a record created a moment ago on another instance, so a miss is confirmed.
+	replicated bool
 }
 
 // OpenRecords creates (or updates) the KV bucket and returns it. maxAge bounds the life of any
@@ -52,7 +55,7 @@ func (s *Store) OpenRecords(ctx context.Context, bucket, description string, max
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: create bucket %s: %w", bucket, err)
 	}
-	return &Records{kv: kv, maxAge: maxAge}, nil
+	return &Records{kv: kv, maxAge: maxAge, replicated: s.cfg.Replicas > 1}, nil
 }
 
 // Create stores value under key for ttl (at least a second, at most the bucket's max age),
@@ -74,8 +77,19 @@ func (r *Records) Create(ctx context.Context, key string, value []byte, ttl time
 
 // Get returns the record under key and its revision, or an error wrapping domain.ErrNotFound
 // if there is none (never stored, removed or expired).
+//
+// On a replicated bucket a miss is read again a few times within about 100 ms: a session created
+// by another instance a moment ago may not have reached the replica that answered.
 func (r *Records) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 	e, err := r.kv.Get(ctx, key)
+	for wait := 10 * time.Millisecond; r.replicated && errors.Is(err, jetstream.ErrKeyNotFound) && wait <= 40*time.Millisecond; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("eventstore: get record: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+		e, err = r.kv.Get(ctx, key)
+	}
 	switch {
 	case err == nil:
 		return e.Value(), e.Revision(), nil
