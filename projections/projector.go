@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,6 +49,7 @@ type Projector struct {
 	caughtUp   bool
 	failure    *Failure        // set when the projector stopped on an event it cannot apply
 	lost       error           // set while the log cannot be reached (Run resubscribes)
+	stuck      error           // set while the read-model file cannot be written (Run retries)
 	runCtx     context.Context // Run's context while Run is running, else nil
 	rebuild    *RebuildStatus  // the current or last rebuild (nil if none)
 	changed    chan struct{}   // closed and replaced after every commit, swap or failure
@@ -183,9 +186,10 @@ func (p *Projector) Run(ctx context.Context) error {
 			// The subscription ends a batch before an event it cannot decode: it is the next one.
 			return p.fail(p.Checkpoint()+1, fmt.Errorf("projections: after checkpoint %d: %w", p.Checkpoint(), err))
 		}
-		p.commit.Lock()
-		err = p.applyBatch(events, nil)
-		p.commit.Unlock()
+		err = p.applyRetrying(ctx, events)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err != nil {
 			var ee *EventError
 			if errors.As(err, &ee) {
@@ -205,6 +209,73 @@ func (p *Projector) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// applyRetrying applies a batch; while the read-model file cannot be written for lack of
+// space (isStorageError) it keeps the batch and tries again with back-off (up to 5 s apart),
+// reporting it through Ready and RefuseWrites, instead of stopping: the file is derived data,
+// and once space is freed the projector resumes by itself. Any other error is returned (the
+// caller fails closed), as is ctx's end.
+func (p *Projector) applyRetrying(ctx context.Context, events []domain.Event) error {
+	wait := 100 * time.Millisecond
+	for {
+		p.commit.Lock()
+		err := p.applyBatch(events, nil)
+		p.commit.Unlock()
+		var ee *EventError
+		if err == nil || errors.As(err, &ee) || !isStorageError(err) {
+			p.mu.Lock()
+			if p.stuck != nil {
+				p.log.Info("projector writes the read models again", "checkpoint", p.checkpoint)
+				p.stuck = nil
+				p.wakeLocked()
+			}
+			p.mu.Unlock()
+			return err
+		}
+		p.mu.Lock()
+		if p.stuck == nil {
+			p.log.Error("projector cannot write the read models (disk full): retrying; writes answer 503 meanwhile",
+				"checkpoint", p.checkpoint, "err", err)
+		}
+		p.stuck = err
+		p.wakeLocked()
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// isStorageError reports whether err means the file system had no room (or quota) for a
+// write: a state that ends when space is freed, not a fault of an event. bbolt returns some of
+// these with %s (a resize), so the text is checked too.
+func isStorageError(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "disk quota exceeded")
+}
+
+// RefuseWrites returns why a new write could not become visible now (the projector stopped,
+// cannot reach the log, or cannot write the read-model file), or nil. The HTTP server then
+// refuses writes before appending anything (fail closed on the read side).
+func (p *Projector) RefuseWrites() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.failure != nil:
+		return errors.New("the projector stopped")
+	case p.stuck != nil:
+		return errors.New("the read-model file cannot be written: its disk is full")
+	case p.lost != nil:
+		return errors.New("the event log cannot be read")
+	}
+	return nil
 }
 
 // subscribe subscribes to the log after cp, retrying with back-off (up to 5 s apart) for as
@@ -375,6 +446,8 @@ func (p *Projector) Ready() error {
 	switch {
 	case p.failure != nil:
 		return stoppedError{seq: p.failure.Seq, err: p.failure.Err}
+	case p.stuck != nil:
+		return errors.New("projections: the read-model file cannot be written (disk full); retrying")
 	case p.lost != nil:
 		return errors.New("projections: the event log is unreachable; resubscribing")
 	case !p.caughtUp:
@@ -451,6 +524,8 @@ func (p *Projector) Status(ctx context.Context) Status {
 	case p.failure != nil:
 		f := *p.failure
 		s.Failure, s.Ready = &f, f.Err
+	case p.stuck != nil:
+		s.Ready = fmt.Errorf("projections: the read-model file cannot be written (disk full); retrying: %w", p.stuck)
 	case p.lost != nil:
 		s.Ready = fmt.Errorf("projections: the event log is unreachable; resubscribing: %w", p.lost)
 	case !p.caughtUp:

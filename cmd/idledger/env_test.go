@@ -12,11 +12,13 @@ func TestReadEnv(t *testing.T) {
 		"IDLEDGER_NATS_REPLICAS": "5", "IDLEDGER_NO_FSYNC": "1", "IDLEDGER_SYNC_PROJECTIONS": "1",
 		"IDLEDGER_MEMORY_LIMIT": "2GiB", "GOMEMLIMIT": "1GiB", "IDLEDGER_RATE_LIMIT": "50",
 		"IDLEDGER_CYCLE_GAP": "5m", "IDLEDGER_REQUEST_RETENTION": "48h",
+		"IDLEDGER_MAX_STORAGE": "200MiB", "IDLEDGER_REQUEST_RECORDS_MAX_BYTES": "16MiB",
 	}
 	got := readEnv(func(k string) string { return vars[k] })
 	want := env{NATSURL: "nats://n1:4222", BaseURL: "https://id.example", AdminToken: "tok", Replicas: 5, NoSync: true,
 		SyncProjections: true, MemoryLimit: "2GiB", GoMemLimit: "1GiB", RateLimit: 50,
-		CycleGap: 5 * time.Minute, RequestRetention: 48 * time.Hour}
+		CycleGap: 5 * time.Minute, RequestRetention: 48 * time.Hour,
+		MaxStorage: "200MiB", RequestRecordsMaxBytes: "16MiB"}
 	if got != want {
 		t.Errorf("readEnv = %+v\nwant      %+v", got, want)
 	}
