@@ -116,7 +116,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		code := "internal"
 		if scimType != "" {
 			code = scimType
-		} else if status < 500 {
+		} else if status < 500 || status == http.StatusInsufficientStorage {
 			code = strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
 		}
 		werr = c.JSON(status, map[string]string{"error": detail, "code": code})

@@ -36,6 +36,7 @@ type Projector struct {
 	obs           observe.Observer // never nil
 	born          time.Time        // when NewProjector ran: the lag's lower bound before any event is seen
 	progressEvery time.Duration    // how often a catch-up or rebuild logs progress
+	writeLag      time.Duration    // ProjectorConfig.WriteLag
 
 	commit sync.Mutex // held by Run around each commit; Rebuild holds it to pause Run
 
@@ -50,6 +51,9 @@ type Projector struct {
 	failure    *Failure        // set when the projector stopped on an event it cannot apply
 	lost       error           // set while the log cannot be reached (Run resubscribes)
 	stuck      error           // set while the read-model file cannot be written (Run retries)
+	wanted     domain.Version  // the highest version a WaitFor asked for
+	mark       domain.Version  // the wanted version when behind was set
+	behind     time.Time       // since when mark is not reached (zero: no write waits)
 	runCtx     context.Context // Run's context while Run is running, else nil
 	rebuild    *RebuildStatus  // the current or last rebuild (nil if none)
 	changed    chan struct{}   // closed and replaced after every commit, swap or failure
@@ -64,6 +68,9 @@ type ProjectorConfig struct {
 	// ProgressInterval is how often a long catch-up (at start) or rebuild logs its progress
 	// (default 5 s).
 	ProgressInterval time.Duration
+	// WriteLag bounds how long the read models may trail a write that waits to become visible
+	// before RefuseWrites turns new writes away (default DefaultWriteLag).
+	WriteLag time.Duration
 }
 
 // NewProjector returns a projector of src into db.
@@ -77,9 +84,12 @@ func NewProjector(db *DB, src domain.EventSource, cfg ProjectorConfig) *Projecto
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = defaultProgressEvery
 	}
+	if cfg.WriteLag <= 0 {
+		cfg.WriteLag = DefaultWriteLag
+	}
 	cp, _ := db.Checkpoint() // Run reports a read error; until then 0 only delays waiters
 	return &Projector{db: db, src: src, log: cfg.Logger, obs: cfg.Observer, born: time.Now(),
-		progressEvery: cfg.ProgressInterval, changed: make(chan struct{}), checkpoint: cp}
+		progressEvery: cfg.ProgressInterval, writeLag: cfg.WriteLag, changed: make(chan struct{}), checkpoint: cp}
 }
 
 // A Failure is why a projector stopped (fail closed).
@@ -261,9 +271,13 @@ func isStorageError(err error) bool {
 	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "disk quota exceeded")
 }
 
+// DefaultWriteLag is the default of ProjectorConfig.WriteLag.
+const DefaultWriteLag = 10 * time.Second
+
 // RefuseWrites returns why a new write could not become visible now (the projector stopped,
-// cannot reach the log, or cannot write the read-model file), or nil. The HTTP server then
-// refuses writes before appending anything (fail closed on the read side).
+// cannot reach the log, cannot write the read-model file, or has trailed the writes waiting
+// for it for more than ProjectorConfig.WriteLag), or nil. The HTTP server then refuses writes before
+// appending anything (fail closed on the read side), which also lets a slow projector catch up.
 func (p *Projector) RefuseWrites() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -274,6 +288,8 @@ func (p *Projector) RefuseWrites() error {
 		return errors.New("the read-model file cannot be written: its disk is full")
 	case p.lost != nil:
 		return errors.New("the event log cannot be read")
+	case !p.behind.IsZero() && p.checkpoint < p.mark && time.Since(p.behind) > p.writeLag:
+		return fmt.Errorf("the read models trail the writes by more than %s", p.writeLag)
 	}
 	return nil
 }
@@ -371,6 +387,12 @@ func (p *Projector) applyBatch(events []domain.Event, more func() []domain.Event
 	apply := time.Since(start)
 	p.mu.Lock()
 	p.checkpoint = last
+	if !p.behind.IsZero() && last >= p.mark { // measure again from now to what waits now
+		p.behind, p.mark = time.Time{}, 0
+		if last < p.wanted {
+			p.behind, p.mark = time.Now(), p.wanted
+		}
+	}
 	p.appliedAt, p.pendingAt = lastAt, time.Time{}
 	if last >= p.target {
 		p.caughtUp = true
@@ -480,6 +502,14 @@ var ErrStopped = errors.New("projections: projector stopped")
 // (returning ctx's error) or the projector fails (returning an error wrapping ErrStopped). A
 // rebuild's swap does not disturb it: the new file holds at least what the old one held.
 func (p *Projector) WaitFor(ctx context.Context, v domain.Version) error {
+	p.mu.Lock()
+	if v > p.wanted {
+		p.wanted = v
+		if p.behind.IsZero() && v > p.checkpoint {
+			p.behind, p.mark = time.Now(), v
+		}
+	}
+	p.mu.Unlock()
 	for {
 		p.mu.Lock()
 		cp, failure, ch := p.checkpoint, p.failure, p.changed

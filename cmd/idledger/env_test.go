@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,5 +30,23 @@ func TestReadEnv(t *testing.T) {
 	})
 	if got != (env{RateLimit: 200}) {
 		t.Errorf("readEnv of unset or unparsable variables = %+v, want the defaults", got)
+	}
+}
+
+// TestServeConfig_storageSizes: --max-storage and --request-records-max-bytes (or their env)
+// reach app.Config as bytes; a malformed size is a usage error.
+func TestServeConfig_storageSizes(t *testing.T) {
+	var stderr strings.Builder
+	cfg, _, err := serveConfig(env{MaxStorage: "200MiB"}, []string{"--request-records-max-bytes", "16MiB"}, &stderr)
+	if err != nil || cfg.MaxStorage != 200<<20 || cfg.RequestRecordsMaxBytes != 16<<20 {
+		t.Errorf("serveConfig = %d, %d, %v, want 200 MiB and 16 MiB", cfg.MaxStorage, cfg.RequestRecordsMaxBytes, err)
+	}
+	cfg, _, err = serveConfig(env{}, nil, &stderr)
+	if err != nil || cfg.MaxStorage != 0 || cfg.RequestRecordsMaxBytes != 0 {
+		t.Errorf("serveConfig without sizes = %d, %d, %v, want zeros (scaled with the volume)", cfg.MaxStorage, cfg.RequestRecordsMaxBytes, err)
+	}
+	if _, _, err := serveConfig(env{}, []string{"--max-storage", "lots"}, &stderr); !errors.Is(err, errUsage) ||
+		!strings.Contains(stderr.String(), "--max-storage") {
+		t.Errorf("--max-storage lots = %v (stderr %q), want a usage error naming the flag", err, stderr.String())
 	}
 }
