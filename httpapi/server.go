@@ -258,7 +258,9 @@ func (s *Server) whileCatchingUp(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.CatchingUp() {
 			return domain.Errorf(domain.ErrUnavailable, "the read models are being rebuilt from the event log after a restart; retry shortly")
 		}
-		if gate != nil && isWrite(c.Request().Method) {
+		// Sign-ins are not refused: they read the read models and record the sign-in, which no
+		// later read of the signing-in browser waits for.
+		if gate != nil && isWrite(c.Request().Method) && !strings.HasPrefix(c.Request().URL.Path, "/saml/") {
 			if err := gate.RefuseWrites(); err != nil {
 				s.metrics.writeRefused(refusedReadModels)
 				return domain.Errorf(domain.ErrUnavailable, "nothing was stored: the read models cannot show new changes just now (%v); retry later", err)

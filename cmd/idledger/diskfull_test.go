@@ -302,6 +302,27 @@ func TestDiskFull_EventLog(t *testing.T) {
 		t.Errorf("/metrics does not count the 507s")
 	}
 
+	// A restart on the full volume works too (reservations no longer exceed what is free), and
+	// the restarted server refuses writes in the same way.
+	close(load.stop)
+	load.wg.Wait()
+	load.stop = make(chan struct{})
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = app.Start(t.Context(), app.Config{DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken}); err != nil {
+		t.Fatalf("restart on the full volume: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	waitReady(t, m)
+	base = "http://" + m.Addr()
+	c.base, load.c.base = base, base
+	wantSCIMError(t, c.do("POST", "/scim/v2/Users", userBody("while-full@example.com")), http.StatusInsufficientStorage, "")
+	for w := range 4 {
+		load.wg.Add(1)
+		go load.worker(w)
+	}
+
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
