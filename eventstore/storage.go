@@ -52,8 +52,34 @@ type storage struct {
 	full      error     // non-nil while appends are refused until the healer reloads JetStream
 	since     time.Time // when full was set
 	healing   bool
-	checkedAt time.Time // when the volume was last measured (low is cached for lowCacheFor)
-	low       error     // non-nil when the volume had less than minFree free at checkedAt
+	checkedAt time.Time     // when the volume was last measured (low is cached for lowCacheFor)
+	low       error         // non-nil when the volume had less than minFree free at checkedAt
+	reloaded  chan struct{} // closed when the healer has reloaded JetStream (nil: none asked)
+}
+
+// endOnReload stops sub's consumer once the healer reloads JetStream: the consumer is gone
+// then, and the ordered consumer would notice only after missed heartbeats (seconds), while a
+// stopped one ends the subscription with ErrUnavailable at once and the reader (the
+// projector) subscribes again from its position.
+func (s *Store) endOnReload(sub *subscription) {
+	if s.srv == nil {
+		return
+	}
+	st := &s.storage
+	st.mu.Lock()
+	if st.reloaded == nil {
+		st.reloaded = make(chan struct{})
+	}
+	reloaded := st.reloaded
+	st.mu.Unlock()
+	go func() {
+		select {
+		case <-reloaded:
+			sub.it.Stop()
+		case <-sub.done:
+		case <-s.closed:
+		}
+	}()
 }
 
 // lowCacheFor bounds how often Append measures the volume (one statfs).
@@ -233,6 +259,10 @@ func (s *Store) heal() {
 		st.mu.Lock()
 		down := time.Since(st.since)
 		st.full, st.healing, st.checkedAt = nil, false, time.Time{}
+		if st.reloaded != nil {
+			close(st.reloaded)
+			st.reloaded = nil
+		}
 		st.mu.Unlock()
 		s.log.Info("event log storage recovered: writes resume", "refused_for", down.Round(time.Millisecond))
 		return

@@ -3,6 +3,7 @@
 package eventstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -92,6 +93,11 @@ func TestStorageFull_heals_without_restart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	sub, err := s.Subscribe(ctx, 0) // a reader that lives through the reload (the projector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sub.Close() }()
 	filler := fillVolume(t, vol)
 
 	// Appends may still fill the last pages of open files: go on until a single message
@@ -137,6 +143,34 @@ func TestStorageFull_heals_without_restart(t *testing.T) {
 			t.Errorf("acknowledged user %s (version %d): Load = %d events, version %d, %v", id, v, len(events), version, err)
 		}
 	}
+	// The reader follows the log across the reload, resubscribing from its position if its
+	// subscription ended (as the projector does on ErrUnavailable).
+	var last domain.Version
+	for _, v := range acked {
+		last = max(last, v)
+	}
+	var seen domain.Version
+	readCtx, cancel := context.WithTimeout(ctx, 5*time.Second) // not the seconds of missed heartbeats
+	defer cancel()
+	for seen < last {
+		events, err := sub.Next(readCtx, 100)
+		switch {
+		case errors.Is(err, domain.ErrUnavailable):
+			sub.Close()
+			if sub, err = s.Subscribe(readCtx, seen); err != nil {
+				t.Fatalf("subscribe again from %d: %v", seen, err)
+			}
+		case err != nil:
+			t.Fatalf("reading the log after the reload, at %d of %d: %v", seen, last, err)
+		}
+		for _, e := range events {
+			if e.Version <= seen {
+				t.Fatalf("event %d delivered after %d", e.Version, seen)
+			}
+			seen = e.Version
+		}
+	}
+
 	// Nothing half-written: every user in the log has its claim and the other way round.
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("u%05d", i)
