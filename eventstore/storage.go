@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -55,6 +56,7 @@ type storage struct {
 	checkedAt time.Time     // when the volume was last measured (low is cached for lowCacheFor)
 	low       error         // non-nil when the volume had less than minFree free at checkedAt
 	reloaded  chan struct{} // closed when the healer has reloaded JetStream (nil: none asked)
+	checking  atomic.Bool   // a recordLost check runs
 }
 
 // endOnReload stops sub's consumer once the healer reloads JetStream: the consumer is gone
@@ -200,6 +202,22 @@ const nearlyFull = 1 << 20
 func (s *Store) volumeNearlyFull() bool {
 	_, free, ok := volumeSpace(embeddedDir(s.cfg.Dir))
 	return ok && free < uint64(max(nearlyFull, s.cfg.MinFreeBytes))
+}
+
+// recordLost is told that a request record was not stored. If the cause is a write error the
+// server keeps (IDL_REQUESTS met the full disk: records go on failing even once space is back),
+// the store heals as for a failed append. The check runs in the background, at most one at a
+// time.
+func (s *Store) recordLost() {
+	if s.srv == nil || !s.storage.checking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.storage.checking.Store(false)
+		if cause := s.writeFault(); cause != nil {
+			s.startHealing(cause)
+		}
+	}()
 }
 
 // writeFault asks the embedded server whether JetStream is off or a stream holds a write

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 )
 
@@ -182,4 +183,51 @@ func TestStorageFull_heals_without_restart(t *testing.T) {
 			t.Errorf("user %s was refused but is in the log", id)
 		}
 	}
+}
+
+// TestStorageFull_request_records_heal: request records (published without waiting) that
+// meet the full disk leave IDL_REQUESTS a write error the server keeps; the store notices the
+// lost records and heals, so records are stored again once space is freed, without a restart
+// and without any append having failed.
+func TestStorageFull_request_records_heal(t *testing.T) {
+	t.Parallel()
+	vol := mountTmpfs(t, "48m")
+	s := mustOpen(t, eventstore.Config{Dir: vol, MinFreeBytes: -1})
+	ctx := t.Context()
+	rec := func(i int) audit.RequestRecord {
+		return audit.RequestRecord{Tenant: "t1", At: t0.Add(time.Duration(i) * time.Second), Method: "POST",
+			Path: "/scim/v2/Users", Status: 201, RequestID: fmt.Sprintf("req-%05d", i), Actor: "scim"}
+	}
+	if err := s.RecordRequest(ctx, rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	filler := fillVolume(t, vol)
+	// Records fill the last pages of open files, then are lost.
+	for i := 1; i <= 3000; i++ {
+		if err := s.RecordRequest(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			_ = s.FlushRequests(ctx)
+			if s.StorageFault() != nil {
+				break
+			}
+		}
+	}
+	eventually(t, 10*time.Second, "the store notices the full disk", func() bool { return s.StorageFault() != nil })
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	i := 10000
+	// Records are not acknowledged writes: a flush waits up to 5 s for each lost one, so the
+	// bound is wider than the appends' 10 s.
+	eventually(t, 30*time.Second, "a record is stored again after space was freed", func() bool {
+		i++
+		if err := s.RecordRequest(ctx, rec(i)); err != nil {
+			return false
+		}
+		_ = s.FlushRequests(ctx)
+		last, err := s.LastRequest(ctx, "t1")
+		return err == nil && last.RequestID == rec(i).RequestID
+	})
 }
