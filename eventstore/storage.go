@@ -40,7 +40,12 @@ import (
 //     process (Server.ShutdownJetStream, then Server.EnableJetStream with the options the
 //     server started with): the streams are recovered from their files as at a restart, the
 //     sticky error is gone, and appends resume. The in-process client connection stays up
-//     meanwhile; requests during the reload get no responder and answer 503.
+//     meanwhile; requests during the reload get no responder and answer 503. Live
+//     subscriptions are ended at the reload (endOnReload), so the projector subscribes again
+//     at once.
+//   - Request records (requests.go) respect the same reserve, and a record lost to a kept
+//     write error starts the same healing (recordLost): IDL_REQUESTS may meet the full disk
+//     while no append does.
 
 // embeddedDir is where the embedded server keeps JetStream's files: the volume the store
 // watches.
