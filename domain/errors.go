@@ -27,6 +27,10 @@ var (
 	// ErrUnavailable means the event log cannot be reached just now; the same request may
 	// succeed later (HTTP 503 with Retry-After). Nothing was written.
 	ErrUnavailable = errors.New("event log unavailable")
+	// ErrStorageFull means the event log's volume (or its configured storage limit) has no
+	// room for the write: nothing was stored, and the same request may succeed once space is
+	// freed (HTTP 507 with Retry-After). The log heals by itself when space returns.
+	ErrStorageFull = errors.New("event log storage full")
 )
 
 // An Error pairs a kind with a message that is safe to show an API client. It is the SCIM

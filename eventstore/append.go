@@ -44,18 +44,21 @@ type claimPayload struct {
 // (domain.Write.NoExpect): those follow in further batches once the rest is stored. If NATS
 // cannot be reached the error wraps domain.ErrUnavailable (faults.go): a batch refused while
 // disconnected was not stored; after a timeout waiting for the ack its outcome is unknown, as
-// with any lost answer. Config.Observer is told how long each call took and how it ended.
+// with any lost answer. If the disk is full it wraps domain.ErrStorageFull (storage.go). Config.Observer is told how long each call took and how it ended.
 func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, error) {
 	if err := s.connected(); err != nil {
 		return 0, err
 	}
+	if err := s.roomToAppend(); err != nil {
+		return 0, err
+	}
 	if s.obs == nil {
 		v, err := s.append(ctx, b)
-		return v, unavailable(err)
+		return v, unavailable(s.storageError(err))
 	}
 	start := time.Now()
 	v, err := s.append(ctx, b)
-	err = unavailable(err)
+	err = unavailable(s.storageError(err))
 	s.obs.Appended(time.Since(start), len(b.Writes), err)
 	return v, err
 }

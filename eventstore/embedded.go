@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -11,29 +10,32 @@ import (
 
 // startEmbedded starts a nats-server with JetStream in cfg.Dir/nats, without any network
 // listener, and connects to it in-process.
-func startEmbedded(cfg Config) (*server.Server, *nats.Conn, error) {
+// cfg.MaxStorage, if set, is JetStream's storage limit; else the server chooses (75 % of the
+// free disk at start).
+func startEmbedded(cfg Config) (*server.Server, *server.Options, *nats.Conn, error) {
 	opts := &server.Options{
-		ServerName: "idledger",
-		JetStream:  true,
-		StoreDir:   filepath.Join(cfg.Dir, "nats"),
-		DontListen: true,
-		NoSigs:     true,
-		NoLog:      true,
-		SyncAlways: !cfg.NoSync,
+		ServerName:        "idledger",
+		JetStream:         true,
+		StoreDir:          embeddedDir(cfg.Dir),
+		DontListen:        true,
+		NoSigs:            true,
+		NoLog:             true,
+		SyncAlways:        !cfg.NoSync,
+		JetStreamMaxStore: cfg.MaxStorage,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("eventstore: embedded nats-server: %w", err)
+		return nil, nil, nil, fmt.Errorf("eventstore: embedded nats-server: %w", err)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, nil, fmt.Errorf("eventstore: embedded nats-server in %s did not start (is another idledger using this data dir?)", opts.StoreDir)
+		return nil, nil, nil, fmt.Errorf("eventstore: embedded nats-server in %s did not start (is another idledger using this data dir?)", opts.StoreDir)
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("idledger"), syncQueue)
 	if err != nil {
 		srv.Shutdown()
-		return nil, nil, fmt.Errorf("eventstore: in-process connection: %w", err)
+		return nil, nil, nil, fmt.Errorf("eventstore: in-process connection: %w", err)
 	}
-	return srv, nc, nil
+	return srv, opts, nc, nil
 }

@@ -68,9 +68,18 @@ type Config struct {
 	// Observer is told the duration and outcome of every Append; nil measures nothing.
 	Observer observe.Observer
 	// RequestRetention and RequestMaxBytes bound the SCIM request records kept in
-	// IDL_REQUESTS (requests.go); zero means the defaults (30 days, 1 GiB).
+	// IDL_REQUESTS (requests.go); zero means the defaults: 30 days, and 1 GiB or, with the
+	// embedded server, an eighth of the data volume if that is less.
 	RequestRetention time.Duration
 	RequestMaxBytes  int64
+	// MaxStorage is the embedded server's storage limit (JetStream's max_file_store); zero
+	// means the size of the data volume (storage.go). Appends beyond it wrap
+	// domain.ErrStorageFull.
+	MaxStorage int64
+	// MinFreeBytes is the free space on the data volume below which the embedded store refuses
+	// appends with domain.ErrStorageFull before writing anything; zero means 1/64 of the volume
+	// (4 to 64 MiB), negative turns the check off (storage.go).
+	MinFreeBytes int64
 }
 
 // Store is the event log. It is safe for concurrent use; Close releases it.
@@ -87,7 +96,9 @@ type Store struct {
 	closed      chan struct{}  // closed by Close
 	committerWG sync.WaitGroup
 	closeOnce   sync.Once
-	srv         *server.Server // nil with an external NATS
+	srv         *server.Server  // nil with an external NATS
+	srvOpts     *server.Options // the embedded server's options, to reload JetStream (storage.go)
+	storage     storage         // full-disk state of the embedded server (storage.go)
 	nc          *nats.Conn
 	js          jetstream.JetStream
 	stream      jetstream.Stream
@@ -119,7 +130,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	var err error
 	if cfg.URL == "" {
-		s.srv, s.nc, err = startEmbedded(cfg)
+		defaultReservations(&s.cfg)
+		s.srv, s.srvOpts, s.nc, err = startEmbedded(s.cfg)
 	} else {
 		// Reconnect for ever, and buffer nothing while reconnecting: a request fails at
 		// once with domain.ErrUnavailable instead of hanging (faults.go).

@@ -24,7 +24,7 @@ import (
 // A nil err stays nil. Context cancellation by the caller is not a fault of the log, but a
 // deadline that passed while waiting for NATS is.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, domain.ErrUnavailable) {
+	if err == nil || errors.Is(err, domain.ErrUnavailable) || errors.Is(err, domain.ErrStorageFull) {
 		return err
 	}
 	if isUnavailable(err) {

@@ -118,6 +118,7 @@ func (s *Store) Subscribe(ctx context.Context, after domain.Version) (domain.Sub
 	}
 	sub := &subscription{it: it, ch: make(chan item, 1024), done: make(chan struct{})}
 	go sub.pump()
+	s.endOnReload(sub) // storage.go
 	return sub, nil
 }
 

@@ -148,6 +148,7 @@ func (s *Store) ensureRequests(ctx context.Context) error {
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
 			rs.log.Warn("request record lost", "subject", m.Subject, "err", err)
 			rs.settle()
+			s.recordLost() // storage.go: a full disk may have left IDL_REQUESTS a write error
 		}))
 	if err != nil {
 		return fmt.Errorf("eventstore: request records: %w", err)
@@ -241,6 +242,10 @@ func (s *Store) RecordRequest(ctx context.Context, r audit.RequestRecord) error 
 	rs := s.recordStream()
 	if rs == nil {
 		return fmt.Errorf("eventstore: record request: %w", domain.ErrUnavailable)
+	}
+	// Records respect the log's reserve of free space (storage.go): they must not use it up.
+	if err := s.roomToAppend(); err != nil {
+		return fmt.Errorf("eventstore: record request: %w", err)
 	}
 	// Counted before the publish: a flush that starts now waits for this record too. An ack
 	// cannot overtake the count, and a record that is not sent is settled at once.

@@ -39,7 +39,9 @@ func (s *Server) handlePatchTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, t.Version)
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"id": t.ID, "name": t.Name, "features": map[string]bool{"groups": t.Features.Groups()},
 	})

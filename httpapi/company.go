@@ -107,7 +107,9 @@ func (s *Server) handleInviteUser(c echo.Context) error {
 			return err
 		}
 	}
-	s.waitVisible(c, u.Version)
+	if err := s.awaitVisible(c, u.Version); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusCreated, toCompanyUser(u))
 }
 
@@ -121,7 +123,9 @@ func (s *Server) handleEditUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, u.Version)
+	if err := s.awaitVisible(c, u.Version); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, toCompanyUser(u))
 }
 
@@ -130,7 +134,9 @@ func (s *Server) handleRemoveUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, v)
+	if err := s.awaitVisible(c, v); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -184,7 +190,9 @@ func (s *Server) handleDeactivateProvisioning(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, t.Version)
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
 	st, err := s.provisioningStatus(c)
 	if err != nil {
 		return err

@@ -42,12 +42,17 @@ var errorKinds = []struct {
 	{domain.ErrPrecondition, http.StatusPreconditionFailed, ""},
 	{domain.ErrUnauthorized, http.StatusUnauthorized, ""},
 	{domain.ErrForbidden, http.StatusForbidden, ""},
+	{domain.ErrStorageFull, http.StatusInsufficientStorage, ""},
 	{domain.ErrUnavailable, http.StatusServiceUnavailable, ""},
 }
 
 // retryAfterUnavailable is the Retry-After (seconds) of a 503: NATS reconnects within a
 // couple of seconds once it is back.
 const retryAfterUnavailable = 5
+
+// retryAfterStorageFull is the Retry-After (seconds) of a 507: the log heals within seconds of
+// space returning, but freeing space is an operator's task.
+const retryAfterStorageFull = 30
 
 // handleError is the only place an error becomes a response. SCIM routes answer with SCIM
 // error bodies, the others with {"error","code"}. Only 5xx responses log the full error.
@@ -93,6 +98,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// The event log is unreachable: clients (Entra) back off and retry the same request.
 		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
 	}
+	if status == http.StatusInsufficientStorage {
+		// Nothing was stored; the same request succeeds once space is freed (storage.go in
+		// eventstore heals without a restart).
+		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterStorageFull))
+		s.metrics.writeRefused(refusedStorageFull)
+	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="idledger"`)
 	}
@@ -105,7 +116,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		code := "internal"
 		if scimType != "" {
 			code = scimType
-		} else if status < 500 {
+		} else if status < 500 || status == http.StatusInsufficientStorage {
 			code = strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
 		}
 		werr = c.JSON(status, map[string]string{"error": detail, "code": code})

@@ -37,6 +37,7 @@ type Metrics struct {
 	batchApply      prometheus.Histogram
 	refusals        *prometheus.CounterVec
 	unrecorded      prometheus.Counter
+	writesRefused   *prometheus.CounterVec // by reason: refusedStorageFull, refusedReadModels
 
 	mu      sync.Mutex // guards watched
 	watched bool
@@ -99,6 +100,12 @@ func NewMetrics() *Metrics {
 			Help: "Refused sign-ins naming no user that were only logged, not recorded in the login history, because their company's budget was spent (sso_refusals.go).",
 		}),
 	}
+	m.writesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idledger_writes_refused_total",
+		Help: "Writes refused without storing anything: storage_full (507, the event log's disk has no room) or read_models_behind (503, the projector is stopped or cannot write the read models).",
+	}, []string{"reason"})
+	m.writesRefused.WithLabelValues(refusedStorageFull)
+	m.writesRefused.WithLabelValues(refusedReadModels)
 	// Conflicts are rare: start both series at 0 so that rate() and alerts see them.
 	m.appendConflicts.WithLabelValues(resultConflict)
 	m.appendConflicts.WithLabelValues(resultUniqueness)
@@ -108,11 +115,20 @@ func NewMetrics() *Metrics {
 		m.requests, m.requestDuration,
 		m.appendDuration, m.appendConflicts, m.appendedEvents,
 		m.batchEvents, m.batchApply,
-		m.refusals, m.unrecorded,
+		m.refusals, m.unrecorded, m.writesRefused,
 	)
 	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 	return m
 }
+
+// Values of the reason label of idledger_writes_refused_total.
+const (
+	refusedStorageFull = "storage_full"
+	refusedReadModels  = "read_models_behind"
+)
+
+// writeRefused counts a write refused for reason.
+func (m *Metrics) writeRefused(reason string) { m.writesRefused.WithLabelValues(reason).Inc() }
 
 // Appended implements [observe.Observer] for the event store.
 func (m *Metrics) Appended(d time.Duration, events int, err error) {

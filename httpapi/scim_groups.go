@@ -90,7 +90,9 @@ func (s *Server) handleCreateGroup(c echo.Context) error {
 		return err
 	}
 	s.logSkipped(c, g.ID, skipped)
-	s.waitVisible(c, g.Version)
+	if err := s.awaitVisible(c, g.Version); err != nil {
+		return err
+	}
 	c.Response().Header().Set(echo.HeaderLocation, s.groupLocation(g.ID))
 	return s.writeGroup(c, http.StatusCreated, g)
 }
@@ -153,7 +155,9 @@ func (s *Server) handleReplaceGroup(c echo.Context) error {
 		return err
 	}
 	s.logSkipped(c, r.Group.ID, r.Skipped)
-	s.waitVisible(c, r.Group.Version)
+	if err := s.awaitVisible(c, r.Group.Version); err != nil {
+		return err
+	}
 	return s.writeGroup(c, http.StatusOK, r.Group)
 }
 
@@ -171,7 +175,9 @@ func (s *Server) handlePatchGroup(c echo.Context) error {
 		return err
 	}
 	s.logSkipped(c, r.Group.ID, r.Skipped)
-	s.waitVisible(c, r.Group.Version)
+	if err := s.awaitVisible(c, r.Group.Version); err != nil {
+		return err
+	}
 	if wantsBody(c) {
 		return s.writeGroup(c, http.StatusOK, r.Group)
 	}
@@ -184,6 +190,8 @@ func (s *Server) handleDeleteGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, v)
+	if err := s.awaitVisible(c, v); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }

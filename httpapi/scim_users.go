@@ -26,7 +26,9 @@ func (s *Server) handleCreateUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, u.Version)
+	if err := s.awaitVisible(c, u.Version); err != nil {
+		return err
+	}
 	c.Response().Header().Set(echo.HeaderLocation, s.userLocation(u.ID))
 	c.Response().Header().Set("ETag", etag(u.Version))
 	return s.writeSCIM(c, http.StatusCreated, s.userJSON(u))

@@ -104,7 +104,9 @@ func (s *Server) handleReplaceUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, u.Version)
+	if err := s.awaitVisible(c, u.Version); err != nil {
+		return err
+	}
 	return s.writeUser(c, http.StatusOK, u)
 }
 
@@ -121,7 +123,9 @@ func (s *Server) handlePatchUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, u.Version)
+	if err := s.awaitVisible(c, u.Version); err != nil {
+		return err
+	}
 	if wantsBody(c) {
 		return s.writeUser(c, http.StatusOK, u)
 	}
@@ -134,7 +138,9 @@ func (s *Server) handleDeleteUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, v)
+	if err := s.awaitVisible(c, v); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -49,6 +49,20 @@ type CatchUpReporter interface {
 	CatchingUp() bool
 }
 
+// WriteGate is implemented by a [Projector] that knows when it cannot make a write visible
+// (projections.Projector does): while RefuseWrites returns an error, write requests answer
+// 503 with Retry-After before anything is appended, instead of acknowledging a change reads
+// would not show.
+type WriteGate interface {
+	RefuseWrites() error
+}
+
+// StorageReporter reports why the event log refuses writes for lack of space (nil if it does
+// not); /healthz says so. eventstore.Store implements it.
+type StorageReporter interface {
+	StorageFault() error
+}
+
 // Config holds the server's settings.
 type Config struct {
 	// BaseURL is the public URL prefix for meta.location and the URLs handed to clients.
@@ -73,6 +87,8 @@ type Config struct {
 	// SSO, if set, turns on the /saml routes, /api/v1/me and the SSO company API (sso.go);
 	// nil leaves them answering 404.
 	SSO *SSOConfig
+	// Storage, if set, is asked by /healthz whether the event log has room for writes.
+	Storage StorageReporter
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -237,12 +253,26 @@ func (s *Server) whileCatchingUp(next echo.HandlerFunc) echo.HandlerFunc {
 	if !ok {
 		return next
 	}
+	gate, _ := s.projector.(WriteGate)
 	return func(c echo.Context) error {
 		if r.CatchingUp() {
 			return domain.Errorf(domain.ErrUnavailable, "the read models are being rebuilt from the event log after a restart; retry shortly")
 		}
+		// Sign-ins are not refused: they read the read models and record the sign-in, which no
+		// later read of the signing-in browser waits for.
+		if gate != nil && isWrite(c.Request().Method) && !strings.HasPrefix(c.Request().URL.Path, "/saml/") {
+			if err := gate.RefuseWrites(); err != nil {
+				s.metrics.writeRefused(refusedReadModels)
+				return domain.Errorf(domain.ErrUnavailable, "nothing was stored: the read models cannot show new changes just now (%v); retry later", err)
+			}
+		}
 		return next(c)
 	}
+}
+
+// isWrite reports whether a request with this method may append to the log.
+func isWrite(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
 }
 
 // waitVisible waits until a write at v is visible to reads; a timeout is logged, not failed,
@@ -256,7 +286,33 @@ func (s *Server) waitVisible(c echo.Context, v domain.Version) {
 	}
 }
 
+// awaitVisible waits until a write at v is visible to reads. If it is not within WriteWait
+// (the projector is stopped, or retries a read-model file it cannot write), the answer is a
+// 503 that says the change was stored: the event is in the log and will appear, and a client
+// that retries meets 409 or 412 (or succeeds idempotently), never a second copy. Acknowledging
+// a change that reads cannot show would break read-your-writes (a created user that GETs 404).
+func (s *Server) awaitVisible(c echo.Context, v domain.Version) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.WriteWait)
+	defer cancel()
+	err := s.projector.WaitFor(ctx, v)
+	if err == nil {
+		return nil
+	}
+	s.log.Warn("write stored but not visible in time: answering 503", "seq", v, "err", err,
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	return domain.Errorf(domain.ErrUnavailable,
+		"the change was stored (version %d) but the read models cannot show it yet; it will appear once they catch up (a retried create then answers 409, a retried conditional change 412)", v)
+}
+
+// handleHealth answers GET /healthz: 503 with the reason while the event log has no room for
+// writes or the read models are not ready.
 func (s *Server) handleHealth(c echo.Context) error {
+	if s.cfg.Storage != nil {
+		if err := s.cfg.Storage.StorageFault(); err != nil {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterStorageFull))
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "storage_full", "reason": domain.ErrorDetail(err)})
+		}
+	}
 	if err := s.projector.Ready(); err != nil {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 	}

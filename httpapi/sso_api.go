@@ -93,7 +93,9 @@ func (s *Server) handlePutIDPMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, t.Version)
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -103,7 +105,9 @@ func (s *Server) handleDeleteSSO(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, t.Version)
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -128,6 +132,8 @@ func (s *Server) handlePutSSOSettings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, t.Version)
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, s.ssoStatusOf(t))
 }

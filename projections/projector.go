@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -34,6 +36,7 @@ type Projector struct {
 	obs           observe.Observer // never nil
 	born          time.Time        // when NewProjector ran: the lag's lower bound before any event is seen
 	progressEvery time.Duration    // how often a catch-up or rebuild logs progress
+	writeLag      time.Duration    // ProjectorConfig.WriteLag
 
 	commit sync.Mutex // held by Run around each commit; Rebuild holds it to pause Run
 
@@ -47,6 +50,10 @@ type Projector struct {
 	caughtUp   bool
 	failure    *Failure        // set when the projector stopped on an event it cannot apply
 	lost       error           // set while the log cannot be reached (Run resubscribes)
+	stuck      error           // set while the read-model file cannot be written (Run retries)
+	wanted     domain.Version  // the highest version a WaitFor asked for
+	mark       domain.Version  // the wanted version when behind was set
+	behind     time.Time       // since when mark is not reached (zero: no write waits)
 	runCtx     context.Context // Run's context while Run is running, else nil
 	rebuild    *RebuildStatus  // the current or last rebuild (nil if none)
 	changed    chan struct{}   // closed and replaced after every commit, swap or failure
@@ -61,6 +68,9 @@ type ProjectorConfig struct {
 	// ProgressInterval is how often a long catch-up (at start) or rebuild logs its progress
 	// (default 5 s).
 	ProgressInterval time.Duration
+	// WriteLag bounds how long the read models may trail a write that waits to become visible
+	// before RefuseWrites turns new writes away (default DefaultWriteLag).
+	WriteLag time.Duration
 }
 
 // NewProjector returns a projector of src into db.
@@ -74,9 +84,12 @@ func NewProjector(db *DB, src domain.EventSource, cfg ProjectorConfig) *Projecto
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = defaultProgressEvery
 	}
+	if cfg.WriteLag <= 0 {
+		cfg.WriteLag = DefaultWriteLag
+	}
 	cp, _ := db.Checkpoint() // Run reports a read error; until then 0 only delays waiters
 	return &Projector{db: db, src: src, log: cfg.Logger, obs: cfg.Observer, born: time.Now(),
-		progressEvery: cfg.ProgressInterval, changed: make(chan struct{}), checkpoint: cp}
+		progressEvery: cfg.ProgressInterval, writeLag: cfg.WriteLag, changed: make(chan struct{}), checkpoint: cp}
 }
 
 // A Failure is why a projector stopped (fail closed).
@@ -183,9 +196,10 @@ func (p *Projector) Run(ctx context.Context) error {
 			// The subscription ends a batch before an event it cannot decode: it is the next one.
 			return p.fail(p.Checkpoint()+1, fmt.Errorf("projections: after checkpoint %d: %w", p.Checkpoint(), err))
 		}
-		p.commit.Lock()
-		err = p.applyBatch(events, nil)
-		p.commit.Unlock()
+		err = p.applyRetrying(ctx, events)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err != nil {
 			var ee *EventError
 			if errors.As(err, &ee) {
@@ -205,6 +219,79 @@ func (p *Projector) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// applyRetrying applies a batch; while the read-model file cannot be written for lack of
+// space (isStorageError) it keeps the batch and tries again with back-off (up to 5 s apart),
+// reporting it through Ready and RefuseWrites, instead of stopping: the file is derived data,
+// and once space is freed the projector resumes by itself. Any other error is returned (the
+// caller fails closed), as is ctx's end.
+func (p *Projector) applyRetrying(ctx context.Context, events []domain.Event) error {
+	wait := 100 * time.Millisecond
+	for {
+		p.commit.Lock()
+		err := p.applyBatch(events, nil)
+		p.commit.Unlock()
+		var ee *EventError
+		if err == nil || errors.As(err, &ee) || !isStorageError(err) {
+			p.mu.Lock()
+			if p.stuck != nil {
+				p.log.Info("projector writes the read models again", "checkpoint", p.checkpoint)
+				p.stuck = nil
+				p.wakeLocked()
+			}
+			p.mu.Unlock()
+			return err
+		}
+		p.mu.Lock()
+		if p.stuck == nil {
+			p.log.Error("projector cannot write the read models (disk full): retrying; writes answer 503 meanwhile",
+				"checkpoint", p.checkpoint, "err", err)
+		}
+		p.stuck = err
+		p.wakeLocked()
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// isStorageError reports whether err means the file system had no room (or quota) for a
+// write: a state that ends when space is freed, not a fault of an event. bbolt returns some of
+// these with %s (a resize), so the text is checked too.
+func isStorageError(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "disk quota exceeded")
+}
+
+// DefaultWriteLag is the default of ProjectorConfig.WriteLag.
+const DefaultWriteLag = 10 * time.Second
+
+// RefuseWrites returns why a new write could not become visible now (the projector stopped,
+// cannot reach the log, cannot write the read-model file, or has trailed the writes waiting
+// for it for more than ProjectorConfig.WriteLag), or nil. The HTTP server then refuses writes before
+// appending anything (fail closed on the read side), which also lets a slow projector catch up.
+func (p *Projector) RefuseWrites() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.failure != nil:
+		return errors.New("the projector stopped")
+	case p.stuck != nil:
+		return errors.New("the read-model file cannot be written: its disk is full")
+	case p.lost != nil:
+		return errors.New("the event log cannot be read")
+	case !p.behind.IsZero() && p.checkpoint < p.mark && time.Since(p.behind) > p.writeLag:
+		return fmt.Errorf("the read models trail the writes by more than %s", p.writeLag)
+	}
+	return nil
 }
 
 // subscribe subscribes to the log after cp, retrying with back-off (up to 5 s apart) for as
@@ -300,6 +387,12 @@ func (p *Projector) applyBatch(events []domain.Event, more func() []domain.Event
 	apply := time.Since(start)
 	p.mu.Lock()
 	p.checkpoint = last
+	if !p.behind.IsZero() && last >= p.mark { // measure again from now to what waits now
+		p.behind, p.mark = time.Time{}, 0
+		if last < p.wanted {
+			p.behind, p.mark = time.Now(), p.wanted
+		}
+	}
 	p.appliedAt, p.pendingAt = lastAt, time.Time{}
 	if last >= p.target {
 		p.caughtUp = true
@@ -375,6 +468,8 @@ func (p *Projector) Ready() error {
 	switch {
 	case p.failure != nil:
 		return stoppedError{seq: p.failure.Seq, err: p.failure.Err}
+	case p.stuck != nil:
+		return errors.New("projections: the read-model file cannot be written (disk full); retrying")
 	case p.lost != nil:
 		return errors.New("projections: the event log is unreachable; resubscribing")
 	case !p.caughtUp:
@@ -407,6 +502,14 @@ var ErrStopped = errors.New("projections: projector stopped")
 // (returning ctx's error) or the projector fails (returning an error wrapping ErrStopped). A
 // rebuild's swap does not disturb it: the new file holds at least what the old one held.
 func (p *Projector) WaitFor(ctx context.Context, v domain.Version) error {
+	p.mu.Lock()
+	if v > p.wanted {
+		p.wanted = v
+		if p.behind.IsZero() && v > p.checkpoint {
+			p.behind, p.mark = time.Now(), v
+		}
+	}
+	p.mu.Unlock()
 	for {
 		p.mu.Lock()
 		cp, failure, ch := p.checkpoint, p.failure, p.changed
@@ -451,6 +554,8 @@ func (p *Projector) Status(ctx context.Context) Status {
 	case p.failure != nil:
 		f := *p.failure
 		s.Failure, s.Ready = &f, f.Err
+	case p.stuck != nil:
+		s.Ready = fmt.Errorf("projections: the read-model file cannot be written (disk full); retrying: %w", p.stuck)
 	case p.lost != nil:
 		s.Ready = fmt.Errorf("projections: the event log is unreachable; resubscribing: %w", p.lost)
 	case !p.caughtUp:

@@ -470,3 +470,38 @@ func rawConn(tb testing.TB, s *eventstore.Store) *nats.Conn {
 	tb.Cleanup(nc.Close)
 	return nc
 }
+
+// TestProjector_RefuseWrites: a projector that trails a waiting write for longer than
+// WriteLag refuses new writes until it has applied it; a failed projector refuses them too.
+func TestProjector_RefuseWrites(t *testing.T) {
+	t.Parallel()
+	store := mustOpenStore(t)
+	tenant, _ := populate(t, newService(store), 1)
+	db := MustOpenDB(t)
+	p := projections.NewProjector(db, store, projections.ProjectorConfig{Logger: quiet, WriteLag: 20 * time.Millisecond})
+	if err := p.RefuseWrites(); err != nil {
+		t.Fatalf("RefuseWrites with no write waiting = %v", err)
+	}
+	v := head(t, store)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.WaitFor(ctx, v); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor on a projector not running = %v", err)
+	}
+	if err := p.RefuseWrites(); err == nil || !strings.Contains(err.Error(), "trail") {
+		t.Errorf("RefuseWrites after trailing a write for 50 ms = %v, want a refusal", err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	r := &running{Projector: p, cancel: stop, done: make(chan struct{})}
+	go func() { defer close(r.done); r.err = r.Run(rctx) }()
+	t.Cleanup(func() { r.Stop() })
+	r.waitFor(t, v)
+	if err := p.RefuseWrites(); err != nil {
+		t.Errorf("RefuseWrites once caught up = %v", err)
+	}
+	publishUndecodable(t, store, tenant.ID, "0192ffffffffffffffffffffffffffff")
+	eventually(t, 10*time.Second, "projector stopped", func() bool { return p.Ready() != nil })
+	if err := p.RefuseWrites(); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("RefuseWrites of a stopped projector = %v", err)
+	}
+}

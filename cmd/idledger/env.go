@@ -21,6 +21,11 @@ type env struct {
 	// leaves the component's default.
 	CycleGap         time.Duration
 	RequestRetention time.Duration
+	// MaxStorage is IDLEDGER_MAX_STORAGE, RequestRecordsMaxBytes
+	// IDLEDGER_REQUEST_RECORDS_MAX_BYTES: sizes such as "200MiB", "" when unset (the defaults
+	// scale with the data volume). serve parses them with its flags.
+	MaxStorage             string
+	RequestRecordsMaxBytes string
 }
 
 // readEnv reads the environment through getenv (os.Getenv).
@@ -34,6 +39,9 @@ func readEnv(getenv func(string) string) env {
 		MemoryLimit:     getenv("IDLEDGER_MEMORY_LIMIT"),
 		GoMemLimit:      getenv("GOMEMLIMIT"),
 		RateLimit:       200,
+
+		MaxStorage:             getenv("IDLEDGER_MAX_STORAGE"),
+		RequestRecordsMaxBytes: getenv("IDLEDGER_REQUEST_RECORDS_MAX_BYTES"),
 	}
 	if v, err := strconv.Atoi(getenv("IDLEDGER_NATS_REPLICAS")); err == nil {
 		e.Replicas = v

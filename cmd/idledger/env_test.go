@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,11 +14,13 @@ func TestReadEnv(t *testing.T) {
 		"IDLEDGER_NATS_REPLICAS": "5", "IDLEDGER_NO_FSYNC": "1", "IDLEDGER_SYNC_PROJECTIONS": "1",
 		"IDLEDGER_MEMORY_LIMIT": "2GiB", "GOMEMLIMIT": "1GiB", "IDLEDGER_RATE_LIMIT": "50",
 		"IDLEDGER_CYCLE_GAP": "5m", "IDLEDGER_REQUEST_RETENTION": "48h",
+		"IDLEDGER_MAX_STORAGE": "200MiB", "IDLEDGER_REQUEST_RECORDS_MAX_BYTES": "16MiB",
 	}
 	got := readEnv(func(k string) string { return vars[k] })
 	want := env{NATSURL: "nats://n1:4222", BaseURL: "https://id.example", AdminToken: "tok", Replicas: 5, NoSync: true,
 		SyncProjections: true, MemoryLimit: "2GiB", GoMemLimit: "1GiB", RateLimit: 50,
-		CycleGap: 5 * time.Minute, RequestRetention: 48 * time.Hour}
+		CycleGap: 5 * time.Minute, RequestRetention: 48 * time.Hour,
+		MaxStorage: "200MiB", RequestRecordsMaxBytes: "16MiB"}
 	if got != want {
 		t.Errorf("readEnv = %+v\nwant      %+v", got, want)
 	}
@@ -26,5 +30,23 @@ func TestReadEnv(t *testing.T) {
 	})
 	if got != (env{RateLimit: 200}) {
 		t.Errorf("readEnv of unset or unparsable variables = %+v, want the defaults", got)
+	}
+}
+
+// TestServeConfig_storageSizes: --max-storage and --request-records-max-bytes (or their env)
+// reach app.Config as bytes; a malformed size is a usage error.
+func TestServeConfig_storageSizes(t *testing.T) {
+	var stderr strings.Builder
+	cfg, _, err := serveConfig(env{MaxStorage: "200MiB"}, []string{"--request-records-max-bytes", "16MiB"}, &stderr)
+	if err != nil || cfg.MaxStorage != 200<<20 || cfg.RequestRecordsMaxBytes != 16<<20 {
+		t.Errorf("serveConfig = %d, %d, %v, want 200 MiB and 16 MiB", cfg.MaxStorage, cfg.RequestRecordsMaxBytes, err)
+	}
+	cfg, _, err = serveConfig(env{}, nil, &stderr)
+	if err != nil || cfg.MaxStorage != 0 || cfg.RequestRecordsMaxBytes != 0 {
+		t.Errorf("serveConfig without sizes = %d, %d, %v, want zeros (scaled with the volume)", cfg.MaxStorage, cfg.RequestRecordsMaxBytes, err)
+	}
+	if _, _, err := serveConfig(env{}, []string{"--max-storage", "lots"}, &stderr); !errors.Is(err, errUsage) ||
+		!strings.Contains(stderr.String(), "--max-storage") {
+		t.Errorf("--max-storage lots = %v (stderr %q), want a usage error naming the flag", err, stderr.String())
 	}
 }

@@ -58,6 +58,10 @@ func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, er
 	fs.Int64Var(&cfg.BodyLimit, "body-limit", 1<<20, "largest request body in bytes")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", e.RateLimit,
 		"requests per second per company on SCIM and /api/v1, burst twice that; above it 429 with Retry-After; 0 = no limit (env IDLEDGER_RATE_LIMIT)")
+	maxStorage := fs.String("max-storage", e.MaxStorage,
+		"embedded NATS: JetStream's storage limit, e.g. 200MiB (env IDLEDGER_MAX_STORAGE; default the data volume's size)")
+	requestMax := fs.String("request-records-max-bytes", e.RequestRecordsMaxBytes,
+		"largest size of the SCIM request records (IDL_REQUESTS), e.g. 32MiB (env IDLEDGER_REQUEST_RECORDS_MAX_BYTES; default 1GiB, at most 1/8 of the data volume when embedded)")
 	fs.StringVar(&cfg.SAMLKey, "saml-key", "", "PEM file of the SAML SP private key (RSA); with --saml-cert. Default: generated once into DIR/saml-sp.key")
 	fs.StringVar(&cfg.SAMLCert, "saml-cert", "", "PEM file of the SAML SP certificate; with --saml-key. Default: DIR/saml-sp.crt")
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +69,20 @@ func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, er
 			return cfg, "", err
 		}
 		return cfg, "", cli.ErrUsage
+	}
+	for _, size := range []struct {
+		name, value string
+		into        *int64
+	}{{"max-storage", *maxStorage, &cfg.MaxStorage}, {"request-records-max-bytes", *requestMax, &cfg.RequestRecordsMaxBytes}} {
+		if size.value == "" {
+			continue
+		}
+		n, err := cli.ParseBytes(size.value)
+		if err != nil {
+			fmt.Fprintf(stderr, "--%s %q: %v\n", size.name, size.value, err)
+			return cfg, "", errUsage
+		}
+		*size.into = n
 	}
 	return cfg, *memLimit, nil
 }

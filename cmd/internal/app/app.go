@@ -67,6 +67,12 @@ type Config struct {
 	// RequestRetention how long SCIM request records are kept (zero: 30 days).
 	CycleGap         time.Duration
 	RequestRetention time.Duration
+	// MaxStorage is the embedded JetStream's storage limit, RequestRecordsMaxBytes the largest
+	// size of the SCIM request records (IDL_REQUESTS); zero scales each with the data volume
+	// (eventstore.Config). A full volume is a state the server heals from by itself: writes
+	// answer 507 meanwhile.
+	MaxStorage             int64
+	RequestRecordsMaxBytes int64
 	// Logger receives the server's log (nil: none); Stdout what Demo prints (nil: nothing).
 	Logger *slog.Logger
 	Stdout io.Writer
@@ -196,6 +202,7 @@ func (s *Server) openLog(ctx context.Context) error {
 	store, err := eventstore.Open(ctx, eventstore.Config{
 		Dir: s.DataDir, URL: s.NATSURL, Replicas: s.Replicas, NoSync: s.NoSync, Logger: s.Logger,
 		Observer: s.Metrics, RequestRetention: s.RequestRetention,
+		MaxStorage: s.MaxStorage, RequestMaxBytes: s.RequestRecordsMaxBytes,
 	})
 	if err != nil {
 		return err
@@ -269,7 +276,7 @@ func (s *Server) buildAPI(ctx context.Context) error {
 		return err
 	}
 	s.API = httpapi.New(httpapi.Config{BaseURL: s.baseURL, AdminToken: s.AdminToken, BodyLimit: s.BodyLimit,
-		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit,
+		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store,
 		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now}},
 		s.Service, s.DB, projectionAdmin{s.Projector}, s.Logger)
 	return nil

@@ -52,8 +52,11 @@ func ApplyMemoryLimit(spec, gomemlimit string, log *slog.Logger) error {
 	return nil
 }
 
-// parseBytes parses a size with an optional binary unit (B, KiB, MiB, GiB, TiB), as GOMEMLIMIT
-// does.
+// ParseBytes parses a size with an optional binary unit (B, KiB, MiB, GiB, TiB), as GOMEMLIMIT
+// does: "256MiB", "2GiB", "0".
+func ParseBytes(s string) (int64, error) { return parseBytes(s) }
+
+// parseBytes is ParseBytes.
 func parseBytes(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	units := []struct {
