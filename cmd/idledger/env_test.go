@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/idledger/idledger/cmd/internal/cli"
 )
 
 // TestReadEnv: every variable lands in its field; unset or unparsable ones keep the defaults.
@@ -45,7 +47,7 @@ func TestServeConfig_storageSizes(t *testing.T) {
 	if err != nil || cfg.MaxStorage != 0 || cfg.RequestRecordsMaxBytes != 0 {
 		t.Errorf("serveConfig without sizes = %d, %d, %v, want zeros (scaled with the volume)", cfg.MaxStorage, cfg.RequestRecordsMaxBytes, err)
 	}
-	if _, _, err := serveConfig(env{}, []string{"--max-storage", "lots"}, &stderr); !errors.Is(err, errUsage) ||
+	if _, _, err := serveConfig(env{}, []string{"--max-storage", "lots"}, &stderr); !errors.Is(err, cli.ErrUsage) ||
 		!strings.Contains(stderr.String(), "--max-storage") {
 		t.Errorf("--max-storage lots = %v (stderr %q), want a usage error naming the flag", err, stderr.String())
 	}

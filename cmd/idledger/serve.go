@@ -80,7 +80,7 @@ func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, er
 		n, err := cli.ParseBytes(size.value)
 		if err != nil {
 			fmt.Fprintf(stderr, "--%s %q: %v\n", size.name, size.value, err)
-			return cfg, "", errUsage
+			return cfg, "", cli.ErrUsage
 		}
 		*size.into = n
 	}
