@@ -113,7 +113,8 @@ func (s *Server) admitList(c echo.Context, p listParams, indexes []string) (done
 			return nil, echo.NewHTTPError(http.StatusTooManyRequests,
 				"too many concurrent queries that read every resource for this company (at most "+
 					strconv.Itoa(s.cfg.Fairness.ScanBudget)+"); retry after "+strconv.Itoa(retryAfterScan)+
-					" s, or filter on userName, externalId, emails or id, which answer without a scan")
+					" s, or filter with eq on an indexed attribute (id, externalId; userName or emails of users, "+
+					"displayName of groups), which answers without a scan")
 		}
 		release = func() { s.scans.release(t) }
 	}
@@ -130,17 +131,23 @@ func (s *Server) admitList(c echo.Context, p listParams, indexes []string) (done
 	}, nil
 }
 
-// readError turns a read stopped by the request's context into 503 (with Retry-After, see
-// handleError) and leaves other errors alone. A deadline is not the client's doing, so it is
-// not a 4xx; the client may retry (Entra does, docs/entra-scim.md §8), and its own queries are
-// index look-ups that reach the deadline only when the whole server is overloaded.
+// statusClientClosed is the status recorded for a request whose client went away before the
+// answer (nginx's 499): no one reads it, and it must not count as a server failure.
+const statusClientClosed = 499
+
+// readError turns a read stopped by the request's context into 503 at the deadline (with
+// Retry-After, see handleError), or 499 when the client went away, and leaves other errors
+// alone. A deadline is not the client's doing, so it is not a 4xx; the client may retry
+// (Entra does, docs/entra-scim.md §8), and its own queries are index look-ups that reach the
+// deadline only when the whole server is overloaded.
 func readError(err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return domain.Errorf(domain.ErrUnavailable,
-			"the query did not finish in time; retry later, or narrow the filter (userName, externalId, emails and id answer without a scan)")
+			"the query did not finish in time; retry later, or filter with eq on an indexed attribute (id, externalId; "+
+				"userName or emails of users, displayName of groups), which answers without a scan")
 	case errors.Is(err, context.Canceled):
-		return domain.Errorf(domain.ErrUnavailable, "the query was stopped: the request ended")
+		return echo.NewHTTPError(statusClientClosed, "the query was stopped: the client closed the request")
 	}
 	return err
 }

@@ -55,6 +55,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -602,9 +603,12 @@ var (
 	}
 )
 
-// ctxCheckEvery is how many candidates a query reads between two looks at its context: a
-// look costs a lock, a candidate a decode and a filter match.
-const ctxCheckEvery = 128
+// ctxCheckEvery is how many candidates a query reads between two looks at its context, each
+// with a yield of the processor: a look costs a lock and a yield a trip through the scheduler,
+// a candidate a decode and a filter match (tens of microseconds with a long filter). Without
+// the yield a scan holds its processor until the runtime preempts it (10 ms), and a request
+// of another company that became ready meanwhile waits for it.
+const ctxCheckEvery = 32
 
 // candidates calls fn with the id and row of every candidate of q in creation order: all
 // rows of the tenant, or those an index names. It returns ctx's error (wrapped) once ctx has
@@ -616,6 +620,7 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 		if n++; n%ctxCheckEvery != 1 {
 			return nil
 		}
+		runtime.Gosched()
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("projections: query stopped after %d candidates: %w", n-1, err)
 		}
