@@ -115,9 +115,10 @@ func (s *Service) DeleteUser(ctx context.Context, o Origin, tenant TenantID, id 
 	return u.Version, err
 }
 
+// activeOf reports whether attributes res make a user active (User.Active): "active" is true.
 func activeOf(res map[string]any) bool {
-	b, ok := res["active"].(bool)
-	return !ok || b
+	b, _ := res["active"].(bool)
+	return b
 }
 
 func stringAttr(res map[string]any, name string) string {

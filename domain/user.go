@@ -55,11 +55,11 @@ func (u *User) UserName() string { s, _ := u.Resource["userName"].(string); retu
 // ExternalID returns the client-owned externalId, or "".
 func (u *User) ExternalID() string { s, _ := u.Resource["externalId"].(string); return s }
 
-// Active reports whether the user may sign in. A user without an "active" attribute is active.
-func (u *User) Active() bool {
-	b, ok := u.Resource["active"].(bool)
-	return !ok || b
-}
+// Active reports whether the user may sign in: only if its "active" attribute is true. A new
+// user is active unless created with "active": false (scim.CanonicalUser); a PATCH that
+// removes active leaves it unassigned, which fails closed: the user cannot sign in until a
+// client sets active to true again.
+func (u *User) Active() bool { return activeOf(u.Resource) }
 
 // Apply folds one event into the user. Events of other aggregates and unknown types are ignored
 // except for advancing the version.

@@ -77,6 +77,9 @@ type envOptions struct {
 	base      string
 	logger    *slog.Logger
 	configure func(tb testing.TB, ctx context.Context, cfg *httpapi.Config, e *testEnv)
+	// reader, if set, returns what the server reads through instead of the bbolt file itself
+	// (a wrapper that delegates to it).
+	reader func(db *projections.DB) httpapi.Reader
 }
 
 // buildTestEnv starts the server every httpapi test uses: embedded JetStream and a bbolt file
@@ -109,7 +112,11 @@ func buildTestEnv(tb testing.TB, o envOptions) *testEnv {
 	if o.configure != nil {
 		o.configure(tb, ctx, &cfg, e)
 	}
-	srv.Config.Handler = httpapi.New(cfg, svc, db, proj, o.logger)
+	var read httpapi.Reader = db
+	if o.reader != nil {
+		read = o.reader(db)
+	}
+	srv.Config.Handler = httpapi.New(cfg, svc, read, proj, o.logger)
 	tb.Cleanup(func() {
 		srv.Close()
 		cancel()

@@ -122,6 +122,11 @@ func (s *Server) handleListGroups(c echo.Context) error {
 
 // listGroups answers a list or search request for groups with its ListResponse.
 func (s *Server) listGroups(c echo.Context, p listParams) (map[string]any, error) {
+	done, err := s.admitList(c, p, groupIndexes) // fairness.go
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	ctx := c.Request().Context()
 	filterMembers := strings.Contains(strings.ToLower(p.filterText), "members")
 	view := func(r domain.Resource) map[string]any {
@@ -131,9 +136,9 @@ func (s *Server) listGroups(c echo.Context, p listParams) (map[string]any, error
 		}
 		return m
 	}
-	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), p.query(view, nil))
+	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), p.query(groupIndexes, view, nil))
 	if err != nil {
-		return nil, err
+		return nil, readError(err)
 	}
 	withMembers := membersWanted(p.attributes, p.excluded)
 	rendered := make([]map[string]any, len(groups))

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -44,21 +45,42 @@ func parseListParams(q url.Values) (listParams, error) {
 	return p, nil
 }
 
-// query turns list parameters into a read-model query: an index when the filter has an
-// indexable equality, Match as the authority, and paging unless sorting needs every match.
+// userIndexes and groupIndexes are the attributes the read models answer by an index look-up
+// (domain.ListQuery); a list read with no equality on one of them scans the company.
+var (
+	userIndexes  = []string{"id", "userName", "externalId", "emails.value"}
+	groupIndexes = []string{"id", "displayName", "externalId"}
+)
+
+// lookup returns the filter's first equality that one of indexes answers (in the order of
+// scim.EqualityLookups), and whether there is one.
+func (p listParams) lookup(indexes []string) (scim.Lookup, bool) {
+	if p.filter == nil {
+		return scim.Lookup{}, false
+	}
+	for _, l := range scim.EqualityLookups(p.filter) {
+		if slices.Contains(indexes, l.Attr) {
+			return l, true
+		}
+	}
+	return scim.Lookup{}, false
+}
+
+// query turns list parameters into a read-model query: an index of indexes when the filter
+// has an equality on it, Match as the authority, and paging unless sorting needs every match.
 //
 // view is what the filter sees of a resource (its representation); stored, if not nil, returns
 // the resource's stored attributes, which the representation holds unchanged next to schemas,
 // id and meta. A filter that reads none of those three sees the same through stored, without
 // a representation being rendered for every candidate.
-func (p listParams) query(view, stored func(domain.Resource) map[string]any) domain.ListQuery {
+func (p listParams) query(indexes []string, view, stored func(domain.Resource) map[string]any) domain.ListQuery {
 	q := domain.ListQuery{Offset: p.start - 1, Limit: p.count}
 	if p.sortBy != "" {
 		q.Offset, q.Limit = 0, -1
 	}
 	if p.filter != nil {
-		if ls := scim.EqualityLookups(p.filter); len(ls) > 0 {
-			q.IndexAttr, q.IndexValue = ls[0].Attr, ls[0].Value
+		if l, ok := p.lookup(indexes); ok {
+			q.IndexAttr, q.IndexValue = l.Attr, l.Value
 		}
 		f := p.filter
 		if stored != nil && readsStoredOnly(f) {
@@ -163,9 +185,14 @@ func (s *Server) handleListUsers(c echo.Context) error {
 
 // listUsers answers a list or search request for users with its ListResponse.
 func (s *Server) listUsers(c echo.Context, p listParams) (map[string]any, error) {
-	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(s.userView, userStored))
+	done, err := s.admitList(c, p, userIndexes) // fairness.go
 	if err != nil {
 		return nil, err
+	}
+	defer done()
+	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(userIndexes, s.userView, userStored))
+	if err != nil {
+		return nil, readError(err)
 	}
 	rendered := make([]map[string]any, len(users))
 	for i, u := range users {

@@ -81,6 +81,9 @@ type Config struct {
 	// requests get 429 with Retry-After (ratelimit.go). Zero means no limit.
 	RateLimit float64
 	RateBurst int
+	// Fairness bounds each company's concurrent scans and the time of a list read
+	// (fairness.go); the zero value gives the defaults.
+	Fairness FairnessConfig
 	// Audit, if set, turns on the audit routes, the sync-cycle routes and the recording of
 	// SCIM requests (audit.go); nil leaves them off.
 	Audit Auditor
@@ -101,6 +104,7 @@ type Server struct {
 	echo      *echo.Echo
 	metrics   *Metrics     // served at /metrics (metrics.go)
 	limiter   *rateLimiter // per-company request rate (ratelimit.go); nil admits everything
+	scans     *scanBudget  // per-company concurrent scans (fairness.go); nil admits everything
 	tokens    *tokenCache  // company token hash → company (tokencache.go); nil caches nothing
 	buffers   *sync.Pool   // of *[]byte: response buffers (writeSCIM)
 
@@ -124,9 +128,10 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
+	cfg.Fairness = cfg.Fairness.withDefaults()
 	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil), tokens: newTokenCache(projector),
-		buffers: newBufferPool(), audit: cfg.Audit}
+		buffers: newBufferPool(), audit: cfg.Audit, scans: newScanBudget(cfg.Fairness.ScanBudget)}
 	if cfg.SSO != nil {
 		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
 	}

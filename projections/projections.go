@@ -55,6 +55,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -531,12 +532,14 @@ func (db *DB) ListUsers(ctx context.Context, tenant domain.TenantID, keep func(*
 
 // QueryUsers returns one page of a tenant's users selected by q, in creation order, and the
 // total number of matches. An index attribute narrows the candidates first.
-func (db *DB) QueryUsers(_ context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error) {
+//
+// It stops with ctx's error when ctx ends: a scan of a large company checks it as it goes.
+func (db *DB) QueryUsers(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error) {
 	var out []domain.User
 	total := 0
 	err := db.view(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
-		return candidates(tx, tenant, q, users, userIndex, func(id, raw []byte) error {
+		return candidates(ctx, tx, tenant, q, users, userIndex, func(id, raw []byte) error {
 			var u domain.User
 			if err := unmarshalUser(raw, &u); err != nil {
 				return fmt.Errorf("projections: user %s: %w", id, err)
@@ -555,12 +558,12 @@ func (db *DB) QueryUsers(_ context.Context, tenant domain.TenantID, q domain.Lis
 }
 
 // QueryGroups is QueryUsers for groups.
-func (db *DB) QueryGroups(_ context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error) {
+func (db *DB) QueryGroups(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error) {
 	var out []domain.Group
 	total := 0
 	err := db.view(func(tx *bolt.Tx) error {
 		groups := tx.Bucket(bucketGroups)
-		return candidates(tx, tenant, q, groups, groupIndex, func(id, raw []byte) error {
+		return candidates(ctx, tx, tenant, q, groups, groupIndex, func(id, raw []byte) error {
 			var g domain.Group
 			if err := unmarshalGroup(raw, &g); err != nil {
 				return fmt.Errorf("projections: group %s: %w", id, err)
@@ -600,10 +603,29 @@ var (
 	}
 )
 
+// ctxCheckEvery is how many candidates a query reads between two looks at its context, each
+// with a yield of the processor: a look costs a lock and a yield a trip through the scheduler,
+// a candidate a decode and a filter match (tens of microseconds with a long filter). Without
+// the yield a scan holds its processor until the runtime preempts it (10 ms), and a request
+// of another company that became ready meanwhile waits for it.
+const ctxCheckEvery = 32
+
 // candidates calls fn with the id and row of every candidate of q in creation order: all
-// rows of the tenant, or those an index names.
-func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *bolt.Bucket,
+// rows of the tenant, or those an index names. It returns ctx's error (wrapped) once ctx has
+// ended, checking before the first candidate and then every ctxCheckEvery.
+func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *bolt.Bucket,
 	index map[string]indexDef, fn func(id, raw []byte) error) error {
+	n := 0
+	stopped := func() error {
+		if n++; n%ctxCheckEvery != 1 {
+			return nil
+		}
+		runtime.Gosched()
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("projections: query stopped after %d candidates: %w", n-1, err)
+		}
+		return nil
+	}
 	attr := strings.ToLower(q.IndexAttr)
 	if _, ok := index[attr]; !ok && attr != "id" {
 		attr = "" // no index on this attribute here: scan, Keep decides
@@ -612,6 +634,9 @@ func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *b
 		prefix := key(tenant, "")
 		c := rows.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if err := stopped(); err != nil {
+				return err
+			}
 			if err := fn(k[len(prefix):], v); err != nil {
 				return err
 			}
@@ -642,6 +667,9 @@ func candidates(tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *b
 	}
 	slices.SortFunc(ids, bytes.Compare)
 	for _, id := range slices.CompactFunc(ids, bytes.Equal) {
+		if err := stopped(); err != nil {
+			return err
+		}
 		if raw := rows.Get(key(tenant, string(id))); raw != nil {
 			if err := fn(id, raw); err != nil {
 				return err

@@ -224,6 +224,25 @@ func TestReadModel(t *testing.T) {
 		}
 	})
 
+	t.Run("queries_stop_when_their_context_ends", func(t *testing.T) {
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		for name, q := range map[string]domain.ListQuery{
+			"scan":  {Limit: -1},
+			"index": {IndexAttr: "userName", IndexValue: "user1@acme.example", Limit: -1},
+		} {
+			if _, _, err := f.db.QueryUsers(ended, f.a.ID, q); !errors.Is(err, context.Canceled) {
+				t.Errorf("QueryUsers %s with an ended context: %v, want context.Canceled", name, err)
+			}
+			if _, _, err := f.db.QueryGroups(ended, f.a.ID, q); err != nil {
+				t.Errorf("QueryGroups %s of no candidates with an ended context: %v", name, err)
+			}
+		}
+		if _, total, err := f.db.QueryUsers(ctx, f.a.ID, domain.ListQuery{Limit: -1}); err != nil || total != 5 {
+			t.Errorf("QueryUsers with a live context: total %d, %v", total, err)
+		}
+	})
+
 	t.Run("ListUsers_pages_in_creation_order", func(t *testing.T) {
 		ids := func(us []domain.User) string {
 			var s []string

@@ -135,6 +135,10 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 	if err != nil {
 		s.rep.fail("sample payload", err)
 	}
+	// 6: fairness, last: it adds a second company, which no figure above should see.
+	if err := s.fairness(ctx, admin); err != nil {
+		s.rep.fail("fairness", err)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := s.m.Shutdown(sctx); err != nil {

@@ -13,6 +13,8 @@
 //  4. asOf queries, the audit export and the projection rebuild from sequence 1
 //     (bench_replay.go);
 //  5. SAML: the login lookup alone and the full ACS (bench_saml.go);
+//  6. fairness: a second company's trivial list request alone and while the first floods
+//     the server with the costliest filters the limits allow (bench_fairness.go);
 //
 // and prints one table (bench_report.go): throughput, p50/p95/p99 latency, peak resident set
 // and the ratio to the matching limit of (1), with the targets. Results go to a JSON

@@ -3,6 +3,8 @@ package main
 import (
 	"strconv"
 	"time"
+
+	"github.com/idledger/idledger/httpapi"
 )
 
 // env is the part of idledger's configuration that the environment gives: every variable any
@@ -26,6 +28,9 @@ type env struct {
 	// scale with the data volume). serve parses them with its flags.
 	MaxStorage             string
 	RequestRecordsMaxBytes string
+	// Fairness is IDLEDGER_SCAN_BUDGET (concurrent scans per company) and
+	// IDLEDGER_READ_TIMEOUT (a list read's deadline); zero (unset) leaves httpapi's defaults.
+	Fairness httpapi.FairnessConfig
 }
 
 // readEnv reads the environment through getenv (os.Getenv).
@@ -51,5 +56,7 @@ func readEnv(getenv func(string) string) env {
 	}
 	e.CycleGap, _ = time.ParseDuration(getenv("IDLEDGER_CYCLE_GAP"))
 	e.RequestRetention, _ = time.ParseDuration(getenv("IDLEDGER_REQUEST_RETENTION"))
+	e.Fairness.ScanBudget, _ = strconv.Atoi(getenv("IDLEDGER_SCAN_BUDGET"))
+	e.Fairness.ReadTimeout, _ = time.ParseDuration(getenv("IDLEDGER_READ_TIMEOUT"))
 	return e
 }

@@ -44,7 +44,7 @@ func serve(ctx context.Context, e env, args []string, stdout, stderr io.Writer) 
 func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := app.Config{AdminToken: e.AdminToken, CycleGap: e.CycleGap, RequestRetention: e.RequestRetention}
+	cfg := app.Config{AdminToken: e.AdminToken, CycleGap: e.CycleGap, RequestRetention: e.RequestRetention, Fairness: e.Fairness}
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (event log in DIR/nats, read models in DIR/projections.db)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cfg.NATSURL, "nats-url", e.NATSURL, "external NATS URL; empty runs an embedded nats-server (env IDLEDGER_NATS_URL)")
@@ -62,6 +62,10 @@ func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, er
 		"embedded NATS: JetStream's storage limit, e.g. 200MiB (env IDLEDGER_MAX_STORAGE; default the data volume's size)")
 	requestMax := fs.String("request-records-max-bytes", e.RequestRecordsMaxBytes,
 		"largest size of the SCIM request records (IDL_REQUESTS), e.g. 32MiB (env IDLEDGER_REQUEST_RECORDS_MAX_BYTES; default 1GiB, at most 1/8 of the data volume when embedded)")
+	fs.IntVar(&cfg.Fairness.ScanBudget, "scan-budget", e.Fairness.ScanBudget,
+		"list reads that scan (no userName, externalId, emails, id or displayName equality) one company may run at once; above it 429 with Retry-After; 0 = half of GOMAXPROCS (at least 1), -1 = no limit (env IDLEDGER_SCAN_BUDGET)")
+	fs.DurationVar(&cfg.Fairness.ReadTimeout, "read-timeout", e.Fairness.ReadTimeout,
+		"deadline of a SCIM list or search read; a scan still running then stops with 503 and Retry-After; 0 = 30s, -1ns = none (env IDLEDGER_READ_TIMEOUT)")
 	fs.StringVar(&cfg.SAMLKey, "saml-key", "", "PEM file of the SAML SP private key (RSA); with --saml-cert. Default: generated once into DIR/saml-sp.key")
 	fs.StringVar(&cfg.SAMLCert, "saml-cert", "", "PEM file of the SAML SP certificate; with --saml-key. Default: DIR/saml-sp.crt")
 	if err := fs.Parse(args); err != nil {

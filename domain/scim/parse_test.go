@@ -316,6 +316,55 @@ func TestParseFilter_Depth(t *testing.T) {
 	}
 }
 
+func TestParseFilter_Terms(t *testing.T) {
+	t.Parallel()
+	orChain := func(n int) string {
+		terms := make([]string, n)
+		for i := range terms {
+			terms[i] = fmt.Sprintf(`userName eq "u%d@x"`, i) // 333 of them fit in 8 KB, as in the issue
+		}
+		return strings.Join(terms, " or ")
+	}
+	// Comparisons inside brackets count, and so does the one after them.
+	bracketed := func(n int) string {
+		return `emails[` + strings.Repeat(`type eq "work" or `, n-2) + `type eq "home"].value eq "a@b"`
+	}
+	for _, tt := range []struct {
+		name   string
+		filter string
+		ok     bool
+	}{
+		{"Entra's match query", `userName eq "ada@contoso.com"`, true},
+		{"Entra's and", `userName eq "a" and externalId eq "b"`, true},
+		{"at the limit", orChain(maxFilterTerms), true},
+		{"one over", orChain(maxFilterTerms + 1), false},
+		{"the issue's 333", orChain(333), false},
+		{"brackets at the limit", bracketed(maxFilterTerms), true},
+		{"brackets one over", bracketed(maxFilterTerms + 1), false},
+		{"pr counts", orChain(maxFilterTerms) + " or title pr", false},
+		{"not counts what it holds", "not (" + orChain(maxFilterTerms) + ") and title pr", false},
+	} {
+		f, err := ParseFilter(tt.filter)
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.ok && countTerms(f) > maxFilterTerms:
+			t.Errorf("%s: %d comparisons accepted", tt.name, countTerms(f))
+		case !tt.ok && !errors.Is(err, ErrInvalidFilter):
+			t.Errorf("%s: err = %v, want ErrInvalidFilter", tt.name, err)
+		case !tt.ok && !strings.Contains(errorDetail(err), "more than 50 comparisons"):
+			t.Errorf("%s: detail %q does not name the limit", tt.name, errorDetail(err))
+		}
+	}
+	// A PATCH path's value filter has the same limit, as ErrInvalidPath.
+	if _, err := ParsePatchPath(`emails[` + orChain(maxFilterTerms+1) + `]`); !errors.Is(err, ErrInvalidPath) {
+		t.Errorf("PATCH path over the limit: err = %v, want ErrInvalidPath", err)
+	}
+	if _, err := ParsePatchPath(`emails[` + strings.Repeat(`type eq "x" or `, maxFilterTerms-1) + `type eq "y"]`); err != nil {
+		t.Errorf("PATCH path at the limit: %v", err)
+	}
+}
+
 func TestEqualityLookups_Parsed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -43,7 +43,23 @@ func PatchUser(res map[string]any, schemas []string, ops []PatchOp) (map[string]
 	if err != nil {
 		return nil, nil, err
 	}
+	if !hasActive(work) {
+		// CanonicalUser gives a new user "active": true; a PATCH that removed or cleared
+		// active leaves it unassigned (RFC 7644 §3.5.2.2), which reads as inactive, so that a
+		// removal never re-activates a deactivated user.
+		delete(out, "active")
+	}
 	return out, userSchemas(schemas, out), nil
+}
+
+// hasActive reports whether a user's attributes, in any key case, assign active.
+func hasActive(work map[string]any) bool {
+	for k, v := range work {
+		if v != nil && strings.EqualFold(k, "active") {
+			return true
+		}
+	}
+	return false
 }
 
 // wrapOpErr prefixes a domain error's detail with the operation's position, keeping its kind,

@@ -60,6 +60,9 @@ type Config struct {
 	// RateLimit is each company's request rate per second (burst twice that); above it requests
 	// get 429 with Retry-After. Zero means no limit; `idledger serve` defaults to 200.
 	RateLimit float64
+	// Fairness bounds each company's concurrent scans and a list read's time (zero values:
+	// httpapi's defaults).
+	Fairness httpapi.FairnessConfig
 	// SAMLKey and SAMLCert are PEM files of the SAML SP key pair; empty generates one into
 	// DataDir on first start.
 	SAMLKey, SAMLCert string
@@ -276,7 +279,7 @@ func (s *Server) buildAPI(ctx context.Context) error {
 		return err
 	}
 	s.API = httpapi.New(httpapi.Config{BaseURL: s.baseURL, AdminToken: s.AdminToken, BodyLimit: s.BodyLimit,
-		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store,
+		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store, Fairness: s.Fairness,
 		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now}},
 		s.Service, s.DB, projectionAdmin{s.Projector}, s.Logger)
 	return nil
