@@ -134,6 +134,32 @@ func (e *testEnv) tenant(tb testing.TB, name string) (string, string) {
 	return m["id"].(string), m["scimToken"].(string)
 }
 
+// apiKey creates an API key of the company through the operator API and returns its secret;
+// without scopes the key holds every scope.
+func (e *testEnv) apiKey(tb testing.TB, tenant string, scopes ...domain.Scope) string {
+	tb.Helper()
+	if len(scopes) == 0 {
+		scopes = domain.AllScopes()
+	}
+	body, err := json.Marshal(map[string]any{"name": "test key", "scopes": scopes})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res := e.do(tb, testAdminToken, "POST", "/admin/v1/tenants/"+tenant+"/api-keys", string(body))
+	if res.Status != http.StatusCreated {
+		tb.Fatalf("create API key: %d %s", res.Status, res.Body)
+	}
+	return res.JSON(tb)["key"].(string)
+}
+
+// tenantWithKey creates a company and returns its id, its SCIM token and an API key with
+// every scope.
+func (e *testEnv) tenantWithKey(tb testing.TB, name string) (id, scimToken, apiKey string) {
+	tb.Helper()
+	id, scimToken = e.tenant(tb, name)
+	return id, scimToken, e.apiKey(tb, id)
+}
+
 // response is a buffered HTTP response.
 type response struct {
 	Status int

@@ -37,6 +37,7 @@ type Metrics struct {
 	batchApply      prometheus.Histogram
 	refusals        *prometheus.CounterVec
 	unrecorded      prometheus.Counter
+	authFailures    *prometheus.CounterVec // credentials.go
 
 	mu      sync.Mutex // guards watched
 	watched bool
@@ -110,6 +111,7 @@ func NewMetrics() *Metrics {
 		m.batchEvents, m.batchApply,
 		m.refusals, m.unrecorded,
 	)
+	m.authFailures = registerAuthFailures(m.reg) // credentials.go
 	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 	return m
 }

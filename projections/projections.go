@@ -10,7 +10,7 @@
 //	meta                 "checkpoint" → last applied log sequence (8 bytes, big endian)
 //	                     "schema"     → projection schema version
 //	tenants              tenantID → JSON domain.Tenant
-//	tenant_tokens        SCIM token hash → tenantID
+//	tenant_tokens        SCIM token hash, live API key hash → tenantID
 //	users                tenantID "/" userID → JSON domain.User
 //	users_by_username    tenantID "/" folded userName → userID
 //	users_by_externalid  tenantID "/" externalId NUL userID → ""
