@@ -48,10 +48,10 @@ func TestAccess_AdminRequiresOperatorToken(t *testing.T) {
 	tokens := map[string]string{
 		"company SCIM token": token,
 		"company API key":    key,
-		"no token":          "",
-		"operator + suffix": testAdminToken + "x",
-		"operator prefix":   testAdminToken[:len(testAdminToken)-1],
-		"operator hash":     domain.HashToken(testAdminToken),
+		"no token":           "",
+		"operator + suffix":  testAdminToken + "x",
+		"operator prefix":    testAdminToken[:len(testAdminToken)-1],
+		"operator hash":      domain.HashToken(testAdminToken),
 	}
 	for name, tok := range tokens {
 		for _, r := range routes {
@@ -79,7 +79,7 @@ func TestAccess_AdminRequiresOperatorToken(t *testing.T) {
 // TestAccess_OtherCompanysResources: company A's token gets 404, never 403 or the resource,
 // for company B's users and groups by id on every route that takes an id, and nothing changes.
 func TestAccess_OtherCompanysResources(t *testing.T) {
-	e := newAuditEnv(t)                  // newTestEnv with the audit routes on (audit_test.go)
+	e := newAuditEnv(t)                               // newTestEnv with the audit routes on (audit_test.go)
 	_, tokenA, keyA := e.tenantWithKey(t, "Attacker") // stays in manual mode: its company API writes
 	tenantB, tokenB, keyB := e.tenantWithKey(t, "Victim")
 
