@@ -33,6 +33,7 @@ type testEnv struct {
 	Projector *projections.Projector
 	Service   *domain.Service
 	Clock     *testClock
+	Server    *httpapi.Server // the API under test
 }
 
 // testClock is an injectable clock: it starts at a fixed time and moves only when told.
@@ -109,7 +110,8 @@ func buildTestEnv(tb testing.TB, o envOptions) *testEnv {
 	if o.configure != nil {
 		o.configure(tb, ctx, &cfg, e)
 	}
-	srv.Config.Handler = httpapi.New(cfg, svc, db, proj, o.logger)
+	e.Server = httpapi.New(cfg, svc, db, proj, o.logger)
+	srv.Config.Handler = e.Server
 	tb.Cleanup(func() {
 		srv.Close()
 		cancel()

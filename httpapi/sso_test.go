@@ -65,6 +65,13 @@ func newSSOEnv(tb testing.TB) *ssoEnv {
 // as an https one behind a TLS-terminating proxy.
 func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 	tb.Helper()
+	return buildSSOEnv(tb, base, nil)
+}
+
+// buildSSOEnv is newSSOEnvAt with more configuration (such as the audit routes) applied after
+// the SSO's.
+func buildSSOEnv(tb testing.TB, base string, more func(cfg *httpapi.Config, e *testEnv)) *ssoEnv {
+	tb.Helper()
 	logs := &syncBuffer{}
 	e := buildTestEnv(tb, envOptions{noSync: true, base: base, logger: slog.New(slog.NewTextHandler(logs, nil)),
 		configure: func(tb testing.TB, ctx context.Context, cfg *httpapi.Config, e *testEnv) {
@@ -90,6 +97,9 @@ func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 				tb.Fatal(err)
 			}
 			cfg.SSO = &httpapi.SSOConfig{SAML: sp, Sessions: records(eventstore.BucketSessions, 12*time.Hour), Now: e.Clock.Now}
+			if more != nil {
+				more(cfg, e)
+			}
 		}})
 	return &ssoEnv{
 		testEnv: e,
