@@ -75,14 +75,12 @@ Try it:
 // 0600) and waits until the read models have it.
 func (s *Server) createDemo(ctx context.Context, path string, d *DemoCompany) error {
 	ctx = domain.WithRequest(ctx, domain.Request{Actor: "system", Correlation: "demo"})
-	var last domain.Version
 	if d.ID == "" {
 		t, token, err := s.Service.CreateTenant(ctx, "Demo Company")
 		if err != nil {
 			return fmt.Errorf("create demo company: %w", err)
 		}
 		*d = DemoCompany{ID: t.ID, Name: t.Name, Token: token}
-		last = t.Version
 	}
 	scopes := make([]string, 0, len(domain.AllScopes()))
 	for _, sc := range domain.AllScopes() {
@@ -92,14 +90,14 @@ func (s *Server) createDemo(ctx context.Context, path string, d *DemoCompany) er
 	if err != nil {
 		return fmt.Errorf("create demo API key: %w", err)
 	}
-	d.APIKey, d.APIKeyID, last = secret, k.ID, t.Version
+	d.APIKey, d.APIKeyID = secret, k.ID
 	raw, _ := json.MarshalIndent(d, "", "  ")
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return fmt.Errorf("save demo company: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := s.Projector.WaitFor(wctx, last); err != nil {
+	if err := s.Projector.WaitFor(wctx, t.Version); err != nil { // the key's event is the company's last
 		return fmt.Errorf("demo company not visible: %w", err)
 	}
 	return nil
