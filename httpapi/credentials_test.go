@@ -178,6 +178,7 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 			path = r.pattern
 		}
 		for _, col := range credentialColumns {
+			// Off /api/v1 scopes do not matter: both key columns present a key with every scope.
 			token := map[string]string{
 				colNone: "", colOperator: testAdminToken, colSCIM: scimToken, colRevoked: revoked,
 				colOtherSCIM: otherSCIM, colOtherKey: otherKey, colKeyWith: allScopes, colKeyWithout: allScopes,

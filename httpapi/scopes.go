@@ -47,21 +47,20 @@ func object(props map[string]any) *schema {
 	return &schema{"type": "object", "properties": p}
 }
 
-// Shapes of answers used by several routes.
-var (
-	userShape = object(map[string]any{"id": "string", "userName": "string", "email": "string", "name": "string",
-		"active": "boolean", "admin": "boolean", "managedBy": "string", "version": "string"})
-	ssoShape = object(map[string]any{"enabled": "boolean", "idpEntityId": "string",
-		"certificates":      map[string]any{"type": "array", "items": map[string]any{"type": "object"}},
-		"allowIdpInitiated": "boolean", "metadataUpdated": "string"})
-	provisioningShape = object(map[string]any{"mode": "string", "since": "string", "reason": "string",
-		"users": "integer", "groups": "integer", "adminPresent": "boolean"})
-	timelineShape = object(map[string]any{"events": map[string]any{"type": "array", "items": map[string]any{"type": "object"}}})
-	pageParams    = []param{{"after", "the log position after which to list", "integer"}, {"limit", "at most this many entries", "integer"}}
-)
-
 // companyAPI returns the company API's routes: the one route → scope table.
 func (s *Server) companyAPI() []apiRoute {
+	// Shapes of answers used by several routes.
+	userShape := object(map[string]any{"id": "string", "userName": "string", "email": "string", "name": "string",
+		"active": "boolean", "admin": "boolean", "managedBy": "string", "version": "string"})
+	array := map[string]any{"type": "array", "items": map[string]any{"type": "object"}}
+	ssoShape := object(map[string]any{"enabled": "boolean", "spEntityId": "string", "acsUrl": "string",
+		"metadataUrl": "string", "loginUrl": "string", "idpEntityId": "string", "idpSsoUrl": "string",
+		"fingerprints": map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		"certificates": array, "metadataUpdated": "string", "allowIdpInitiated": "boolean"})
+	provisioningShape := object(map[string]any{"mode": "string", "since": "string", "causedByRequest": "string",
+		"counts": "object", "lastScimWrite": "string", "adminPresent": "boolean", "lastSyncCycle": "object"})
+	timelineShape := object(map[string]any{"kind": "string", "id": "string", "holders": array, "entries": array, "next": "integer"})
+	pageParams := []param{{"after", "the log position after which to list", "integer"}, {"limit", "at most this many entries", "integer"}}
 	asOf := param{"asOf", "RFC 3339 time (default now)", "date-time"}
 	return []apiRoute{
 		{method: http.MethodGet, path: "/api/v1/sso", scope: domain.ScopeSSORead, handler: s.handleGetSSO,
@@ -111,7 +110,7 @@ func (s *Server) companyAPI() []apiRoute {
 			status: http.StatusOK, response: timelineShape},
 		{method: http.MethodGet, path: "/api/v1/audit/users/:id/state", scope: domain.ScopeAuditRead, handler: s.handleAuditUserState,
 			summary: "The user as it was at asOf, replayed from its events", query: []param{asOf},
-			status: http.StatusOK, response: object(map[string]any{"asOf": "string"})},
+			status: http.StatusOK, response: object(map[string]any{"asOf": "string", "user": "object"})},
 		{method: http.MethodGet, path: "/api/v1/audit/groups", scope: domain.ScopeAuditRead, handler: s.handleAuditByName(domain.KindGroup, "displayName"),
 			summary: "Every event of the groups that had this displayName",
 			query:   append([]param{{"displayName", "the displayName (case-insensitive)", ""}}, pageParams...),
@@ -120,7 +119,8 @@ func (s *Server) companyAPI() []apiRoute {
 			summary: "Every event of a group", query: pageParams, status: http.StatusOK, response: timelineShape},
 		{method: http.MethodGet, path: "/api/v1/audit/groups/:id/members", scope: domain.ScopeAuditRead, handler: s.handleAuditGroupMembers,
 			summary: "The group's members as they were at asOf", query: []param{asOf},
-			status: http.StatusOK, response: object(map[string]any{"asOf": "string"})},
+			status: http.StatusOK, response: object(map[string]any{"asOf": "string", "group": "string", "displayName": "string",
+				"deleted": "boolean", "version": "integer", "count": "integer", "members": array})},
 	}
 }
 
