@@ -364,7 +364,7 @@ func TestCommand_CreateTenant(t *testing.T) {
 	long := string(make([]byte, 201))
 	runCmdCases(t, []cmdCase{
 		{name: "keeps the token's hash only", when: create(" Fabrikam "),
-			then: []string{`tenant/id1 tenant.created {"name":"Fabrikam","scimTokenHash":"` + HashToken("idl_a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s") + `"}`}},
+			then: []string{`tenant/id1 tenant.created {"name":"Fabrikam","scimTokenHash":"` + HashToken("idl_scim_a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s") + `"}`}},
 		{name: "a name is required", when: create("  "), err: ErrInvalid},
 		{name: "a long name", when: create(long), err: ErrInvalid},
 	})

@@ -49,13 +49,29 @@ type Version uint64
 // tokenPrefix marks idledger secrets so that they are recognisable in a leaked file.
 const tokenPrefix = "idl_"
 
-// NewSecret returns a fresh bearer token with 256 bits of entropy read from r.
+// Prefixes of the bearer tokens idledger generates, one per credential kind, so that a secret
+// scanner that finds one in a leaked file can tell which kind it is. Companies created before
+// the kinds were separated keep a SCIM token with the bare [tokenPrefix].
+const (
+	SCIMTokenPrefix     = tokenPrefix + "scim_"
+	APIKeyPrefix        = tokenPrefix + "key_"
+	OperatorTokenPrefix = tokenPrefix + "op_"
+)
+
+// NewSecret returns a fresh bearer token with 256 bits of entropy read from r, with the bare
+// "idl_" prefix.
 func NewSecret(r io.Reader) (string, error) {
+	return NewToken(r, tokenPrefix)
+}
+
+// NewToken returns a fresh bearer token with 256 bits of entropy read from r, after prefix
+// (one of SCIMTokenPrefix, APIKeyPrefix, OperatorTokenPrefix).
+func NewToken(r io.Reader, prefix string) (string, error) {
 	var b [32]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return "", fmt.Errorf("domain: read random: %w", err)
 	}
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // HashToken returns the hex SHA-256 of a bearer token. Tokens carry 256 random bits, so a fast

@@ -24,6 +24,9 @@ const (
 	EventTenantFeaturesChanged = "tenant.features_changed"
 	// EventTenantSCIMTokenRotated carries the new token's hash (domain/tokens.go).
 	EventTenantSCIMTokenRotated = "tenant.scim_token_rotated"
+	// Company API keys (domain/apikeys.go): created with their hash and scopes, revoked by id.
+	EventTenantAPIKeyCreated = "tenant.api_key_created"
+	EventTenantAPIKeyRevoked = "tenant.api_key_revoked"
 
 	// Single sign-on (domain/sso.go).
 	EventTenantIDPMetadataSet     = "tenant.idp_metadata_set"
@@ -71,7 +74,8 @@ type Event struct {
 	Version Version
 	// At is when the command was decided (the injected clock).
 	At time.Time
-	// Actor says who caused it ("scim:<tokenID>", "admin", "system"); never a name or email.
+	// Actor says who caused it ("scim:<token hash prefix>", "key:<API key id>", "admin",
+	// "system"); never a name or email.
 	Actor string
 	// Correlation ties the events of one request together (the request id).
 	Correlation string
@@ -214,6 +218,10 @@ var schemas = map[string]struct {
 
 	// Token rotation (domain/tokens.go).
 	EventTenantSCIMTokenRotated: {1, decodeJSON[SCIMTokenRotated]},
+
+	// Company API keys (domain/apikeys.go).
+	EventTenantAPIKeyCreated: {1, decodeJSON[APIKeyCreated]},
+	EventTenantAPIKeyRevoked: {1, decodeJSON[APIKeyRevoked]},
 }
 
 func decodeJSON[T any](b []byte) (any, error) {

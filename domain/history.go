@@ -43,7 +43,8 @@ func NewSyncCycleStarted(ctx context.Context, id string, tenant TenantID, at tim
 // token-authenticated clients (SCIM, the company API, the operator), whose addresses are a
 // service's, not a person's; a browser's stay out of the log, which cannot forget them.
 func (r Request) client() (string, string) {
-	if strings.HasPrefix(r.Actor, ActorSCIMPrefix) || strings.HasPrefix(r.Actor, ActorAPIPrefix) || r.Actor == "admin" {
+	if strings.HasPrefix(r.Actor, ActorSCIMPrefix) || strings.HasPrefix(r.Actor, ActorAPIPrefix) ||
+		strings.HasPrefix(r.Actor, ActorAPIKeyPrefix) || r.Actor == "admin" {
 		return r.UserAgent, r.Source
 	}
 	return "", ""

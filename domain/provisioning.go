@@ -59,11 +59,14 @@ type ProvisioningUnlocked struct {
 }
 
 // Actor prefixes of the token-authenticated APIs: the actor of an event made through the SCIM
-// API is "scim:<token hash prefix>", through the company's own API "api:<token hash prefix>".
-// They only name who acted; which rules a command follows is its [Origin].
+// API is "scim:<token hash prefix>", through the company's own API with an API key
+// "key:<key id>". Events written before API keys existed, when the SCIM token also opened the
+// company API, carry "api:<token hash prefix>". They only name who acted; which rules a command
+// follows is its [Origin].
 const (
-	ActorSCIMPrefix = "scim:"
-	ActorAPIPrefix  = "api:"
+	ActorSCIMPrefix   = "scim:"
+	ActorAPIKeyPrefix = "key:"
+	ActorAPIPrefix    = "api:"
 )
 
 // Origin is the entry point a command comes through. It is an explicit part of every user and

@@ -119,7 +119,7 @@ func (s *Service) CreateTenant(ctx context.Context, name string) (Tenant, string
 	if len(name) > 200 {
 		return Tenant{}, "", Errorf(ErrInvalid, "name is longer than 200 characters")
 	}
-	token, err := NewSecret(s.random())
+	token, err := NewToken(s.random(), SCIMTokenPrefix)
 	if err != nil {
 		return Tenant{}, "", err
 	}

@@ -15,6 +15,9 @@ type Tenant struct {
 	Provisioning Provisioning `json:"provisioning,omitzero"`
 	// SSO is the company's SAML single sign-on state (domain/sso.go).
 	SSO SSOConfig `json:"sso,omitzero"`
+	// APIKeys are the company's live API keys, oldest first (domain/apikeys.go); a revoked key
+	// leaves the list.
+	APIKeys []APIKey `json:"apiKeys,omitempty"`
 }
 
 // Features are the product options an operator turns on or off per company.
@@ -62,6 +65,8 @@ func (t *Tenant) Apply(e Event) {
 		t.SCIMTokenHash = d.SCIMTokenHash
 	case IDPMetadataSet, SSODisabled, SSOSettingsChanged:
 		t.SSO.apply(e)
+	case APIKeyCreated, APIKeyRevoked:
+		t.applyAPIKey(e)
 	}
 	t.Version = e.Version
 }

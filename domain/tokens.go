@@ -14,7 +14,7 @@ type SCIMTokenRotated struct {
 // event: a caller that answers only once its read model has caught up never lets it work again. It returns an
 // error wrapping ErrNotFound for an unknown tenant.
 func (s *Service) RotateSCIMToken(ctx context.Context, tenant TenantID) (Tenant, string, error) {
-	token, err := NewSecret(s.random())
+	token, err := NewToken(s.random(), SCIMTokenPrefix)
 	if err != nil {
 		return Tenant{}, "", err
 	}

@@ -21,6 +21,8 @@ const (
 	BucketSAMLAssertions = "IDL_SAML_ASSERTIONS"
 	// BucketSessions holds browser sessions, keyed by a hash of the session id.
 	BucketSessions = "IDL_SESSIONS"
+	// BucketKeyUsage holds when each company API key was last used, keyed by tenant and key id.
+	BucketKeyUsage = "IDL_KEY_USAGE"
 )
 
 // markerTTL is how long a bucket keeps the marker left by an expired or removed record.
@@ -122,4 +124,16 @@ func (r *Records) Delete(ctx context.Context, key string, revision uint64) error
 		return domain.Errorf(domain.ErrInvalid, "invalid record key")
 	}
 	return fmt.Errorf("eventstore: delete record: %w", err)
+}
+
+// Put stores value under key, replacing what it held, for the bucket's max age.
+func (r *Records) Put(ctx context.Context, key string, value []byte) error {
+	_, err := r.kv.Put(ctx, key, value)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrInvalidKey):
+		return domain.Errorf(domain.ErrInvalid, "invalid record key")
+	}
+	return fmt.Errorf("eventstore: put record: %w", err)
 }

@@ -35,20 +35,23 @@ func (e *testEnv) serve(tb testing.TB, cfg httpapi.Config) (*testEnv, *syncBuffe
 // scheme opens /admin; every refusal is a 401 and appends nothing.
 func TestAccess_AdminRequiresOperatorToken(t *testing.T) {
 	e := newTestEnv(t)
-	tenant, token := e.tenant(t, "Acme")
+	tenant, token, key := e.tenantWithKey(t, "Acme")
 	before := streamCount(t, e)
 	routes := []struct{ method, path, body string }{
 		{"POST", "/admin/v1/tenants", `{"name":"Evil"}`},
 		{"PATCH", "/admin/v1/tenants/" + tenant, `{"features":{"groups":false}}`},
 		{"POST", "/admin/v1/tenants/" + tenant + "/rotate-token", ""},
 		{"GET", "/admin/v1/projections", ""},
+		{"POST", "/admin/v1/tenants/" + tenant + "/api-keys", `{"name":"mine","scopes":["sso:write"]}`},
+		{"GET", "/admin/v1/tenants/" + tenant + "/api-keys", ""},
 	}
 	tokens := map[string]string{
-		"company token":     token,
-		"no token":          "",
-		"operator + suffix": testAdminToken + "x",
-		"operator prefix":   testAdminToken[:len(testAdminToken)-1],
-		"operator hash":     domain.HashToken(testAdminToken),
+		"company SCIM token": token,
+		"company API key":    key,
+		"no token":           "",
+		"operator + suffix":  testAdminToken + "x",
+		"operator prefix":    testAdminToken[:len(testAdminToken)-1],
+		"operator hash":      domain.HashToken(testAdminToken),
 	}
 	for name, tok := range tokens {
 		for _, r := range routes {
@@ -76,11 +79,11 @@ func TestAccess_AdminRequiresOperatorToken(t *testing.T) {
 // TestAccess_OtherCompanysResources: company A's token gets 404, never 403 or the resource,
 // for company B's users and groups by id on every route that takes an id, and nothing changes.
 func TestAccess_OtherCompanysResources(t *testing.T) {
-	e := newAuditEnv(t)                  // newTestEnv with the audit routes on (audit_test.go)
-	_, tokenA := e.tenant(t, "Attacker") // stays in manual mode: its company API writes
-	tenantB, tokenB := e.tenant(t, "Victim")
+	e := newAuditEnv(t)                               // newTestEnv with the audit routes on (audit_test.go)
+	_, tokenA, keyA := e.tenantWithKey(t, "Attacker") // stays in manual mode: its company API writes
+	tenantB, tokenB, keyB := e.tenantWithKey(t, "Victim")
 
-	res := e.do(t, tokenB, "POST", "/api/v1/users", `{"email":"local@victim.example","name":"Local"}`)
+	res := e.do(t, keyB, "POST", "/api/v1/users", `{"email":"local@victim.example","name":"Local"}`)
 	if res.Status != http.StatusCreated {
 		t.Fatalf("invite: %d %s", res.Status, res.Body)
 	}
@@ -140,13 +143,17 @@ func TestAccess_OtherCompanysResources(t *testing.T) {
 	before := versions()
 	for _, r := range routes {
 		t.Run(r.method+" "+r.path, func(t *testing.T) {
+			credA, credB := tokenA, tokenB // SCIM tokens on /scim/v2, API keys on /api/v1
+			if strings.HasPrefix(r.path, "/api/v1/") {
+				credA, credB = keyA, keyB
+			}
 			if r.optional {
 				// The owner must see it: a 404 for everyone would prove nothing.
-				if own := e.do(t, tokenB, r.method, r.path, ""); own.Status == http.StatusNotFound {
+				if own := e.do(t, credB, r.method, r.path, ""); own.Status == http.StatusNotFound {
 					t.Fatalf("the owner gets 404 too (route not served?): %s", own.Body)
 				}
 			}
-			res := e.do(t, tokenA, r.method, r.path, r.body)
+			res := e.do(t, credA, r.method, r.path, r.body)
 			if res.Status != http.StatusNotFound {
 				t.Fatalf("status = %d, want 404: %s", res.Status, res.Body)
 			}
@@ -307,7 +314,7 @@ func TestRotateToken(t *testing.T) {
 // throttled write appends nothing.
 func TestRateLimit(t *testing.T) {
 	base := newTestEnv(t)
-	_, busy := base.tenant(t, "Busy")
+	_, busy, busyKey := base.tenantWithKey(t, "Busy") // one bucket per company, whatever the credential
 	_, quiet := base.tenant(t, "Quiet")
 	// 0.01 request/s: nothing refills during the test.
 	e, _ := base.serve(t, httpapi.Config{RateLimit: 0.01, RateBurst: 3})
@@ -322,7 +329,11 @@ func TestRateLimit(t *testing.T) {
 		{"POST", "/scim/v2/Users", `{"userName":"ada@busy.example"}`},
 		{"GET", "/api/v1/provisioning", ""},
 	} {
-		res := e.do(t, busy, r.method, r.path, r.body)
+		cred := busy
+		if strings.HasPrefix(r.path, "/api/v1/") {
+			cred = busyKey
+		}
+		res := e.do(t, cred, r.method, r.path, r.body)
 		if res.Status != http.StatusTooManyRequests {
 			t.Fatalf("%s %s over the limit: %d %s, want 429", r.method, r.path, res.Status, res.Body)
 		}

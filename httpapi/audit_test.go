@@ -94,7 +94,7 @@ func must(tb testing.TB, want int, what string) func(int, map[string]any) map[st
 // the injected clock), with failures, and checks timelines, as-of answers and the cycle list.
 func TestAudit_EntraCycles(t *testing.T) {
 	e := newAuditEnv(t)
-	_, token := e.tenant(t, "Acme")
+	_, token, key := e.tenantWithKey(t, "Acme")
 	t0 := e.Clock.Now()
 	user := func(name string) map[string]any {
 		return map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
@@ -144,7 +144,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 
 	t.Run("AsOfBetweenPatches", func(t *testing.T) {
 		var snap audit.UserSnapshot
-		get(t, e, token, "/api/v1/audit/users/"+alice+"/state?asOf="+betweenAt.Format(time.RFC3339Nano), 200, &snap)
+		get(t, e, key, "/api/v1/audit/users/"+alice+"/state?asOf="+betweenAt.Format(time.RFC3339Nano), 200, &snap)
 		meta := between["meta"].(map[string]any)
 		if got := snap.User.Resource["displayName"]; got != "Alice One" || got != between["displayName"] {
 			t.Errorf("displayName as of %s = %v, the state then was %v", betweenAt, got, between["displayName"])
@@ -158,12 +158,12 @@ func TestAudit_EntraCycles(t *testing.T) {
 				t.Errorf("%s as of = %v, then %v", k, snap.User.Resource[k], between[k])
 			}
 		}
-		get(t, e, token, "/api/v1/audit/users/"+alice+"/state", 200, &snap)
+		get(t, e, key, "/api/v1/audit/users/"+alice+"/state", 200, &snap)
 		if snap.User.Resource["displayName"] != "Alice Two" {
 			t.Errorf("now: displayName = %v", snap.User.Resource["displayName"])
 		}
-		get(t, e, token, "/api/v1/audit/users/"+alice+"/state?asOf="+t0.Add(-time.Hour).Format(time.RFC3339), 404, nil)
-		get(t, e, token, "/api/v1/audit/users/"+bob+"/state", 200, &snap)
+		get(t, e, key, "/api/v1/audit/users/"+alice+"/state?asOf="+t0.Add(-time.Hour).Format(time.RFC3339), 404, nil)
+		get(t, e, key, "/api/v1/audit/users/"+bob+"/state", 200, &snap)
 		if !snap.User.Deleted || snap.User.UserName() != "bob@acme.test" {
 			t.Errorf("deleted bob now: %+v", snap.User)
 		}
@@ -171,7 +171,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 
 	t.Run("MemberAddedThenRemovedWithCycles", func(t *testing.T) {
 		var tl audit.Timeline
-		get(t, e, token, "/api/v1/audit/groups/"+group, 200, &tl)
+		get(t, e, key, "/api/v1/audit/groups/"+group, 200, &tl)
 		var got []string
 		for _, en := range tl.Entries {
 			got = append(got, fmt.Sprintf("%s cycle %d added %v removed %v", en.Type, en.Cycle, en.MembersAdded, en.MembersRemoved))
@@ -188,11 +188,11 @@ func TestAudit_EntraCycles(t *testing.T) {
 			t.Errorf("members_added entry: %+v", en)
 		}
 		var m audit.MembersSnapshot
-		get(t, e, token, "/api/v1/audit/groups/"+group+"/members?asOf="+inCycle1.Format(time.RFC3339), 200, &m)
+		get(t, e, key, "/api/v1/audit/groups/"+group+"/members?asOf="+inCycle1.Format(time.RFC3339), 200, &m)
 		if m.Count != 1 || m.Members[0].Value != alice || m.DisplayName != "Finance" {
 			t.Errorf("members in cycle 1: %+v", m)
 		}
-		get(t, e, token, "/api/v1/audit/groups/"+group+"/members", 200, &m)
+		get(t, e, key, "/api/v1/audit/groups/"+group+"/members", 200, &m)
 		if m.Count != 0 || len(m.Members) != 0 {
 			t.Errorf("members now: %+v", m)
 		}
@@ -202,7 +202,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 		var page struct {
 			Cycles []audit.CycleSummary `json:"cycles"`
 		}
-		get(t, e, token, "/api/v1/provisioning/cycles", 200, &page)
+		get(t, e, key, "/api/v1/provisioning/cycles", 200, &page)
 		type row struct {
 			n, requests int
 			changes     map[string]int
@@ -231,12 +231,12 @@ func TestAudit_EntraCycles(t *testing.T) {
 			Cycles     []audit.CycleSummary `json:"cycles"`
 			NextBefore int                  `json:"nextBefore"`
 		}
-		get(t, e, token, "/api/v1/provisioning/cycles?limit=1&before=3", 200, &older)
+		get(t, e, key, "/api/v1/provisioning/cycles?limit=1&before=3", 200, &older)
 		if len(older.Cycles) != 1 || older.Cycles[0].Number != 2 || older.NextBefore != 2 {
 			t.Errorf("page before 3: %+v", older)
 		}
 		var status map[string]any
-		get(t, e, token, "/api/v1/provisioning", 200, &status)
+		get(t, e, key, "/api/v1/provisioning", 200, &status)
 		if last, _ := status["lastSyncCycle"].(map[string]any); last == nil || last["number"] != float64(3) {
 			t.Errorf("lastSyncCycle = %v", status["lastSyncCycle"])
 		}
@@ -244,7 +244,7 @@ func TestAudit_EntraCycles(t *testing.T) {
 
 	t.Run("CycleDetail", func(t *testing.T) {
 		var d audit.CycleDetail
-		get(t, e, token, "/api/v1/provisioning/cycles/1", 200, &d)
+		get(t, e, key, "/api/v1/provisioning/cycles/1", 200, &d)
 		var types []string
 		for _, en := range d.Events {
 			types = append(types, en.Type)
@@ -267,20 +267,20 @@ func TestAudit_EntraCycles(t *testing.T) {
 			t.Errorf("409 detail = %q", d)
 		}
 		var first, rest audit.CycleDetail
-		get(t, e, token, "/api/v1/provisioning/cycles/1?limit=2", 200, &first)
-		get(t, e, token, fmt.Sprintf("/api/v1/provisioning/cycles/1?after=%d", first.Next), 200, &rest)
+		get(t, e, key, "/api/v1/provisioning/cycles/1?limit=2", 200, &first)
+		get(t, e, key, fmt.Sprintf("/api/v1/provisioning/cycles/1?after=%d", first.Next), 200, &rest)
 		if len(first.Events) != 2 || first.Next != first.Events[1].Seq || len(rest.Events) != 3 || rest.Next != 0 ||
 			rest.Events[1].Type != "group.created" || len(rest.FailedRequests) != 2 {
 			t.Errorf("paged cycle 1: %d events next %d, then %d events next %d", len(first.Events), first.Next, len(rest.Events), rest.Next)
 		}
-		get(t, e, token, "/api/v1/provisioning/cycles/9", 404, nil)
-		get(t, e, token, "/api/v1/provisioning/cycles/x", 404, nil)
+		get(t, e, key, "/api/v1/provisioning/cycles/9", 404, nil)
+		get(t, e, key, "/api/v1/provisioning/cycles/x", 404, nil)
 	})
 
 	t.Run("DeletedUserTimelineByIDAndName", func(t *testing.T) {
 		var byID, byName audit.Timeline
-		get(t, e, token, "/api/v1/audit/users/"+bob, 200, &byID)
-		get(t, e, token, "/api/v1/audit/users?userName="+url.QueryEscape("BOB@acme.test"), 200, &byName)
+		get(t, e, key, "/api/v1/audit/users/"+bob, 200, &byID)
+		get(t, e, key, "/api/v1/audit/users?userName="+url.QueryEscape("BOB@acme.test"), 200, &byName)
 		if len(byID.Entries) != 2 || byID.Entries[1].Type != domain.EventUserDeleted || byID.Entries[1].Cycle != 3 {
 			t.Fatalf("bob's timeline: %+v", byID.Entries)
 		}
@@ -293,31 +293,31 @@ func TestAudit_EntraCycles(t *testing.T) {
 			t.Errorf("created entry: %+v", created)
 		}
 		var tl audit.Timeline
-		get(t, e, token, "/api/v1/audit/users/"+alice+"?limit=2", 200, &tl)
+		get(t, e, key, "/api/v1/audit/users/"+alice+"?limit=2", 200, &tl)
 		if len(tl.Entries) != 2 || tl.Next == 0 {
 			t.Fatalf("first page: %+v", tl)
 		}
 		next := tl.Next
 		tl = audit.Timeline{}
-		get(t, e, token, fmt.Sprintf("/api/v1/audit/users/%s?after=%d", alice, next), 200, &tl)
+		get(t, e, key, fmt.Sprintf("/api/v1/audit/users/%s?after=%d", alice, next), 200, &tl)
 		if len(tl.Entries) != 1 || tl.Entries[0].Changes[0].New != "Alice Two" || tl.Next != 0 {
 			t.Errorf("second page: %+v", tl)
 		}
-		get(t, e, token, "/api/v1/audit/groups?displayName=finance", 200, &tl)
+		get(t, e, key, "/api/v1/audit/groups?displayName=finance", 200, &tl)
 		if len(tl.Entries) != 3 {
 			t.Errorf("group by name: %d entries", len(tl.Entries))
 		}
 	})
 
 	t.Run("Errors", func(t *testing.T) {
-		get(t, e, token, "/api/v1/audit/users/"+alice+"/state?asOf=yesterday", 400, nil)
-		get(t, e, token, "/api/v1/audit/users/"+uuid.NewString(), 404, nil)
-		get(t, e, token, "/api/v1/audit/users/a.b.>", 404, nil)
-		get(t, e, token, "/api/v1/audit/users?userName=nobody", 404, nil)
-		get(t, e, token, "/api/v1/audit/users", 400, nil)
-		get(t, e, token, "/api/v1/audit/users/"+alice+"?limit=x", 400, nil)
+		get(t, e, key, "/api/v1/audit/users/"+alice+"/state?asOf=yesterday", 400, nil)
+		get(t, e, key, "/api/v1/audit/users/"+uuid.NewString(), 404, nil)
+		get(t, e, key, "/api/v1/audit/users/a.b.>", 404, nil)
+		get(t, e, key, "/api/v1/audit/users?userName=nobody", 404, nil)
+		get(t, e, key, "/api/v1/audit/users", 400, nil)
+		get(t, e, key, "/api/v1/audit/users/"+alice+"?limit=x", 400, nil)
 		get(t, e, "wrong", "/api/v1/audit/users/"+alice, 401, nil)
-		_, other := e.tenant(t, "Globex")
+		_, _, other := e.tenantWithKey(t, "Globex")
 		get(t, e, other, "/api/v1/audit/users/"+alice, 404, nil)
 		var page struct {
 			Cycles []audit.CycleSummary `json:"cycles"`
@@ -352,7 +352,7 @@ func BenchmarkAudit_SCIMRequestOverhead(b *testing.B) {
 
 func TestAudit_TimelineIncludesSignIns(t *testing.T) {
 	e := newAuditEnv(t)
-	tenant, token := e.tenant(t, "Acme")
+	tenant, token, key := e.tenantWithKey(t, "Acme")
 	res := e.do(t, token, "POST", "/scim/v2/Users", `{"userName":"ada@acme.test"}`)
 	id := res.JSON(t)["id"].(string)
 	ctx := domain.WithRequest(context.Background(), domain.Request{Actor: "saml", Correlation: "login-1",
@@ -362,7 +362,7 @@ func TestAudit_TimelineIncludesSignIns(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tl audit.Timeline
-	get(t, e, token, "/api/v1/audit/users/"+id, 200, &tl)
+	get(t, e, key, "/api/v1/audit/users/"+id, 200, &tl)
 	if len(tl.Entries) != 2 {
 		t.Fatalf("entries: %+v", tl.Entries)
 	}

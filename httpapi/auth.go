@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -12,6 +13,64 @@ import (
 )
 
 type tenantKey struct{}
+
+// credentialKind names a kind of credential. Each kind opens its own routes and no others
+// (README, "Credentials"): the operator token /admin/v1, a company's SCIM token /scim/v2, a
+// company API key /api/v1 by scope. A browser session of the company console will join them.
+type credentialKind uint8
+
+// Kinds of credentials.
+const (
+	credNone     credentialKind = iota // no credential, or one that is not valid
+	credOperator                       // IDLEDGER_ADMIN_TOKEN
+	credSCIM                           // a company's SCIM token (given to Entra)
+	credAPIKey                         // a company API key (given to the host application)
+)
+
+// String returns the kind's name, used as a metrics label.
+func (k credentialKind) String() string {
+	switch k {
+	case credOperator:
+		return "operator"
+	case credSCIM:
+		return "scim_token"
+	case credAPIKey:
+		return "api_key"
+	default:
+		return "none"
+	}
+}
+
+// kindOfPrefix tells which kind a presented token claims to be by its prefix, for the
+// failed-authentication metric only: it never grants anything.
+func kindOfPrefix(token string) string {
+	switch {
+	case token == "":
+		return "none"
+	case strings.HasPrefix(token, domain.SCIMTokenPrefix):
+		return credSCIM.String()
+	case strings.HasPrefix(token, domain.APIKeyPrefix):
+		return credAPIKey.String()
+	case strings.HasPrefix(token, domain.OperatorTokenPrefix):
+		return credOperator.String()
+	}
+	return "unknown"
+}
+
+// A credential is what a company bearer token resolved to.
+type credential struct {
+	kind   credentialKind
+	tenant domain.TenantID
+	key    domain.APIKey // for credAPIKey
+}
+
+// Reasons of failed authentications (idledger_auth_failures_total).
+const (
+	authMissing   = "missing"            // no bearer token
+	authInvalid   = "invalid"            // not a live credential (unknown, rotated or revoked)
+	authWrongKind = "wrong_kind"         // a live credential of a kind this route does not take
+	authScope     = "insufficient_scope" // an API key without the route's scope
+)
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".
 func bearer(c echo.Context) string {
@@ -25,12 +84,17 @@ func bearer(c echo.Context) string {
 
 // requireAdmin admits requests carrying the operator token. Both sides are hashed first and the
 // hashes compared in constant time, so neither the token's length nor the position of its first
-// wrong byte shows in the response time. A company token is never an operator token: 401.
+// wrong byte shows in the response time. A company credential is never an operator token: 401.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		token := bearer(c)
 		if s.cfg.AdminToken == "" || token == "" ||
 			subtle.ConstantTimeCompare([]byte(domain.HashToken(token)), []byte(domain.HashToken(s.cfg.AdminToken))) != 1 {
+			reason := authInvalid
+			if token == "" {
+				reason = authMissing
+			}
+			s.metrics.authFailed(kindOfPrefix(token), reason)
 			return domain.Errorf(domain.ErrUnauthorized, "a valid operator bearer token is required")
 		}
 		setActor(c, "admin")
@@ -38,66 +102,117 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireSCIMToken resolves the bearer token to its company for the SCIM API; writes made
-// through it count as provisioning (actor "scim:…").
+// requireSCIMToken admits requests carrying a company's SCIM token, for the SCIM API; writes
+// made through it count as provisioning (actor "scim:<token hash prefix>"). Any other
+// credential is refused with 401, an API key included: it is not a SCIM credential.
 func (s *Server) requireSCIMToken(next echo.HandlerFunc) echo.HandlerFunc {
-	return s.tokenAuth(domain.ActorSCIMPrefix, next)
-}
-
-// requireCompanyToken resolves the same token for the company's own API (/api/v1); writes made
-// through it are local (actor "api:…") and follow the provisioning lock.
-func (s *Server) requireCompanyToken(next echo.HandlerFunc) echo.HandlerFunc {
-	return s.tokenAuth(domain.ActorAPIPrefix, next)
-}
-
-// tokenAuth resolves the bearer token to its company. The token is looked up by its SHA-256, so
-// the comparison never touches the secret itself: the index lookup's timing depends only on a
-// hash the client cannot steer towards a valid one. Each company's requests then pass its rate
-// limit (ratelimit.go) before reaching a handler.
-func (s *Server) tokenAuth(actorPrefix string, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		token := bearer(c)
-		if token == "" {
-			return domain.Errorf(domain.ErrUnauthorized, "a bearer token is required")
-		}
-		hash := domain.HashToken(token)
-		id, err := s.tenantByTokenHash(c.Request().Context(), hash)
-		if errors.Is(err, domain.ErrNotFound) {
-			return domain.Errorf(domain.ErrUnauthorized, "the bearer token is not valid")
-		}
+		cred, err := s.companyCredential(c, token)
 		if err != nil {
 			return err
 		}
-		// The actor names the token by its hash prefix, never by the secret.
-		ctx := c.Request().Context()
-		r := domain.RequestFrom(ctx)
-		r.Actor = actorPrefix + hash[:16]
-		ctx = context.WithValue(domain.WithRequest(ctx, r), tenantKey{}, id)
-		c.SetRequest(c.Request().WithContext(ctx))
-		if err := s.limit(c, id); err != nil {
-			return err
+		if cred.kind != credSCIM {
+			s.metrics.authFailed(cred.kind.String(), authWrongKind)
+			return domain.Errorf(domain.ErrUnauthorized, "the bearer token is not a SCIM token")
 		}
-		return next(c)
+		// The actor names the token by its hash prefix, never by the secret.
+		return s.admit(c, cred, domain.ActorSCIMPrefix+domain.HashToken(token)[:16], next)
 	}
 }
 
-// tenantByTokenHash returns the company whose token hashes to hash, from the token cache while
-// the read models have not changed since it was filled (tokencache.go), else from the read
-// models.
-func (s *Server) tenantByTokenHash(ctx context.Context, hash string) (domain.TenantID, error) {
+// requireScope admits requests carrying a company API key that holds scope, for the company
+// API (/api/v1); writes made through it are local and name the key (actor "key:<key id>").
+// A SCIM token is a valid credential that this API does not take: 403, so that a client
+// holding one learns it has the wrong kind. A key without the scope gets 403
+// insufficient_scope with the RFC 6750 §3.1 challenge naming the scope.
+func (s *Server) requireScope(scope domain.Scope) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			cred, err := s.companyCredential(c, bearer(c))
+			if err != nil {
+				return err
+			}
+			switch {
+			case cred.kind == credSCIM:
+				s.metrics.authFailed(cred.kind.String(), authWrongKind)
+				return domain.Errorf(domain.ErrForbidden,
+					"the SCIM token opens /scim/v2 only; the company API takes an API key (POST /admin/v1/tenants/{id}/api-keys)")
+			case cred.kind != credAPIKey:
+				s.metrics.authFailed(cred.kind.String(), authWrongKind)
+				return domain.Errorf(domain.ErrUnauthorized, "the bearer token is not an API key")
+			case !cred.key.Allows(scope):
+				s.metrics.authFailed(cred.kind.String(), authScope)
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+					`Bearer error="insufficient_scope", scope="`+string(scope)+`"`)
+				return c.JSON(http.StatusForbidden, map[string]string{
+					"code": "insufficient_scope", "scope": string(scope),
+					"error": "the API key lacks the scope " + string(scope),
+				})
+			}
+			s.touchKey(c.Request().Context(), cred)
+			return s.admit(c, cred, domain.ActorAPIKeyPrefix+cred.key.ID, next)
+		}
+	}
+}
+
+// admit records the company and the actor in the request's context and passes the company's
+// rate limit (ratelimit.go) before the handler.
+func (s *Server) admit(c echo.Context, cred credential, actor string, next echo.HandlerFunc) error {
+	ctx := c.Request().Context()
+	r := domain.RequestFrom(ctx)
+	r.Actor = actor
+	ctx = context.WithValue(domain.WithRequest(ctx, r), tenantKey{}, cred.tenant)
+	c.SetRequest(c.Request().WithContext(ctx))
+	if err := s.limit(c, cred.tenant); err != nil {
+		return err
+	}
+	return next(c)
+}
+
+// companyCredential resolves a company bearer token (a SCIM token or an API key) to its
+// credential. A missing or unknown token is a 401 error, counted by reason. The token is looked
+// up by its SHA-256, so the comparison never touches the secret itself: the index lookup's
+// timing depends only on a hash the client cannot steer towards a valid one.
+func (s *Server) companyCredential(c echo.Context, token string) (credential, error) {
+	if token == "" {
+		s.metrics.authFailed("none", authMissing)
+		return credential{}, domain.Errorf(domain.ErrUnauthorized, "a bearer token is required")
+	}
+	cred, err := s.credentialByHash(c.Request().Context(), domain.HashToken(token))
+	if errors.Is(err, domain.ErrNotFound) {
+		s.metrics.authFailed(kindOfPrefix(token), authInvalid)
+		return credential{}, domain.Errorf(domain.ErrUnauthorized, "the bearer token is not valid")
+	}
+	return cred, err
+}
+
+// credentialByHash returns the company credential whose secret hashes to hash, from the token
+// cache while the read models have not changed since it was filled (tokencache.go), else from
+// the read models. A rotated SCIM token or a revoked API key is not found from the moment the
+// read model has applied the change.
+func (s *Server) credentialByHash(ctx context.Context, hash string) (credential, error) {
 	cp := s.tokens.checkpoint()
-	if id, ok := s.tokens.get(hash, cp); ok {
-		return id, nil
+	if cred, ok := s.tokens.get(hash, cp); ok {
+		return cred, nil
 	}
 	t, err := s.read.FindTenantByTokenHash(ctx, hash)
 	if err != nil {
-		return "", err
+		return credential{}, err
 	}
-	s.tokens.put(hash, t.ID, cp)
-	return t.ID, nil
+	cred := credential{tenant: t.ID}
+	if subtle.ConstantTimeCompare([]byte(t.SCIMTokenHash), []byte(hash)) == 1 {
+		cred.kind = credSCIM
+	} else if k, ok := t.APIKeyByHash(hash); ok {
+		cred.kind, cred.key = credAPIKey, k
+	} else {
+		return credential{}, domain.Errorf(domain.ErrNotFound, "no credential")
+	}
+	s.tokens.put(hash, cred, cp)
+	return cred, nil
 }
 
-// tenantOf returns the company resolved by requireSCIMToken.
+// tenantOf returns the company resolved by requireSCIMToken or requireScope.
 func tenantOf(c echo.Context) domain.TenantID {
 	id, _ := c.Request().Context().Value(tenantKey{}).(domain.TenantID)
 	return id

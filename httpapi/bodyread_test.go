@@ -46,7 +46,8 @@ func (e *testEnv) rawRequest(tb testing.TB, req string) (*http.Response, []byte)
 func TestMalformedChunkedBody(t *testing.T) {
 	logs := &syncBuffer{}
 	e := buildTestEnv(t, envOptions{noSync: true, logger: slog.New(slog.NewJSONHandler(logs, nil))})
-	_, token := e.tenant(t, "Acme")
+	tenant, token := e.tenant(t, "Acme")
+	key := e.apiKey(t, tenant)
 
 	for _, tt := range []struct {
 		name, path, chunks string
@@ -56,8 +57,12 @@ func TestMalformedChunkedBody(t *testing.T) {
 		{"company_api", "/api/v1/users", "zz\r\n{}\r\n0\r\n\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			cred := token // the SCIM token on /scim/v2, an API key on /api/v1
+			if strings.HasPrefix(tt.path, "/api/") {
+				cred = key
+			}
 			res, body := e.rawRequest(t, "POST "+tt.path+" HTTP/1.1\r\nHost: idledger.test\r\n"+
-				"Authorization: Bearer "+token+"\r\nContent-Type: application/scim+json\r\n"+
+				"Authorization: Bearer "+cred+"\r\nContent-Type: application/scim+json\r\n"+
 				"Transfer-Encoding: chunked\r\n\r\n"+tt.chunks)
 			if res.StatusCode != http.StatusBadRequest {
 				t.Fatalf("status = %d %s, want 400", res.StatusCode, body)

@@ -34,12 +34,12 @@ func provisioning(tb testing.TB, e *testEnv, token string) map[string]any {
 // SCIM write → local API refused (nothing appended) → deactivated → manual again.
 func TestProvisioningLock(t *testing.T) {
 	e := newTestEnv(t)
-	_, token := e.tenant(t, "Acme")
+	_, token, key := e.tenantWithKey(t, "Acme")
 
-	if p := provisioning(t, e, token); p["mode"] != "manual" || p["since"] != nil {
+	if p := provisioning(t, e, key); p["mode"] != "manual" || p["since"] != nil {
 		t.Fatalf("new company: %v", p)
 	}
-	res := e.do(t, token, "POST", "/api/v1/users", `{"email":"ada@acme.example","name":"Ada","admin":true}`)
+	res := e.do(t, key, "POST", "/api/v1/users", `{"email":"ada@acme.example","name":"Ada","admin":true}`)
 	if res.Status != http.StatusCreated {
 		t.Fatalf("local invite: %d %s", res.Status, res.Body)
 	}
@@ -47,11 +47,11 @@ func TestProvisioningLock(t *testing.T) {
 	if invited["managedBy"] != "local" || invited["admin"] != true {
 		t.Errorf("invited = %v", invited)
 	}
-	res = e.do(t, token, "PATCH", "/api/v1/users/"+invited["id"].(string), `{"name":"Ada Lovelace"}`)
+	res = e.do(t, key, "PATCH", "/api/v1/users/"+invited["id"].(string), `{"name":"Ada Lovelace"}`)
 	if res.Status != http.StatusOK || res.JSON(t)["name"] != "Ada Lovelace" {
 		t.Fatalf("local edit: %d %s", res.Status, res.Body)
 	}
-	p := provisioning(t, e, token)
+	p := provisioning(t, e, key)
 	if counts := p["counts"].(map[string]any); counts["users"] != float64(1) || counts["localUsers"] != float64(1) || p["adminPresent"] != true {
 		t.Errorf("counts after invite: %v", p)
 	}
@@ -62,7 +62,7 @@ func TestProvisioningLock(t *testing.T) {
 		t.Fatalf("SCIM create: %d %s", res.Status, res.Body)
 	}
 	scimUser := res.JSON(t)["id"].(string)
-	p = provisioning(t, e, token)
+	p = provisioning(t, e, key)
 	if p["mode"] != "managed" || p["since"] == nil || p["causedByRequest"] == "" || p["lastScimWrite"] == nil {
 		t.Fatalf("after SCIM write: %v", p)
 	}
@@ -74,7 +74,7 @@ func TestProvisioningLock(t *testing.T) {
 		{"PATCH", "/api/v1/users/" + scimUser, `{"active":false}`},
 		{"DELETE", "/api/v1/users/" + scimUser, ""},
 	} {
-		res := e.do(t, token, r.method, r.path, r.body)
+		res := e.do(t, key, r.method, r.path, r.body)
 		if res.Status != http.StatusConflict {
 			t.Errorf("%s %s while managed: %d %s, want 409", r.method, r.path, res.Status, res.Body)
 			continue
@@ -92,14 +92,14 @@ func TestProvisioningLock(t *testing.T) {
 		t.Errorf("SCIM PATCH while managed: %d %s", res.Status, res.Body)
 	}
 
-	res = e.do(t, token, "POST", "/api/v1/provisioning/deactivate", "")
+	res = e.do(t, key, "POST", "/api/v1/provisioning/deactivate", "")
 	if res.Status != http.StatusOK || res.JSON(t)["mode"] != "manual" {
 		t.Fatalf("deactivate: %d %s", res.Status, res.Body)
 	}
-	if res := e.do(t, token, "POST", "/api/v1/users", `{"email":"eve@acme.example"}`); res.Status != http.StatusCreated {
+	if res := e.do(t, key, "POST", "/api/v1/users", `{"email":"eve@acme.example"}`); res.Status != http.StatusCreated {
 		t.Errorf("invite after deactivate: %d %s", res.Status, res.Body)
 	}
-	if res := e.do(t, token, "DELETE", "/api/v1/users/"+scimUser, ""); res.Status != http.StatusNoContent {
+	if res := e.do(t, key, "DELETE", "/api/v1/users/"+scimUser, ""); res.Status != http.StatusNoContent {
 		t.Errorf("local delete after deactivate: %d %s", res.Status, res.Body)
 	}
 }
@@ -108,9 +108,9 @@ func TestProvisioningLock(t *testing.T) {
 // by PATCH after Entra's match query and by POST of the same userName; the id stays.
 func TestProvisioningAdoption(t *testing.T) {
 	e := newTestEnv(t)
-	_, token := e.tenant(t, "Acme")
-	ada := e.do(t, token, "POST", "/api/v1/users", `{"email":"ada@acme.example","name":"Ada"}`).JSON(t)["id"].(string)
-	bob := e.do(t, token, "POST", "/api/v1/users", `{"email":"bob@acme.example","name":"Bob"}`).JSON(t)["id"].(string)
+	_, token, key := e.tenantWithKey(t, "Acme")
+	ada := e.do(t, key, "POST", "/api/v1/users", `{"email":"ada@acme.example","name":"Ada"}`).JSON(t)["id"].(string)
+	bob := e.do(t, key, "POST", "/api/v1/users", `{"email":"bob@acme.example","name":"Bob"}`).JSON(t)["id"].(string)
 
 	// Entra's match query finds the local user; its PATCH adopts it.
 	list := e.do(t, token, "GET", `/scim/v2/Users?filter=userName+eq+%22ADA@acme.example%22`, "").JSON(t)
@@ -126,7 +126,7 @@ func TestProvisioningAdoption(t *testing.T) {
 	if res.Status != http.StatusCreated || res.JSON(t)["id"] != bob {
 		t.Fatalf("adopting POST: %d %s (want id %s)", res.Status, res.Body, bob)
 	}
-	if p := provisioning(t, e, token); p["counts"].(map[string]any)["localUsers"] != float64(0) {
+	if p := provisioning(t, e, key); p["counts"].(map[string]any)["localUsers"] != float64(0) {
 		t.Errorf("local users after adoption: %v", p)
 	}
 	types := eventTypes(t, e)
@@ -165,7 +165,7 @@ func eventTypes(tb testing.TB, e *testEnv) map[string]int {
 // lock: each either lands before the lock event in the log or is refused with 409.
 func TestProvisioningLockRace(t *testing.T) {
 	e := newTestEnv(t)
-	_, token := e.tenant(t, "Acme")
+	_, token, key := e.tenantWithKey(t, "Acme")
 	const n = 30
 	var wg sync.WaitGroup
 	statuses := make([]int, n)
@@ -173,7 +173,7 @@ func TestProvisioningLockRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i] = e.do(t, token, "POST", "/api/v1/users", fmt.Sprintf(`{"email":"u%d@acme.example"}`, i)).Status
+			statuses[i] = e.do(t, key, "POST", "/api/v1/users", fmt.Sprintf(`{"email":"u%d@acme.example"}`, i)).Status
 		}()
 	}
 	if res := e.do(t, token, "POST", "/scim/v2/Users", `{"userName":"entra@acme.example"}`); res.Status != http.StatusCreated {

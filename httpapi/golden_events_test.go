@@ -41,7 +41,8 @@ func TestGoldenEventSamples(t *testing.T) {
 	must(e.do(t, testAdminToken, "PATCH", "/admin/v1/tenants/"+tenant, `{"features":{"groups":true}}`), http.StatusOK)
 	must(e.do(t, testAdminToken, "PATCH", "/admin/v1/tenants/"+tenant, `{"features":{"groups":false}}`), http.StatusOK)
 	must(e.do(t, testAdminToken, "PATCH", "/admin/v1/tenants/"+tenant, `{"features":{"groups":true}}`), http.StatusOK)
-	bob := must(e.do(t, token, "POST", "/api/v1/users", `{"email":"bob@contoso.example","name":"Bob"}`), http.StatusCreated)["id"].(string)
+	key := e.key(tenant)
+	bob := must(e.do(t, key, "POST", "/api/v1/users", `{"email":"bob@contoso.example","name":"Bob"}`), http.StatusCreated)["id"].(string)
 
 	ada := e.provision(t, token, "ada@contoso.example") // user.created + tenant.provisioning_locked
 	patch := func(path, ops string) {
@@ -66,10 +67,12 @@ func TestGoldenEventSamples(t *testing.T) {
 	must(e.do(t, token, "DELETE", "/scim/v2/Groups/"+group, ""), http.StatusNoContent)
 	must(e.do(t, token, "DELETE", "/scim/v2/Users/"+bob, ""), http.StatusNoContent)
 
-	must(e.do(t, token, "PUT", "/api/v1/sso/settings", `{"allowIdpInitiated":true}`), http.StatusOK)
-	must(e.do(t, token, "DELETE", "/api/v1/sso", ""), http.StatusNoContent)
-	must(e.do(t, token, "POST", "/api/v1/provisioning/deactivate", ""), http.StatusOK)
+	must(e.do(t, key, "PUT", "/api/v1/sso/settings", `{"allowIdpInitiated":true}`), http.StatusOK)
+	must(e.do(t, key, "DELETE", "/api/v1/sso", ""), http.StatusNoContent)
+	must(e.do(t, key, "POST", "/api/v1/provisioning/deactivate", ""), http.StatusOK)
 	must(e.do(t, testAdminToken, "POST", "/admin/v1/tenants/"+tenant+"/rotate-token", ""), http.StatusOK)
+	keyID := must(e.do(t, testAdminToken, "POST", "/admin/v1/tenants/"+tenant+"/api-keys", `{"name":"ci","scopes":["sso:read"]}`), http.StatusCreated)["id"].(string)
+	must(e.do(t, testAdminToken, "DELETE", "/admin/v1/tenants/"+tenant+"/api-keys/"+keyID, ""), http.StatusNoContent)
 
 	// One sample of each type, from the real log.
 	ctx := context.Background()

@@ -33,6 +33,7 @@ type testEnv struct {
 	Projector *projections.Projector
 	Service   *domain.Service
 	Clock     *testClock
+	Server    *httpapi.Server // the API under test
 }
 
 // testClock is an injectable clock: it starts at a fixed time and moves only when told.
@@ -116,7 +117,8 @@ func buildTestEnv(tb testing.TB, o envOptions) *testEnv {
 	if o.reader != nil {
 		read = o.reader(db)
 	}
-	srv.Config.Handler = httpapi.New(cfg, svc, read, proj, o.logger)
+	e.Server = httpapi.New(cfg, svc, read, proj, o.logger)
+	srv.Config.Handler = e.Server
 	tb.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -139,6 +141,32 @@ func (e *testEnv) tenant(tb testing.TB, name string) (string, string) {
 	}
 	m := res.JSON(tb)
 	return m["id"].(string), m["scimToken"].(string)
+}
+
+// apiKey creates an API key of the company through the operator API and returns its secret;
+// without scopes the key holds every scope.
+func (e *testEnv) apiKey(tb testing.TB, tenant string, scopes ...domain.Scope) string {
+	tb.Helper()
+	if len(scopes) == 0 {
+		scopes = domain.AllScopes()
+	}
+	body, err := json.Marshal(map[string]any{"name": "test key", "scopes": scopes})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res := e.do(tb, testAdminToken, "POST", "/admin/v1/tenants/"+tenant+"/api-keys", string(body))
+	if res.Status != http.StatusCreated {
+		tb.Fatalf("create API key: %d %s", res.Status, res.Body)
+	}
+	return res.JSON(tb)["key"].(string)
+}
+
+// tenantWithKey creates a company and returns its id, its SCIM token and an API key with
+// every scope.
+func (e *testEnv) tenantWithKey(tb testing.TB, name string) (id, scimToken, apiKey string) {
+	tb.Helper()
+	id, scimToken = e.tenant(tb, name)
+	return id, scimToken, e.apiKey(tb, id)
 }
 
 // response is a buffered HTTP response.

@@ -140,12 +140,14 @@ func TestHostileRequests(t *testing.T) {
 		t.Fatalf("create group: %d %s", res.Status, res.Body)
 	}
 	staff := "/scim/v2/Groups/" + res.JSON(t)["id"].(string)
-	_, manual := e.tenant(t, "Manual") // not provisioning-managed: its company API writes
+	manualID, _ := e.tenant(t, "Manual") // not provisioning-managed: its company API writes
+	manual := e.apiKey(t, manualID)
+	key := e.apiKey(t, tenant)
 
 	const scimJSON = "application/scim+json"
 	type hostile struct {
 		name        string
-		token       string // default: the company's; "-" none; "manual": a company managed locally
+		token       string // default: the company's SCIM token; "-" none; "key": its API key; "manual": the API key of a company managed locally
 		method      string
 		path        string
 		contentType string // default: application/scim+json when there is a body
@@ -264,7 +266,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "long id", method: "GET", path: "/scim/v2/Users/" + strings.Repeat("a", 10000), status: []int{404}},
 		{name: "encoded slash id", method: "DELETE", path: "/scim/v2/Users/..%2F..%2Fadmin", status: []int{404}},
 		{name: "wildcard tenant", token: testAdminToken, method: "PATCH", path: "/admin/v1/tenants/%3E", body: []byte(`{"features":{"groups":false}}`), status: []int{404}},
-		{name: "company API wildcard id", method: "DELETE", path: "/api/v1/users/%3E", status: []int{404, 409}},
+		{name: "company API wildcard id", token: "key", method: "DELETE", path: "/api/v1/users/%3E", status: []int{404, 409}},
 
 		// Unknown routes and methods.
 		{name: "unknown SCIM resource", method: "GET", path: "/scim/v2/Nope", status: []int{404}},
@@ -292,6 +294,8 @@ func TestHostileRequests(t *testing.T) {
 				token = ""
 			case "manual":
 				token = manual
+			case "key":
+				token = key
 			default:
 				token = tt.token
 			}

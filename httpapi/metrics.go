@@ -38,6 +38,7 @@ type Metrics struct {
 	refusals        *prometheus.CounterVec
 	unrecorded      prometheus.Counter
 	writesRefused   *prometheus.CounterVec // by reason: refusedStorageFull, refusedReadModels
+	authFailures    *prometheus.CounterVec // credentials.go
 
 	mu      sync.Mutex // guards watched
 	watched bool
@@ -117,6 +118,7 @@ func NewMetrics() *Metrics {
 		m.batchEvents, m.batchApply,
 		m.refusals, m.unrecorded, m.writesRefused,
 	)
+	m.authFailures = registerAuthFailures(m.reg) // credentials.go
 	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 	return m
 }

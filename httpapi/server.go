@@ -92,6 +92,9 @@ type Config struct {
 	SSO *SSOConfig
 	// Storage, if set, is asked by /healthz whether the event log has room for writes.
 	Storage StorageReporter
+	// KeyUsage, if set, keeps when each API key was last used, shared by all instances
+	// (credentials.go); nil keeps it in this instance's memory.
+	KeyUsage KeyUsage
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -105,7 +108,8 @@ type Server struct {
 	metrics   *Metrics     // served at /metrics (metrics.go)
 	limiter   *rateLimiter // per-company request rate (ratelimit.go); nil admits everything
 	scans     *scanBudget  // per-company concurrent scans (fairness.go); nil admits everything
-	tokens    *tokenCache  // company token hash → company (tokencache.go); nil caches nothing
+	tokens    *tokenCache  // company credential hash → credential (tokencache.go); nil caches nothing
+	usage     *keyUsage    // API keys' last use (credentials.go)
 	buffers   *sync.Pool   // of *[]byte: response buffers (writeSCIM)
 
 	sso *ssoState // from Config.SSO (sso.go); nil turns the SSO routes off
@@ -131,7 +135,8 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	cfg.Fairness = cfg.Fairness.withDefaults()
 	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil), tokens: newTokenCache(projector),
-		buffers: newBufferPool(), audit: cfg.Audit, scans: newScanBudget(cfg.Fairness.ScanBudget)}
+		buffers: newBufferPool(), audit: cfg.Audit, scans: newScanBudget(cfg.Fairness.ScanBudget),
+		usage: newKeyUsage(cfg.KeyUsage, log)}
 	if cfg.SSO != nil {
 		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
 	}
@@ -167,11 +172,6 @@ func (s *Server) routes() {
 	e.POST("/saml/:tenant/acs", s.handleSAMLACS, ready, acsBodyLimit)
 	e.POST("/saml/:tenant/logout", s.handleSAMLLogout, ready)
 	e.GET("/api/v1/me", s.handleMe, ready)
-	sso := e.Group("/api/v1/sso", ready, s.requireCompanyToken) // sso_api.go
-	sso.GET("", s.handleGetSSO)
-	sso.DELETE("", s.handleDeleteSSO)
-	sso.PUT("/idp-metadata", s.handlePutIDPMetadata, limitBody(domain.MaxIDPMetadataSize))
-	sso.PUT("/settings", s.handlePutSSOSettings)
 
 	admin := e.Group("/admin/v1", s.requireAdmin)
 	admin.POST("/tenants", s.handleCreateTenant)
@@ -180,20 +180,13 @@ func (s *Server) routes() {
 	admin.GET("/projections", s.handleGetProjections)              // admin_projections.go
 	admin.POST("/projections/rebuild", s.handleRebuildProjections) // 202, runs in the background
 
-	company := e.Group("/api/v1", ready, s.requireCompanyToken) // company.go
-	company.POST("/users", s.handleInviteUser)
-	company.PATCH("/users/:id", s.handleEditUser)
-	company.DELETE("/users/:id", s.handleRemoveUser)
-	company.GET("/provisioning", s.handleProvisioning)
-	company.POST("/provisioning/deactivate", s.handleDeactivateProvisioning)
-	company.GET("/provisioning/cycles", s.handleListCycles) // provisioning_cycles.go
-	company.GET("/provisioning/cycles/:n", s.handleGetCycle)
-	company.GET("/audit/users", s.handleAuditByName(domain.KindUser, "userName")) // audit.go
-	company.GET("/audit/users/:id", s.handleAuditTimeline(domain.KindUser))
-	company.GET("/audit/users/:id/state", s.handleAuditUserState)
-	company.GET("/audit/groups", s.handleAuditByName(domain.KindGroup, "displayName"))
-	company.GET("/audit/groups/:id", s.handleAuditTimeline(domain.KindGroup))
-	company.GET("/audit/groups/:id/members", s.handleAuditGroupMembers)
+	// A company's API keys (apikeys.go), for its own API.
+	admin.POST("/tenants/:id/api-keys", s.handleCreateAPIKey)
+	admin.GET("/tenants/:id/api-keys", s.handleListAPIKeys)
+	admin.DELETE("/tenants/:id/api-keys/:keyId", s.handleRevokeAPIKey)
+
+	// The company API: one table of routes and the API key scope each needs (scopes.go).
+	s.registerCompanyAPI(e)
 
 	scim := e.Group("/scim/v2", ready, s.requireSCIMToken, s.recordSCIM) // recordSCIM: provisioning_cycles.go
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)

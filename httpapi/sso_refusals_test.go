@@ -149,7 +149,7 @@ func TestSSO_DisableEndsSessions(t *testing.T) {
 		}
 	}
 
-	if res := e.do(t, token, "DELETE", "/api/v1/sso", ""); res.Status != http.StatusNoContent {
+	if res := e.do(t, e.key(tenant), "DELETE", "/api/v1/sso", ""); res.Status != http.StatusNoContent {
 		t.Fatalf("disable SSO: %d %s", res.Status, res.Body)
 	}
 	if me := asked.me(t); me.Status != http.StatusUnauthorized {
@@ -164,7 +164,7 @@ func TestSSO_DisableEndsSessions(t *testing.T) {
 
 	// The company admin uploads the same metadata again, later.
 	e.Clock.Advance(time.Minute)
-	if res := e.putRaw(t, token, "/api/v1/sso/idp-metadata", e.idps[samltest.Entra].Metadata); res.Status != http.StatusNoContent {
+	if res := e.putRaw(t, e.key(tenant), "/api/v1/sso/idp-metadata", e.idps[samltest.Entra].Metadata); res.Status != http.StatusNoContent {
 		t.Fatalf("re-enable SSO: %d %s", res.Status, res.Body)
 	}
 	if me := asked.me(t); me.Status != http.StatusUnauthorized {
@@ -185,7 +185,7 @@ func TestSSO_DisableEndsSessions(t *testing.T) {
 
 	// New IdP metadata (another trust) ends the sessions opened under the old one too.
 	e.Clock.Advance(time.Minute)
-	if res := e.putRaw(t, token, "/api/v1/sso/idp-metadata", e.idps[samltest.Other].Metadata); res.Status != http.StatusNoContent {
+	if res := e.putRaw(t, e.key(tenant), "/api/v1/sso/idp-metadata", e.idps[samltest.Other].Metadata); res.Status != http.StatusNoContent {
 		t.Fatalf("replace metadata: %d %s", res.Status, res.Body)
 	}
 	if me := fresh.me(t); me.Status != http.StatusUnauthorized {

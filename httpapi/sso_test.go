@@ -33,6 +33,9 @@ type ssoEnv struct {
 	*testEnv
 	log  *syncBuffer
 	idps map[string]*samltest.IDP
+
+	mu   sync.Mutex
+	keys map[string]string // company id → its API key with every scope (company)
 }
 
 // syncBuffer collects the server log.
@@ -62,6 +65,13 @@ func newSSOEnv(tb testing.TB) *ssoEnv {
 // as an https one behind a TLS-terminating proxy.
 func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 	tb.Helper()
+	return buildSSOEnv(tb, base, nil)
+}
+
+// buildSSOEnv is newSSOEnvAt with more configuration (such as the audit routes) applied after
+// the SSO's.
+func buildSSOEnv(tb testing.TB, base string, more func(cfg *httpapi.Config, e *testEnv)) *ssoEnv {
+	tb.Helper()
 	logs := &syncBuffer{}
 	e := buildTestEnv(tb, envOptions{noSync: true, base: base, logger: slog.New(slog.NewTextHandler(logs, nil)),
 		configure: func(tb testing.TB, ctx context.Context, cfg *httpapi.Config, e *testEnv) {
@@ -87,6 +97,9 @@ func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 				tb.Fatal(err)
 			}
 			cfg.SSO = &httpapi.SSOConfig{SAML: sp, Sessions: records(eventstore.BucketSessions, 12*time.Hour), Now: e.Clock.Now}
+			if more != nil {
+				more(cfg, e)
+			}
 		}})
 	return &ssoEnv{
 		testEnv: e,
@@ -98,18 +111,31 @@ func newSSOEnvAt(tb testing.TB, base string) *ssoEnv {
 	}
 }
 
-// company creates a company whose admin uploaded the IdP's metadata; it returns its id and
-// token.
+// company creates a company and an API key of it with every scope (see key) and, with an idp,
+// uploads the IdP's metadata with that key; it returns the company's id and SCIM token.
 func (e *ssoEnv) company(tb testing.TB, name, idp string) (string, string) {
 	tb.Helper()
-	id, token := e.tenant(tb, name)
+	id, token, key := e.tenantWithKey(tb, name)
+	e.mu.Lock()
+	if e.keys == nil {
+		e.keys = map[string]string{}
+	}
+	e.keys[id] = key
+	e.mu.Unlock()
 	if idp != "" {
-		res := e.putRaw(tb, token, "/api/v1/sso/idp-metadata", e.idps[idp].Metadata)
+		res := e.putRaw(tb, key, "/api/v1/sso/idp-metadata", e.idps[idp].Metadata)
 		if res.Status != http.StatusNoContent {
 			tb.Fatalf("upload metadata: %d %s", res.Status, res.Body)
 		}
 	}
 	return id, token
+}
+
+// key returns the API key (every scope) made by company for the company tenant.
+func (e *ssoEnv) key(tenant string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.keys[tenant]
 }
 
 // putRaw PUTs an XML body.
@@ -355,7 +381,7 @@ func TestSSO_IDPInitiatedLogin(t *testing.T) {
 		t.Errorf("reason = %q, want %q", got, domain.SignInRequestMismatch)
 	}
 
-	set := e.do(t, token, "PUT", "/api/v1/sso/settings", `{"allowIdpInitiated":true}`)
+	set := e.do(t, e.key(tenant), "PUT", "/api/v1/sso/settings", `{"allowIdpInitiated":true}`)
 	if set.Status != http.StatusOK || set.JSON(t)["allowIdpInitiated"] != true {
 		t.Fatalf("settings: %d %s", set.Status, set.Body)
 	}
@@ -716,14 +742,14 @@ func TestSSO_LoginWithoutIdP(t *testing.T) {
 		t.Errorf("login of an unknown company = %d, want 404", res.Status)
 	}
 	// Disabling SSO refuses logins again.
-	if res := e.putRaw(t, token, "/api/v1/sso/idp-metadata", e.idps[samltest.Entra].Metadata); res.Status != http.StatusNoContent {
+	if res := e.putRaw(t, e.key(tenant), "/api/v1/sso/idp-metadata", e.idps[samltest.Entra].Metadata); res.Status != http.StatusNoContent {
 		t.Fatalf("upload: %d %s", res.Status, res.Body)
 	}
 	e.provision(t, token, "ada@contoso.example")
 	b := e.browser(t)
 	loc := b.startLogin(t, tenant, "")
 	r := e.idps[samltest.Entra].Login(t, loc, e.spMetadata(t, tenant), "ada@contoso.example")
-	if res := e.do(t, token, "DELETE", "/api/v1/sso", ""); res.Status != http.StatusNoContent {
+	if res := e.do(t, e.key(tenant), "DELETE", "/api/v1/sso", ""); res.Status != http.StatusNoContent {
 		t.Fatalf("disable: %d %s", res.Status, res.Body)
 	}
 	if res := b.post(t, r); res.Status != http.StatusForbidden {
@@ -792,9 +818,9 @@ func TestSSO_SPMetadata(t *testing.T) {
 func TestSSO_MetadataUpload(t *testing.T) {
 	t.Parallel()
 	e := newSSOEnv(t)
-	tenant, token := e.company(t, "Acme", "")
+	tenant, _ := e.company(t, "Acme", "")
 
-	st := e.do(t, token, "GET", "/api/v1/sso", "")
+	st := e.do(t, e.key(tenant), "GET", "/api/v1/sso", "")
 	if st.Status != http.StatusOK || st.JSON(t)["enabled"] != false || st.JSON(t)["spEntityId"] != e.URL+"/saml/"+tenant+"/metadata" {
 		t.Fatalf("status before upload: %d %s", st.Status, st.Body)
 	}
@@ -820,7 +846,7 @@ func TestSSO_MetadataUpload(t *testing.T) {
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			res := e.putRaw(t, token, "/api/v1/sso/idp-metadata", tt.body)
+			res := e.putRaw(t, e.key(tenant), "/api/v1/sso/idp-metadata", tt.body)
 			if res.Status != tt.status {
 				t.Fatalf("status = %d %s, want %d", res.Status, res.Body, tt.status)
 			}
@@ -834,10 +860,10 @@ func TestSSO_MetadataUpload(t *testing.T) {
 		t.Errorf("wrong token = %d", res.Status)
 	}
 
-	if res := e.putRaw(t, token, "/api/v1/sso/idp-metadata", entra); res.Status != http.StatusNoContent {
+	if res := e.putRaw(t, e.key(tenant), "/api/v1/sso/idp-metadata", entra); res.Status != http.StatusNoContent {
 		t.Fatalf("upload Entra metadata: %d %s", res.Status, res.Body)
 	}
-	st = e.do(t, token, "GET", "/api/v1/sso", "")
+	st = e.do(t, e.key(tenant), "GET", "/api/v1/sso", "")
 	var got struct {
 		Enabled      bool     `json:"enabled"`
 		SPEntityID   string   `json:"spEntityId"`
@@ -870,7 +896,7 @@ func TestSSO_MetadataUpload(t *testing.T) {
 		t.Errorf("last tenant event = %s %T", last.Type, last.Data)
 	}
 	// The same upload again changes nothing.
-	if res := e.putRaw(t, token, "/api/v1/sso/idp-metadata", entra); res.Status != http.StatusNoContent {
+	if res := e.putRaw(t, e.key(tenant), "/api/v1/sso/idp-metadata", entra); res.Status != http.StatusNoContent {
 		t.Fatalf("upload again: %d", res.Status)
 	}
 	if _, v, _ := e.Store.Load(context.Background(), domain.TenantID(tenant), domain.KindTenant, tenant); v != last.Version {
@@ -878,14 +904,14 @@ func TestSSO_MetadataUpload(t *testing.T) {
 	}
 
 	for _, bad := range []string{`{"allowIdpInitiated":"yes"}`, `{"other":true}`, `[]`} {
-		if res := e.do(t, token, "PUT", "/api/v1/sso/settings", bad); res.Status != http.StatusBadRequest {
+		if res := e.do(t, e.key(tenant), "PUT", "/api/v1/sso/settings", bad); res.Status != http.StatusBadRequest {
 			t.Errorf("settings %s = %d", bad, res.Status)
 		}
 	}
-	if res := e.do(t, token, "DELETE", "/api/v1/sso", ""); res.Status != http.StatusNoContent {
+	if res := e.do(t, e.key(tenant), "DELETE", "/api/v1/sso", ""); res.Status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", res.Status, res.Body)
 	}
-	st = e.do(t, token, "GET", "/api/v1/sso", "")
+	st = e.do(t, e.key(tenant), "GET", "/api/v1/sso", "")
 	if m := st.JSON(t); m["enabled"] != false || m["idpEntityId"] != nil {
 		t.Errorf("status after delete = %s", st.Body)
 	}
@@ -925,7 +951,7 @@ func TestSSO_HTTPSCookies(t *testing.T) {
 	if out.Status != http.StatusSeeOther || ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("ACS = %d, session cookie %v", out.Status, out.Header.Values("Set-Cookie"))
 	}
-	if st := e.do(t, token, "GET", "/api/v1/sso", ""); st.JSON(t)["acsUrl"] != base+"/saml/"+tenant+"/acs" {
+	if st := e.do(t, e.key(tenant), "GET", "/api/v1/sso", ""); st.JSON(t)["acsUrl"] != base+"/saml/"+tenant+"/acs" {
 		t.Errorf("status = %s", st.Body)
 	}
 }

@@ -20,12 +20,13 @@ type Checkpointer interface {
 // created by the operator, so it is only ever reached by a very large installation.
 const maxCachedTokens = 10_000
 
-// tokenCache maps token hashes to their company as the read models had them at one checkpoint.
+// tokenCache maps token hashes to their credential (company, kind, API key and scopes) as the
+// read models had them at one checkpoint.
 // It answers only while the read models are still at that checkpoint: once anything changes
-// them (a token rotation among them) its entries are stale and never answer again (the next
-// put drops them), so a rotated token is refused from the moment the rotation is visible,
-// exactly as without the cache. A rotation's answer waits until it is visible, so the old
-// token is refused from that answer on. Unknown hashes are never kept, so a client guessing
+// them (a token rotation or a key revocation among them) its entries are stale and never answer
+// again (the next put drops them), so a rotated token or a revoked key is refused from the
+// moment the change is visible, exactly as without the cache. A rotation's or a revocation's
+// answer waits until it is visible, so the old secret is refused from that answer on. Unknown hashes are never kept, so a client guessing
 // tokens cannot fill it. It is safe for concurrent use; a nil *tokenCache caches nothing.
 //
 // Under writes the checkpoint moves with every change and the cache helps little; it pays off
@@ -34,8 +35,8 @@ type tokenCache struct {
 	src Checkpointer
 
 	mu  sync.RWMutex
-	at  domain.Version             // the checkpoint the entries were read at
-	ids map[string]domain.TenantID // token hash → company
+	at  domain.Version        // the checkpoint the entries were read at
+	ids map[string]credential // token hash → credential
 }
 
 // newTokenCache returns a cache fed by p's checkpoint, or nil if p does not tell it.
@@ -44,7 +45,7 @@ func newTokenCache(p Projector) *tokenCache {
 	if !ok {
 		return nil
 	}
-	return &tokenCache{src: src, ids: make(map[string]domain.TenantID)}
+	return &tokenCache{src: src, ids: make(map[string]credential)}
 }
 
 // checkpoint returns the read models' checkpoint now; read it before a lookup whose result
@@ -56,24 +57,24 @@ func (c *tokenCache) checkpoint() domain.Version {
 	return c.src.Checkpoint()
 }
 
-// get returns the company of hash if it was looked up at checkpoint cp.
-func (c *tokenCache) get(hash string, cp domain.Version) (domain.TenantID, bool) {
+// get returns the credential of hash if it was looked up at checkpoint cp.
+func (c *tokenCache) get(hash string, cp domain.Version) (credential, bool) {
 	if c == nil {
-		return "", false
+		return credential{}, false
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.at != cp {
-		return "", false
+		return credential{}, false
 	}
 	id, ok := c.ids[hash]
 	return id, ok
 }
 
-// put remembers that hash belonged to company id in the read models at checkpoint cp or
+// put remembers that hash was credential id in the read models at checkpoint cp or
 // later; cp must have been read before the lookup, so an entry is never older than its
 // checkpoint. An entry of an older checkpoint than the cache's is dropped.
-func (c *tokenCache) put(hash string, id domain.TenantID, cp domain.Version) {
+func (c *tokenCache) put(hash string, id credential, cp domain.Version) {
 	if c == nil {
 		return
 	}

@@ -28,7 +28,7 @@ func TestTokenCache(t *testing.T) {
 		t.Fatal("a cache without a checkpoint to check it against")
 	}
 	var none *tokenCache // caches nothing, and does not fail
-	none.put("h", "t", none.checkpoint())
+	none.put("h", credential{tenant: "t"}, none.checkpoint())
 	if _, ok := none.get("h", 0); ok {
 		t.Fatal("nil cache answered")
 	}
@@ -40,9 +40,9 @@ func TestTokenCache(t *testing.T) {
 	if _, ok := c.get("h1", cp); ok {
 		t.Fatal("empty cache answered")
 	}
-	c.put("h1", "t1", cp)
-	if id, ok := c.get("h1", c.checkpoint()); !ok || id != "t1" {
-		t.Fatalf("get = %q, %v", id, ok)
+	c.put("h1", credential{tenant: "t1"}, cp)
+	if id, ok := c.get("h1", c.checkpoint()); !ok || id.tenant != "t1" {
+		t.Fatalf("get = %+v, %v", id, ok)
 	}
 
 	// The read models move on (a rotation, say): nothing of checkpoint 5 is answered, and a
@@ -51,18 +51,18 @@ func TestTokenCache(t *testing.T) {
 	if _, ok := c.get("h1", c.checkpoint()); ok {
 		t.Fatal("entry of an older checkpoint answered")
 	}
-	c.put("h2", "t2", 6)
-	c.put("h1", "t1", 5) // looked up at 5, finished after 6 was put
+	c.put("h2", credential{tenant: "t2"}, 6)
+	c.put("h1", credential{tenant: "t1"}, 5) // looked up at 5, finished after 6 was put
 	if _, ok := c.get("h1", 6); ok {
 		t.Fatal("entry read at checkpoint 5 kept at checkpoint 6")
 	}
-	if id, ok := c.get("h2", 6); !ok || id != "t2" {
-		t.Fatalf("get h2 = %q, %v", id, ok)
+	if id, ok := c.get("h2", 6); !ok || id.tenant != "t2" {
+		t.Fatalf("get h2 = %+v, %v", id, ok)
 	}
 
 	// Bounded: the cache starts again empty when full.
 	for i := range maxCachedTokens + 1 {
-		c.put(fmt.Sprintf("k%d", i), "t", 6)
+		c.put(fmt.Sprintf("k%d", i), credential{tenant: "t"}, 6)
 	}
 	if n := len(c.ids); n > maxCachedTokens {
 		t.Fatalf("%d entries, want at most %d", n, maxCachedTokens)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -53,7 +54,7 @@ func (w *writer) applyTenant(e *domain.Event) error {
 	if e.Version <= t.Version {
 		return nil
 	}
-	oldHash := t.SCIMTokenHash
+	oldHash, oldKeys := t.SCIMTokenHash, t.APIKeys
 	t.Apply(*e)
 	if strings.HasPrefix(e.Actor, domain.ActorSCIMPrefix) {
 		if err := w.updateStats(e, func(*domain.ProvisioningStats) {}); err != nil {
@@ -70,7 +71,31 @@ func (w *writer) applyTenant(e *domain.Event) error {
 			return err
 		}
 	}
+	if err := w.reindexAPIKeys(t.ID, oldKeys, t.APIKeys); err != nil {
+		return err
+	}
 	return w.putJSON(rawTenants, []byte(e.Tenant), t)
+}
+
+// reindexAPIKeys keeps the token index in step with a company's API keys: a created key's hash
+// leads to its company like the SCIM token's (the tenant row then tells which credential it is),
+// a revoked key's hash leads nowhere.
+func (w *writer) reindexAPIKeys(id domain.TenantID, before, after []domain.APIKey) error {
+	for _, k := range before {
+		if !slices.ContainsFunc(after, func(a domain.APIKey) bool { return a.Hash == k.Hash }) {
+			if err := w.del(rawTokens, []byte(k.Hash)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range after {
+		if !slices.ContainsFunc(before, func(b domain.APIKey) bool { return b.Hash == k.Hash }) {
+			if err := w.put(rawTokens, []byte(k.Hash), []byte(id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (w *writer) applyUser(e *domain.Event) error {

@@ -10,7 +10,7 @@
 //	meta                 "checkpoint" → last applied log sequence (8 bytes, big endian)
 //	                     "schema"     → projection schema version
 //	tenants              tenantID → JSON domain.Tenant
-//	tenant_tokens        SCIM token hash → tenantID
+//	tenant_tokens        SCIM token hash, live API key hash → tenantID
 //	users                tenantID "/" userID → JSON domain.User
 //	users_by_username    tenantID "/" folded userName → userID
 //	users_by_externalid  tenantID "/" externalId NUL userID → ""
@@ -468,8 +468,8 @@ func key(tenant domain.TenantID, id string) []byte {
 	return []byte(string(tenant) + "/" + id)
 }
 
-// FindTenantByTokenHash returns the tenant whose SCIM token hashes to hash, or an error wrapping
-// domain.ErrNotFound.
+// FindTenantByTokenHash returns the tenant whose SCIM token or live API key hashes to hash (the
+// tenant's SCIMTokenHash and APIKeys tell which), or an error wrapping domain.ErrNotFound.
 func (db *DB) FindTenantByTokenHash(_ context.Context, hash string) (domain.Tenant, error) {
 	var t domain.Tenant
 	err := db.view(func(tx *bolt.Tx) error {

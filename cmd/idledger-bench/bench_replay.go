@@ -107,7 +107,7 @@ func (s *benchServer) export(ctx context.Context) *benchResult {
 // (GET /api/v1/audit/groups/{id}/members?asOf=), each at a random moment since the initial
 // cycle began. A 404 (the resource did not exist yet then) is a valid answer.
 func (s *benchServer) asOf(ctx context.Context, since time.Time) {
-	c := newBenchClient(s.base+"/api/v1", s.token, s.cfg.Profile.Concurrency)
+	c := newBenchClient(s.base+"/api/v1", s.apiKey, s.cfg.Profile.Concurrency)
 	defer c.close()
 	cy := &benchCycle{c: c, m: s.model, conc: s.cfg.Profile.Concurrency, bar: s.bar}
 	span := time.Since(since)

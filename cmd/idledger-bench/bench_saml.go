@@ -63,7 +63,7 @@ type benchSAML struct {
 	m      *app.Server
 	base   string // http://host:port
 	tenant string
-	token  string // the company's SCIM token (uploads the IdP metadata)
+	token  string // an API key of the company with sso:write (uploads the IdP metadata)
 	users  []*benchUser
 	prof   benchProfile
 	rss    *benchRSS

@@ -48,7 +48,8 @@ type benchServer struct {
 	m      *app.Server
 	base   string
 	tenant string
-	token  string
+	token  string // the company's SCIM token
+	apiKey string // an API key of the company, for /api/v1
 }
 
 // phaseDone folds the current peak into the server-wide one.
@@ -84,7 +85,7 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 	if err := s.createTenant(ctx, admin); err != nil {
 		return benchPayload{}, err
 	}
-	sso := &benchSAML{m: s.m, base: s.base, tenant: s.tenant, token: s.token, users: s.model.users,
+	sso := &benchSAML{m: s.m, base: s.base, tenant: s.tenant, token: s.apiKey, users: s.model.users,
 		prof: s.cfg.Profile, rss: s.rss, rep: s.rep, bar: s.bar}
 	ssoErr := sso.setup(ctx)
 
@@ -160,6 +161,15 @@ func (s *benchServer) createTenant(ctx context.Context, admin string) error {
 		return err
 	}
 	s.tenant, s.token = t.ID, t.SCIMToken
+	// The company API (SSO setup, audit replays) takes an API key, not the SCIM token.
+	var k struct {
+		Key string `json:"key"`
+	}
+	body := []byte(`{"name":"bench","scopes":["sso:read","sso:write","audit:read"]}`)
+	if _, err := c.do(ctx, "POST", "/admin/v1/tenants/"+t.ID+"/api-keys", body, &k, 201); err != nil {
+		return err
+	}
+	s.apiKey = k.Key
 	return nil
 }
 

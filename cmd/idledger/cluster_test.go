@@ -228,9 +228,31 @@ func TestCluster_TwoInstancesR3(t *testing.T) {
 		}
 	})
 
+	t.Run("APIKeyRevokedOnEveryInstance", func(t *testing.T) {
+		res := client{t, baseA, adminToken}.do("POST", "/admin/v1/tenants/"+tenant+"/api-keys", `{"name":"ci","scopes":["sso:read"]}`)
+		if res.status != http.StatusCreated {
+			t.Fatalf("create key: %d %s", res.status, res.body)
+		}
+		id, key := res.json(t)["id"].(string), res.json(t)["key"].(string)
+		ka, kb := client{t, baseA, key}, client{t, baseB, key}
+		eventually(t, 10*time.Second, "B takes the key", func() bool { return kb.do("GET", "/api/v1/sso", "").status == http.StatusOK })
+		if res := (client{t, baseA, adminToken}).do("DELETE", "/admin/v1/tenants/"+tenant+"/api-keys/"+id, ""); res.status != http.StatusNoContent {
+			t.Fatalf("revoke: %d %s", res.status, res.body)
+		}
+		// Refused at once where it was revoked, and on B once B's read models have the event.
+		if res := ka.do("GET", "/api/v1/sso", ""); res.status != http.StatusUnauthorized {
+			t.Errorf("revoked key on A: %d, want 401", res.status)
+		}
+		eventually(t, 10*time.Second, "B refuses the revoked key", func() bool {
+			return kb.do("GET", "/api/v1/sso", "").status == http.StatusUnauthorized
+		})
+	})
+
 	t.Run("SAMLSessionSharedAcrossInstances", func(t *testing.T) {
+		key := createAPIKey(t, baseA, tenant, "sso:read", "sso:write")
+		kb := client{t, baseB, key}
 		req, _ := http.NewRequest("PUT", baseA+"/api/v1/sso/idp-metadata", bytes.NewReader(samltest.Read(t, "entra-metadata.xml")))
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/xml")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -247,7 +269,7 @@ func TestCluster_TwoInstancesR3(t *testing.T) {
 		ada := created.json(t)["id"].(string)
 		eventually(t, 10*time.Second, "B sees Ada and the IdP", func() bool {
 			return sb.do("GET", "/scim/v2/Users/"+ada, "").status == http.StatusOK &&
-				sb.do("GET", "/api/v1/sso", "").json(t)["enabled"] == true
+				kb.do("GET", "/api/v1/sso", "").json(t)["enabled"] == true
 		})
 		jar, _ := cookiejar.New(nil) // cookies ignore ports: both instances share them, as behind one host
 		browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -15,17 +15,20 @@ import (
 )
 
 // TestContractWalk walks the README's flow end to end on the real wiring: operator creates a
-// company, the company uploads Entra's metadata, Entra provisions a user over SCIM, the user
-// signs in through SAML and reads /api/v1/me; a SCIM deactivation ends that access at once.
+// company and an API key for it, the company uploads Entra's metadata with the key, Entra
+// provisions a user over SCIM, the user signs in through SAML and reads /api/v1/me; a SCIM
+// deactivation ends that access at once.
 func TestContractWalk(t *testing.T) {
 	m := startMain(t, t.TempDir())
 	base := "http://" + m.Addr()
 	tenant, token := createTenant(t, base, "Contoso")
 	company := client{t, base, token}
+	key := createAPIKey(t, base, tenant, "sso:read", "sso:write")
+	api := client{t, base, key}
 
 	// The company wires Entra: Federation Metadata XML as downloaded.
 	req, _ := http.NewRequest("PUT", base+"/api/v1/sso/idp-metadata", bytes.NewReader(samltest.Read(t, "entra-metadata.xml")))
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/xml")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -35,7 +38,7 @@ func TestContractWalk(t *testing.T) {
 	if res.StatusCode != http.StatusNoContent {
 		t.Fatalf("metadata upload: %d", res.StatusCode)
 	}
-	if sso := company.do("GET", "/api/v1/sso", "").json(t); sso["enabled"] != true {
+	if sso := api.do("GET", "/api/v1/sso", "").json(t); sso["enabled"] != true {
 		t.Fatalf("GET /api/v1/sso = %v", sso)
 	}
 
@@ -87,4 +90,16 @@ func TestContractWalk(t *testing.T) {
 	if res, body := get("/api/v1/me"); res.StatusCode == http.StatusOK {
 		t.Fatalf("/api/v1/me after deactivation: %d %s", res.StatusCode, body)
 	}
+}
+
+// createAPIKey creates an API key of the company with the given scopes through the operator
+// API and returns its secret.
+func createAPIKey(tb testing.TB, base, tenant string, scopes ...string) string {
+	tb.Helper()
+	body, _ := json.Marshal(map[string]any{"name": "test", "scopes": scopes})
+	res := client{tb, base, adminToken}.do("POST", "/admin/v1/tenants/"+tenant+"/api-keys", string(body))
+	if res.status != http.StatusCreated {
+		tb.Fatalf("create API key: %d %s", res.status, res.body)
+	}
+	return res.json(tb)["key"].(string)
 }

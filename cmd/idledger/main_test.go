@@ -398,14 +398,23 @@ func TestServeDemo(t *testing.T) {
 	if err := json.Unmarshal(raw, &demo); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{demo.Token, m.AdminToken, "http://" + m.Addr() + "/scim/v2"} {
+	for _, want := range []string{demo.Token, demo.APIKey, m.AdminToken, "http://" + m.Addr() + "/scim/v2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
 	}
+	if !strings.HasPrefix(demo.APIKey, "idl_key_") || !strings.HasPrefix(m.AdminToken, "idl_op_") || !strings.HasPrefix(demo.Token, "idl_scim_") {
+		t.Errorf("secrets without their kind's prefix: API key %q, operator %q, SCIM %q", demo.APIKey, m.AdminToken, demo.Token)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "demo.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("demo.json: %v, %v; want mode 0600", fi, err)
+	}
 	res := client{t, "http://" + m.Addr(), demo.Token}.do("GET", "/scim/v2/Users", "")
 	if res.status != http.StatusOK {
 		t.Errorf("demo token: %d %s", res.status, res.body)
+	}
+	if res := (client{t, "http://" + m.Addr(), demo.APIKey}).do("PUT", "/api/v1/sso/settings", `{"allowIdpInitiated":false}`); res.status != http.StatusOK {
+		t.Errorf("demo API key on /api/v1: %d %s", res.status, res.body)
 	}
 }
 

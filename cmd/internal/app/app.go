@@ -278,8 +278,14 @@ func (s *Server) buildAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// An API key's last use, outside the log (a use is not a change); a record lives a year
+	// after the key's last use.
+	usage, err := s.Store.OpenRecords(ctx, eventstore.BucketKeyUsage, "last use of each company API key", 366*24*time.Hour)
+	if err != nil {
+		return err
+	}
 	s.API = httpapi.New(httpapi.Config{BaseURL: s.baseURL, AdminToken: s.AdminToken, BodyLimit: s.BodyLimit,
-		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store, Fairness: s.Fairness,
+		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store, Fairness: s.Fairness, KeyUsage: usage,
 		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now}},
 		s.Service, s.DB, projectionAdmin{s.Projector}, s.Logger)
 	return nil

@@ -14,14 +14,19 @@ import (
 	"github.com/idledger/idledger/domain"
 )
 
-// DemoCompany is what DIR/demo.json keeps so every start can print the demo token again.
+// DemoCompany is what DIR/demo.json keeps so every start can print the demo secrets again.
 type DemoCompany struct {
 	ID    domain.TenantID `json:"id"`
 	Name  string          `json:"name"`
 	Token string          `json:"scimToken"`
+	// APIKey is an API key of the demo company with every scope, for /api/v1. A demo.json
+	// written before API keys existed has none: the next start creates it.
+	APIKey   string `json:"apiKey,omitempty"`
+	APIKeyID string `json:"apiKeyId,omitempty"`
 }
 
-// demo creates the demo company on first start and prints the URLs and tokens.
+// demo creates the demo company (and its API key) on first start and prints the URLs and
+// secrets.
 func (s *Server) demo(ctx context.Context) error {
 	path := filepath.Join(s.DataDir, "demo.json")
 	var d DemoCompany
@@ -32,22 +37,13 @@ func (s *Server) demo(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	case errors.Is(err, os.ErrNotExist):
-		t, token, err := s.Service.CreateTenant(domain.WithRequest(ctx, domain.Request{Actor: "system", Correlation: "demo"}), "Demo Company")
-		if err != nil {
-			return fmt.Errorf("create demo company: %w", err)
-		}
-		d = DemoCompany{ID: t.ID, Name: t.Name, Token: token}
-		raw, _ := json.MarshalIndent(d, "", "  ")
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
-			return fmt.Errorf("save demo company: %w", err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := s.Projector.WaitFor(wctx, t.Version); err != nil {
-			return fmt.Errorf("demo company not visible: %w", err)
-		}
 	default:
 		return err
+	}
+	if d.ID == "" || d.APIKey == "" {
+		if err := s.createDemo(ctx, path, &d); err != nil {
+			return err
+		}
 	}
 	base := s.baseURL
 	fmt.Fprintf(s.Stdout, `
@@ -58,7 +54,8 @@ idledger is running (data in %s, event log: %s)
   operator token   %s
   demo company     %s (%s)
   SCIM base URL    %s/scim/v2
-  SCIM token       %s
+  SCIM token       %s        (for Entra: opens /scim/v2 only)
+  API key          %s        (for your backend: /api/v1, every scope)
 
 Try it:
   export TOKEN=%s
@@ -66,13 +63,48 @@ Try it:
        -H 'Content-Type: application/scim+json' \
        -d '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com","active":true}'
   curl -s -G %s/scim/v2/Users -H "Authorization: Bearer $TOKEN" --data-urlencode 'filter=userName eq "ADA@example.com"'
+  export KEY=%s
+  curl -s %s/api/v1/provisioning -H "Authorization: Bearer $KEY"
 
 `, s.DataDir, s.logName(),
-		base, base, s.AdminToken, d.Name, d.ID, base, d.Token, d.Token, base, base)
+		base, base, s.AdminToken, d.Name, d.ID, base, d.Token, d.APIKey, d.Token, base, base, d.APIKey, base)
 	return nil
 }
 
-// persistentSecret returns the secret kept in DIR/name, creating it on first use.
+// createDemo creates what d lacks (the demo company, its API key), saves d to path (mode
+// 0600) and waits until the read models have it.
+func (s *Server) createDemo(ctx context.Context, path string, d *DemoCompany) error {
+	ctx = domain.WithRequest(ctx, domain.Request{Actor: "system", Correlation: "demo"})
+	if d.ID == "" {
+		t, token, err := s.Service.CreateTenant(ctx, "Demo Company")
+		if err != nil {
+			return fmt.Errorf("create demo company: %w", err)
+		}
+		*d = DemoCompany{ID: t.ID, Name: t.Name, Token: token}
+	}
+	scopes := make([]string, 0, len(domain.AllScopes()))
+	for _, sc := range domain.AllScopes() {
+		scopes = append(scopes, string(sc))
+	}
+	t, k, secret, err := s.Service.CreateAPIKey(ctx, d.ID, "demo", scopes)
+	if err != nil {
+		return fmt.Errorf("create demo API key: %w", err)
+	}
+	d.APIKey, d.APIKeyID = secret, k.ID
+	raw, _ := json.MarshalIndent(d, "", "  ")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return fmt.Errorf("save demo company: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Projector.WaitFor(wctx, t.Version); err != nil { // the key's event is the company's last
+		return fmt.Errorf("demo company not visible: %w", err)
+	}
+	return nil
+}
+
+// persistentSecret returns the secret kept in DIR/name, creating it on first use with the
+// operator token's prefix (it keeps the generated operator token).
 func (s *Server) persistentSecret(name string) (string, error) {
 	path := filepath.Join(s.DataDir, name)
 	raw, err := os.ReadFile(path)
@@ -82,7 +114,7 @@ func (s *Server) persistentSecret(name string) (string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	tok, err := domain.NewSecret(rand.Reader)
+	tok, err := domain.NewToken(rand.Reader, domain.OperatorTokenPrefix)
 	if err != nil {
 		return "", err
 	}
