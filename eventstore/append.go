@@ -49,6 +49,8 @@ func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, err
 	if err := s.connected(); err != nil {
 		return 0, err
 	}
+	s.reload.RLock() // no JetStream reload (storage.go) under an append in flight
+	defer s.reload.RUnlock()
 	if err := s.roomToAppend(); err != nil {
 		return 0, err
 	}

@@ -96,14 +96,19 @@ type Store struct {
 	closed      chan struct{}  // closed by Close
 	committerWG sync.WaitGroup
 	closeOnce   sync.Once
-	srv         *server.Server  // nil with an external NATS
-	srvOpts     *server.Options // the embedded server's options, to reload JetStream (storage.go)
-	storage     storage         // full-disk state of the embedded server (storage.go)
-	nc          *nats.Conn
-	js          jetstream.JetStream
-	stream      jetstream.Stream
-	keys        jetstream.KeyValue
-	requests    jetstream.Stream // IDL_REQUESTS, the expiring SCIM request records (requests.go)
+	// reload keeps appends and a JetStream reload (storage.go) apart: appends hold it for
+	// reading, the healer for writing, so JetStream is never shut down under an append in
+	// flight (whose outcome would then be unknown).
+	reload   sync.RWMutex
+	healers  sync.WaitGroup  // the healer goroutine (storage.go); Close waits for it
+	srv      *server.Server  // nil with an external NATS
+	srvOpts  *server.Options // the embedded server's options, to reload JetStream (storage.go)
+	storage  storage         // full-disk state of the embedded server (storage.go)
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	keys     jetstream.KeyValue
+	requests jetstream.Stream // IDL_REQUESTS, the expiring SCIM request records (requests.go)
 
 	mu          sync.Mutex        // guards claimSecret
 	claimSecret map[string][]byte // tenant id → claim HMAC key
@@ -189,10 +194,12 @@ func (s *Store) Close() error {
 		}
 		s.nc.Close()
 	}
+	s.healers.Wait() // a healer may be reloading JetStream: let it finish before the shutdown
 	if s.srv != nil {
+		// s.srv stays set: a late reader (a request record's error handler) then meets a server
+		// that is shut down, not a nil pointer.
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
-		s.srv = nil
 	}
 	return nil
 }

@@ -256,8 +256,17 @@ func (s *Store) startHealing(cause error) {
 		s.log.Error("event log storage failed: writes answer 507 until space is freed; the store heals by itself", "err", cause)
 	}
 	if !st.healing {
+		select {
+		case <-s.closed: // closing: nothing is to be healed any more
+			return
+		default:
+		}
 		st.healing = true
-		go s.heal()
+		s.healers.Add(1)
+		go func() {
+			defer s.healers.Done()
+			s.heal()
+		}()
 	}
 }
 
@@ -274,7 +283,7 @@ func (s *Store) heal() {
 		if s.volumeNearlyFull() {
 			continue
 		}
-		if err := s.reloadJetStream(); err != nil {
+		if err := s.reloadExclusively(); err != nil {
 			s.log.Warn("event log storage: reloading JetStream failed; retrying", "attempt", attempt, "err", err)
 			continue
 		}
@@ -290,6 +299,19 @@ func (s *Store) heal() {
 		s.log.Info("event log storage recovered: writes resume", "refused_for", down.Round(time.Millisecond))
 		return
 	}
+}
+
+// reloadExclusively reloads JetStream once no append is in flight (and none starts until it is
+// done), unless the store is closing.
+func (s *Store) reloadExclusively() error {
+	s.reload.Lock()
+	defer s.reload.Unlock()
+	select {
+	case <-s.closed:
+		return errors.New("the store is closing")
+	default:
+	}
+	return s.reloadJetStream()
 }
 
 // reloadJetStream shuts JetStream down and enables it again with the options the server

@@ -92,7 +92,11 @@ func (s *Server) handleRevokeAPIKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, t.Version)
+	// Not in force until this instance's reads have it: no 204 before that (a 503 says it
+	// was stored and will take effect).
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
 	s.usage.forget(tenant, id)
 	s.log.Info("api key revoked", "tenant", t.ID, "key", id,
 		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))

@@ -99,8 +99,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
 	}
 	if status == http.StatusInsufficientStorage {
-		// Nothing was stored; the same request succeeds once space is freed (storage.go in
-		// eventstore heals without a restart).
+		// The same request succeeds once space is freed (storage.go in eventstore heals without
+		// a restart). Refused before the append, nothing was stored; a write the disk failed
+		// while it was being stored may have been (its retry then meets 409 or 412).
 		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterStorageFull))
 		s.metrics.writeRefused(refusedStorageFull)
 	}

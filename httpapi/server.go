@@ -174,16 +174,16 @@ func (s *Server) routes() {
 	e.GET("/api/v1/me", s.handleMe, ready)
 
 	admin := e.Group("/admin/v1", s.requireAdmin)
-	admin.POST("/tenants", s.handleCreateTenant)
-	admin.PATCH("/tenants/:id", s.handlePatchTenant)
-	admin.POST("/tenants/:id/rotate-token", s.handleRotateToken)   // tokens.go
-	admin.GET("/projections", s.handleGetProjections)              // admin_projections.go
-	admin.POST("/projections/rebuild", s.handleRebuildProjections) // 202, runs in the background
+	admin.POST("/tenants", s.handleCreateTenant, s.gateWrites)
+	admin.PATCH("/tenants/:id", s.handlePatchTenant, s.gateWrites)
+	admin.POST("/tenants/:id/rotate-token", s.handleRotateToken, s.gateWrites) // tokens.go
+	admin.GET("/projections", s.handleGetProjections)                          // admin_projections.go
+	admin.POST("/projections/rebuild", s.handleRebuildProjections)             // 202, runs in the background
 
 	// A company's API keys (apikeys.go), for its own API.
-	admin.POST("/tenants/:id/api-keys", s.handleCreateAPIKey)
+	admin.POST("/tenants/:id/api-keys", s.handleCreateAPIKey, s.gateWrites)
 	admin.GET("/tenants/:id/api-keys", s.handleListAPIKeys)
-	admin.DELETE("/tenants/:id/api-keys/:keyId", s.handleRevokeAPIKey)
+	admin.DELETE("/tenants/:id/api-keys/:keyId", s.handleRevokeAPIKey, s.gateWrites)
 
 	// The company API: one table of routes and the API key scope each needs (scopes.go).
 	s.registerCompanyAPI(e)
@@ -258,11 +258,36 @@ func (s *Server) whileCatchingUp(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		// Sign-ins are not refused: they read the read models and record the sign-in, which no
 		// later read of the signing-in browser waits for.
-		if gate != nil && isWrite(c.Request().Method) && !strings.HasPrefix(c.Request().URL.Path, "/saml/") {
-			if err := gate.RefuseWrites(); err != nil {
-				s.metrics.writeRefused(refusedReadModels)
-				return domain.Errorf(domain.ErrUnavailable, "nothing was stored: the read models cannot show new changes just now (%v); retry later", err)
+		if isWrite(c.Request().Method) && !strings.HasPrefix(c.Request().URL.Path, "/saml/") {
+			if err := s.refuseWrite(gate); err != nil {
+				return err
 			}
+		}
+		return next(c)
+	}
+}
+
+// refuseWrite returns the 503 of a write that must not be appended because the read models
+// cannot show new changes just now (stopped, stuck on a full disk, or far behind), or nil.
+func (s *Server) refuseWrite(gate WriteGate) error {
+	if gate == nil {
+		return nil
+	}
+	if err := gate.RefuseWrites(); err != nil {
+		s.metrics.writeRefused(refusedReadModels)
+		return domain.Errorf(domain.ErrUnavailable, "nothing was stored: the read models cannot show new changes just now (%v); retry later", err)
+	}
+	return nil
+}
+
+// gateWrites refuses an operator write while the read models cannot show it: a company, a
+// rotated token or a revoked key must be in force when the operator is told it is. /admin stays
+// open otherwise (its reads, and a rebuild, are how an operator repairs the read models).
+func (s *Server) gateWrites(next echo.HandlerFunc) echo.HandlerFunc {
+	gate, _ := s.projector.(WriteGate)
+	return func(c echo.Context) error {
+		if err := s.refuseWrite(gate); err != nil {
+			return err
 		}
 		return next(c)
 	}

@@ -17,7 +17,11 @@ func (s *Server) handleRotateToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitVisible(c, t.Version)
+	// The old token is refused only once this instance's reads have the new hash: never answer
+	// before that. A 503 drops the new token (nobody has seen it); the operator rotates again.
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
 	s.log.Info("scim token rotated", "tenant", t.ID, "token_sha256", t.SCIMTokenHash[:16],
 		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	c.Response().Header().Set("Cache-Control", "no-store") // the secret must not sit in a cache
