@@ -160,7 +160,7 @@ func fillGroup(tb testing.TB, e *testEnv, tenant domain.TenantID, size int) stri
 
 // BenchmarkSCIMFilterParallel is Entra's match query (GET /Users?filter=userName eq "…", in
 // another case than stored) from about 32 concurrent clients on keep-alive connections, each
-// finding its user, as the reads of `idledger bench` do. The server is wired as `idledger
+// finding its user, as the reads of `idledger-bench` do. The server is wired as `idledger
 // serve` wires it: durable log, audit with SCIM request records, a logger that drops the
 // access log (level error); the users have the attributes Entra provisions. Besides ns/op it
 // reports the CPU time per request (server, embedded NATS and client) and the p50 and p99

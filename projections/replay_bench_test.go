@@ -310,7 +310,7 @@ func TestReplay_batching_does_not_change_the_read_models(t *testing.T) {
 }
 
 // BenchmarkReplay measures building the read models from sequence 1 on an Entra-like log of
-// 10k users and 32k messages, like `idledger bench -short`'s, on the embedded JetStream:
+// 10k users and 32k messages, like `idledger-bench -short`'s, on the embedded JetStream:
 //
 //   - Rebuild: Projector.Rebuild, offline (a second file, swapped in), as the bench measures it.
 //   - Replay: Replay into a fresh file (`idledger projections check`).
