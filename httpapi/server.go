@@ -49,6 +49,14 @@ type CatchUpReporter interface {
 	CatchingUp() bool
 }
 
+// FailureReporter is implemented by a [Projector] that can stop on an event it cannot apply
+// (projections.Projector does): from then on its read models miss every later change, so the
+// routes that answer from them (SCIM, the company API, sign-ins) answer 503 instead, until the
+// operator repairs them (GET /admin/v1/projections, idledger projections rebuild).
+type FailureReporter interface {
+	Failed() error
+}
+
 // WriteGate is implemented by a [Projector] that knows when it cannot make a write visible
 // (projections.Projector does): while RefuseWrites returns an error, write requests answer
 // 503 with Retry-After before anything is appended, instead of acknowledging a change reads
@@ -252,7 +260,13 @@ func (s *Server) whileCatchingUp(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	gate, _ := s.projector.(WriteGate)
+	failed, _ := s.projector.(FailureReporter)
 	return func(c echo.Context) error {
+		// Fail closed: frozen read models would let a user deactivated since sign in, and a key
+		// revoked since open the API.
+		if failed != nil && failed.Failed() != nil {
+			return domain.Errorf(domain.ErrUnavailable, "the read models stopped on an event they cannot apply and miss every later change; nothing is answered from them until the operator repairs them")
+		}
 		if r.CatchingUp() {
 			return domain.Errorf(domain.ErrUnavailable, "the read models are being rebuilt from the event log after a restart; retry shortly")
 		}

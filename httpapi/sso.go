@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -408,6 +409,11 @@ func (s *Server) handleSAMLLogout(c echo.Context) error {
 	if s.sso == nil {
 		return s.ssoOff()
 	}
+	if s.crossSite(c) {
+		// A form on another site must not sign the user out (logout CSRF): a browser sends the
+		// Lax session cookie with no cross-site POST, but would obey the clearing Set-Cookie.
+		return domain.Errorf(domain.ErrForbidden, "sign-out is only accepted from this site")
+	}
 	tenant := domain.TenantID(c.Param("tenant"))
 	sess, key, err := s.currentSession(c)
 	switch {
@@ -470,4 +476,20 @@ func remoteHost(addr string) string {
 		return h
 	}
 	return addr
+}
+
+// crossSite reports whether a browser says the request comes from another site: Sec-Fetch-Site
+// "cross-site", or an Origin other than this server's public origin (the base URL's).
+// Non-browser clients send neither and are not refused.
+func (s *Server) crossSite(c echo.Context) bool {
+	h := c.Request().Header
+	if h.Get("Sec-Fetch-Site") == "cross-site" {
+		return true
+	}
+	origin := h.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	base, err := url.Parse(s.cfg.BaseURL)
+	return err != nil || origin != base.Scheme+"://"+base.Host
 }

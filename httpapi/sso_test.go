@@ -688,7 +688,22 @@ func TestSSO_Logout(t *testing.T) {
 	res := b.login(t, tenant, samltest.Entra, "ada@contoso.example")
 	stolen := sessionCookieOf(res)
 
+	// A form on another site cannot sign the user out (logout CSRF).
+	for _, h := range []map[string]string{{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}} {
+		req, _ := http.NewRequest(http.MethodPost, e.URL+"/saml/"+tenant+"/logout", nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		if out := send(t, b.client, req); out.Status != http.StatusForbidden || out.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("cross-site logout %v = %d (Set-Cookie %q), want 403 and no cookie change", h, out.Status, out.Header.Get("Set-Cookie"))
+		}
+	}
+	if me := b.me(t); me.Status != http.StatusOK {
+		t.Fatalf("me after a refused cross-site logout = %d, want 200", me.Status)
+	}
+
 	req, _ := http.NewRequest(http.MethodPost, e.URL+"/saml/"+tenant+"/logout", nil)
+	req.Header.Set("Origin", e.URL) // this site's own form
 	if out := send(t, b.client, req); out.Status != http.StatusNoContent {
 		t.Fatalf("logout = %d %s", out.Status, out.Body)
 	}

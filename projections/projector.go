@@ -460,6 +460,17 @@ func (p *Projector) CatchingUp() bool {
 	return !p.caughtUp && p.failure == nil
 }
 
+// Failed returns why the projector stopped on an event it cannot apply, or nil while it runs.
+// The read models are then frozen: later changes (a deactivation) are not in them.
+func (p *Projector) Failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failure != nil {
+		return stoppedError{seq: p.failure.Seq, err: p.failure.Err}
+	}
+	return nil
+}
+
 // Ready reports whether the read models have caught up with the log as it was at start and the
 // projector has not failed; if not, the error says why.
 func (p *Projector) Ready() error {

@@ -335,7 +335,7 @@ func TestProjectionsAdmin_shows_a_stopped_projector(t *testing.T) {
 	dir := t.TempDir()
 	m := startMain(t, dir)
 	base := "http://" + m.Addr()
-	tenant, _ := createTenant(t, base, "Acme")
+	tenant, scimToken := createTenant(t, base, "Acme")
 	admin := client{t, base, adminToken}
 
 	res := admin.do("GET", "/admin/v1/projections", "")
@@ -370,6 +370,14 @@ func TestProjectionsAdmin_shows_a_stopped_projector(t *testing.T) {
 	if res := (client{t, base, ""}).do("GET", "/healthz", ""); res.status != http.StatusServiceUnavailable ||
 		!strings.Contains(string(res.body), fmt.Sprintf("seq %d", ack.Sequence)) {
 		t.Errorf("/healthz = %d %s", res.status, res.body)
+	}
+	// Fail closed: frozen read models answer nothing that relies on them (a user deactivated
+	// after the bad event would still sign in, a key revoked since would still open the API).
+	for _, path := range []string{"/scim/v2/Users", "/saml/" + tenant + "/login"} {
+		res := (client{t, base, scimToken}).do("GET", path, "")
+		if res.status != http.StatusServiceUnavailable {
+			t.Errorf("GET %s with the projector stopped = %d %s, want 503", path, res.status, res.body)
+		}
 	}
 	res = admin.do("POST", "/admin/v1/projections/rebuild", "")
 	if res.status != http.StatusConflict || !strings.Contains(string(res.body), "projections rebuild") {
