@@ -64,7 +64,7 @@ func oldParseFilter(raw string) (Filter, error) {
 // matches (FuzzSimpleEq checks it), scanned by hand because the match query runs thousands of
 // times a second.
 func oldSimpleEq(raw string) (Filter, bool) {
-	i := oldSkipSpaces(raw, 0)
+	i := skipSpaces(raw, 0)
 	attr, i := oldScanName(raw, i, false)
 	if attr == "" {
 		return nil, false
@@ -75,11 +75,11 @@ func oldSimpleEq(raw string) (Filter, bool) {
 			return nil, false
 		}
 	}
-	j := oldSkipSpaces(raw, i)
+	j := skipSpaces(raw, i)
 	if j == i || j+2 > len(raw) || raw[j]|0x20 != 'e' || raw[j+1]|0x20 != 'q' {
 		return nil, false
 	}
-	i = oldSkipSpaces(raw, j+2)
+	i = skipSpaces(raw, j+2)
 	if i == j+2 || i >= len(raw) || raw[i] != '"' {
 		return nil, false
 	}
@@ -92,7 +92,7 @@ func oldSimpleEq(raw string) (Filter, bool) {
 			escaped = true
 		}
 	}
-	if end >= len(raw) || oldSkipSpaces(raw, end+1) != len(raw) {
+	if end >= len(raw) || skipSpaces(raw, end+1) != len(raw) {
 		return nil, false
 	}
 	switch strings.ToLower(attr) {
@@ -107,14 +107,6 @@ func oldSimpleEq(raw string) (Filter, bool) {
 		}
 	}
 	return CompareFilter{Path: AttrPath{Attr: attr, Sub: sub}, Op: OpEq, Value: v}, true
-}
-
-// oldSkipSpaces returns the position of the first byte at or after i in s that is not a space.
-func oldSkipSpaces(s string, i int) int {
-	for i < len(s) && s[i] == ' ' {
-		i++
-	}
-	return i
 }
 
 // oldScanName returns the attribute name at position i of s ([A-Za-z][A-Za-z0-9_-]*, with a
@@ -174,7 +166,7 @@ func oldParseFilterText(s string, nested bool, budget int) (Filter, error) {
 	if err != nil {
 		return nil, errorf(ErrInvalidFilter,
 			"filter %s is not valid: expected attribute operator value (userName eq \"bjensen\"), "+
-				"attribute pr, and/or/not (…) combinations or attribute[…] (RFC 7644 §3.4.2.2)", oldClip(s))
+				"attribute pr, and/or/not (…) combinations or attribute[…] (RFC 7644 §3.4.2.2)", clip(s))
 	}
 	return c.expr(expr)
 }
@@ -224,7 +216,7 @@ func oldLexFilter(s string, budget int) ([]oldFilterToken, error) {
 			}
 			var v string
 			if err := json.Unmarshal([]byte(s[i:j+1]), &v); err != nil {
-				return nil, errorf(ErrInvalidFilter, "filter has an invalid string literal %s", oldClip(s[i:j+1]))
+				return nil, errorf(ErrInvalidFilter, "filter has an invalid string literal %s", clip(s[i:j+1]))
 			}
 			toks = append(toks, oldFilterToken{'"', oldQuoteFilterValue(v), depth})
 			i = j + 1
@@ -273,7 +265,7 @@ func (c *oldFilterConv) oldCutValuePaths(toks []oldFilterToken, nested bool, bud
 			for k >= 0 && out[k].kind == ' ' {
 				k--
 			}
-			if k < 0 || out[k].kind != 'w' || oldIsLogicalWord(out[k].text) {
+			if k < 0 || out[k].kind != 'w' || isLogicalWord(out[k].text) {
 				return nil, errorf(ErrInvalidFilter, "a value filter '[' must follow an attribute name")
 			}
 			attrText := out[k].text
@@ -286,7 +278,7 @@ func (c *oldFilterConv) oldCutValuePaths(toks []oldFilterToken, nested bool, bud
 				j++
 			}
 			if j == len(toks) {
-				return nil, errorf(ErrInvalidFilter, "value filter after %s has no closing ']'", oldClip(attrText))
+				return nil, errorf(ErrInvalidFilter, "value filter after %s has no closing ']'", clip(attrText))
 			}
 			var inner strings.Builder
 			for _, it := range toks[i+1 : j] {
@@ -329,7 +321,7 @@ func oldParseValuePath(attrText, inner string, hasSub bool, budget int) (ValuePa
 	}
 	ap, err := oldLibParseAttrPath(oldLegacyExtensionPath(attrText))
 	if err != nil {
-		return ValuePathFilter{}, errorf(ErrInvalidFilter, "%s is not an attribute name", oldClip(attrText))
+		return ValuePathFilter{}, errorf(ErrInvalidFilter, "%s is not an attribute name", clip(attrText))
 	}
 	path, err := oldConvertAttrPath(ap, false)
 	if err != nil {
@@ -366,7 +358,7 @@ func oldMarkBareValues(toks []oldFilterToken) {
 		p1 := prev(i)
 		p2 := prev(p1)
 		if p1 >= 0 && p2 >= 0 && toks[p1].kind == 'w' && toks[p2].kind == 'w' &&
-			oldIsCompareWord(toks[p1].text) && !oldIsLogicalWord(toks[p2].text) {
+			oldIsCompareWord(toks[p1].text) && !isLogicalWord(toks[p2].text) {
 			if !oldIsJSONLiteral(toks[i].text) {
 				toks[i].text = oldQuoteFilterValue(toks[i].text)
 			}
@@ -383,10 +375,6 @@ func oldIsCompareWord(s string) bool {
 		}
 	}
 	return false
-}
-
-func oldIsLogicalWord(s string) bool {
-	return strings.EqualFold(s, "and") || strings.EqualFold(s, "or") || strings.EqualFold(s, "not")
 }
 
 var oldJsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
@@ -430,7 +418,7 @@ func oldLegacyExtensionPath(s string) string {
 	}
 	i := strings.LastIndexByte(s, ':')
 	head, tail := s[:i], s[i+1:]
-	if !oldIsSchemaVersion(head[strings.LastIndexByte(head, ':')+1:]) {
+	if !isSchemaVersion(head[strings.LastIndexByte(head, ':')+1:]) {
 		return s
 	}
 	for _, kind := range []string{"User.", "Group."} {
@@ -439,14 +427,6 @@ func oldLegacyExtensionPath(s string) string {
 		}
 	}
 	return s
-}
-
-// oldIsSchemaVersion reports whether a URN segment is a version such as "2.0".
-func oldIsSchemaVersion(seg string) bool {
-	if seg == "" || seg[0] < '0' || seg[0] > '9' {
-		return false
-	}
-	return strings.Trim(seg, "0123456789.") == ""
 }
 
 // oldLibParseFilter runs the library's filter parser, turning a panic into an error.
@@ -598,13 +578,13 @@ func oldCompareFilter(path AttrPath, op filter.CompareOperator, v any) (Filter, 
 	case json.Number:
 		f, err := strconv.ParseFloat(string(x), 64)
 		if err != nil {
-			return nil, errorf(ErrInvalidFilter, "number %s in filter is out of range", oldClip(string(x)))
+			return nil, errorf(ErrInvalidFilter, "number %s in filter is out of range", clip(string(x)))
 		}
 		value = f
 	case string:
 		var s string
 		if err := json.Unmarshal([]byte(`"`+x+`"`), &s); err != nil {
-			return nil, errorf(ErrInvalidFilter, "invalid string literal %s in filter", oldClip(`"`+x+`"`))
+			return nil, errorf(ErrInvalidFilter, "invalid string literal %s in filter", clip(`"`+x+`"`))
 		}
 		value = s
 	default:
@@ -641,7 +621,7 @@ func oldConvertAttrPath(p filter.AttributePath, schemaOnly bool) (AttrPath, erro
 		return out, errorf(ErrInvalidFilter, "%q: an attribute prefix must be a schema URN", p.String())
 	}
 	if (strings.EqualFold(out.Attr, "User") || strings.EqualFold(out.Attr, "Group")) &&
-		oldIsSchemaVersion(urn[strings.LastIndexByte(urn, ':')+1:]) {
+		isSchemaVersion(urn[strings.LastIndexByte(urn, ':')+1:]) {
 		urn += ":" + out.Attr
 		out.Attr, out.Sub = out.Sub, ""
 	}
@@ -658,18 +638,6 @@ func oldConvertAttrPath(p filter.AttributePath, schemaOnly bool) (AttrPath, erro
 	return out, nil
 }
 
-// oldClip quotes s for an error detail, shortened if long.
-func oldClip(s string) string {
-	if len(s) > 200 {
-		cut := 200
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return strconv.Quote(s)
-}
-
 // oldParsePatchPath parses the "path" of a PATCH operation (RFC 7644 §3.5.2): attr, attr.sub,
 // urn:…:attr, attr[filter] or attr[filter].sub, plus the legacy "urn:…:2.0:User.attr" form
 // and a bare extension URN (the whole extension object: AttrPath.URN set, Attr empty). The
@@ -680,7 +648,7 @@ func oldClip(s string) string {
 func oldParsePatchPath(raw string) (*PatchPath, error) {
 	s := strings.Trim(raw, " ")
 	invalid := func(why string) error {
-		return errorf(ErrInvalidPath, "invalid path %s: %s", oldClip(raw), why)
+		return errorf(ErrInvalidPath, "invalid path %s: %s", clip(raw), why)
 	}
 	switch {
 	case s == "":

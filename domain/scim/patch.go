@@ -126,6 +126,8 @@ func cloneValue(v any) any {
 			out[i] = cloneValue(e)
 		}
 		return out
+	case []string:
+		return slices.Clone(x)
 	default:
 		return v
 	}

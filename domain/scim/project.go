@@ -190,8 +190,7 @@ func Project(res map[string]any, attributes, excludedAttributes string) map[stri
 	if sel := parseAttrList(excludedAttributes, urns); !sel.empty() {
 		return excludeAttributes(res, sel)
 	}
-	out, _ := cloneJSON(res).(map[string]any)
-	return out
+	return cloneMap(res)
 }
 
 // includeAttributes keeps the always-returned keys and the selected ones.
@@ -201,7 +200,7 @@ func includeAttributes(res map[string]any, sel *attrNode) map[string]any {
 		lk := strings.ToLower(k)
 		switch {
 		case lk == "schemas" || lk == "id":
-			out[k] = cloneJSON(v)
+			out[k] = cloneValue(v)
 		case lk == "meta":
 			meta := map[string]any{}
 			if n := sel.child(k); n != nil {
@@ -214,7 +213,7 @@ func includeAttributes(res map[string]any, sel *attrNode) map[string]any {
 				out[k] = meta
 			}
 		case sel.allCore && !strings.HasPrefix(lk, "urn:"):
-			out[k] = cloneJSON(v)
+			out[k] = cloneValue(v)
 		default:
 			if n := sel.child(k); n != nil {
 				if pv, ok := pickValue(v, n); ok {
@@ -233,7 +232,7 @@ func excludeAttributes(res map[string]any, sel *attrNode) map[string]any {
 		lk := strings.ToLower(k)
 		switch {
 		case lk == "schemas" || lk == "id":
-			out[k] = cloneJSON(v)
+			out[k] = cloneValue(v)
 		case lk == "meta":
 			meta := map[string]any{}
 			if m, ok := dropValue(v, sel.child(k)); ok {
@@ -266,7 +265,7 @@ func keepResourceType(meta map[string]any, orig any) {
 // of a multi-valued attribute applies to each of its values.
 func pickValue(v any, n *attrNode) (any, bool) {
 	if n.whole {
-		return cloneJSON(v), true
+		return cloneValue(v), true
 	}
 	switch v := v.(type) {
 	case map[string]any:
@@ -296,7 +295,7 @@ func pickValue(v any, n *attrNode) (any, bool) {
 func dropValue(v any, n *attrNode) (any, bool) {
 	switch {
 	case n == nil:
-		return cloneJSON(v), true
+		return cloneValue(v), true
 	case n.whole:
 		return nil, false
 	}
@@ -318,28 +317,7 @@ func dropValue(v any, n *attrNode) (any, bool) {
 		}
 		return out, len(out) > 0
 	}
-	return cloneJSON(v), true
-}
-
-// cloneJSON deep-copies the maps and slices of a JSON-like value, []string included.
-func cloneJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = cloneJSON(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = cloneJSON(e)
-		}
-		return out
-	case []string:
-		return slices.Clone(v)
-	}
-	return v
+	return cloneValue(v), true
 }
 
 // SortResources sorts rendered resources by sortBy in sortOrder (RFC 7644 §3.4.2.3). The sort
