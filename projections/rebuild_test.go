@@ -283,6 +283,10 @@ func TestProjector_logs_a_long_catch_up(t *testing.T) {
 	if err := p.WaitFor(wctx, h); err != nil {
 		t.Fatal(err)
 	}
+	// The projector wakes waiters when it commits, and logs the end of its catch-up just after.
+	eventually(t, 10*time.Second, "the catch-up's last log line", func() bool {
+		return strings.Contains(logs.String(), `"msg":"projector caught up"`)
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
