@@ -130,7 +130,7 @@ func (r memRead) FindUser(ctx context.Context, tenant TenantID, id UserID) (User
 
 func (r memRead) FindUserByUserName(ctx context.Context, tenant TenantID, name string) (User, error) {
 	for _, id := range r.log.aggregates(tenant, KindUser) {
-		if u, err := r.FindUser(ctx, tenant, UserID(id)); err == nil && FoldUserName(u.UserName()) == FoldUserName(name) {
+		if u, err := r.FindUser(ctx, tenant, UserID(id)); err == nil && FoldCase(u.UserName()) == FoldCase(name) {
 			return u, nil
 		}
 	}
@@ -210,7 +210,7 @@ func (r memRead) GroupsOf(ctx context.Context, tenant TenantID, user UserID) ([]
 
 func (r memRead) FindGroupByDisplayName(ctx context.Context, tenant TenantID, name string) (Group, error) {
 	for _, id := range r.log.aggregates(tenant, KindGroup) {
-		if g, err := r.FindGroup(ctx, tenant, GroupID(id)); err == nil && FoldUserName(g.DisplayName()) == FoldUserName(name) {
+		if g, err := r.FindGroup(ctx, tenant, GroupID(id)); err == nil && FoldCase(g.DisplayName()) == FoldCase(name) {
 			return g, nil
 		}
 	}
@@ -279,9 +279,9 @@ func newCmdEnv(tb testing.TB, givens ...given) *cmdEnv {
 		b := Batch{Tenant: e.Tenant, Writes: []Write{{Event: e, NoExpect: true}}}
 		switch d := e.Data.(type) {
 		case UserCreated:
-			b.Unique = []UniqueOp{{Field: "userName", Value: FoldUserName(stringAttr(d.Attributes, "userName")), Holder: e.AggregateID}}
+			b.Unique = []UniqueOp{{Field: "userName", Value: FoldCase(stringAttr(d.Attributes, "userName")), Holder: e.AggregateID}}
 		case GroupCreated:
-			b.Unique = []UniqueOp{{Field: "displayName", Value: FoldUserName(stringAttr(d.Attributes, "displayName")), Holder: e.AggregateID}}
+			b.Unique = []UniqueOp{{Field: "displayName", Value: FoldCase(stringAttr(d.Attributes, "displayName")), Holder: e.AggregateID}}
 		}
 		if _, err := log.Append(context.Background(), b); err != nil {
 			tb.Fatalf("given %q: %v", g, err)

@@ -84,9 +84,11 @@ func HashToken(token string) string {
 // defaultRandom is the random source a zero Service uses.
 var defaultRandom io.Reader = rand.Reader
 
-// FoldUserName returns the case-folded form of a userName used for uniqueness and look-ups.
-// SCIM userName is caseExact=false (RFC 7643 §4.1.1); the stored value keeps its case.
-func FoldUserName(name string) string {
+// FoldCase returns the case-folded form of a name: surrounding white space trimmed, other
+// white space made a space, each letter lower-cased. Group displayNames and email addresses
+// compare through it. It is also the fold userNames went through before [UserNames] existed:
+// userName claims made by older versions hold FoldCase values (see [Service.nameClaims]).
+func FoldCase(name string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsSpace(r) && r != ' ' {
 			return ' '

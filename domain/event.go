@@ -100,7 +100,7 @@ type Write struct {
 type UniqueOp struct {
 	// Field names the constraint, for example "userName".
 	Field string
-	// Value is the already-normalised value (for userName: [FoldUserName]).
+	// Value is the already-normalised value (for userName: [UserNames] Fold).
 	Value string
 	// Holder is the aggregate id that holds (or held) the value.
 	Holder string

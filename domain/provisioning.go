@@ -179,6 +179,10 @@ func (s *Service) InviteUser(ctx context.Context, o Origin, tenant TenantID, ema
 	if err := errors.Join(checkLen(email, "emails.value"), checkLen(name, "displayName")); err != nil {
 		return User{}, err // the limits of scim.CanonicalUser, which this path skips
 	}
+	email, err := s.prepareUserName(email)
+	if err != nil {
+		return User{}, err
+	}
 	attrs := map[string]any{
 		"userName": email,
 		"emails":   []any{map[string]any{"value": email, "type": "work", "primary": true}},
@@ -191,7 +195,7 @@ func (s *Service) InviteUser(ctx context.Context, o Origin, tenant TenantID, ema
 	u, _, err := run(ctx, s, userKind, target{tenant: tenant, id: id, origin: o, create: true}, func(User) (decision, error) {
 		return decision{
 			events: []Event{s.newEvent(ctx, tenant, KindUser, id, EventUserInvited, UserCreated{Schemas: []string{scim.SchemaUser}, Attributes: attrs})},
-			unique: []UniqueOp{{Field: "userName", Value: FoldUserName(email), Holder: id}},
+			unique: s.nameClaims(email, id, false),
 		}, nil
 	})
 	if errors.Is(err, ErrUniqueness) {

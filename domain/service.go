@@ -30,6 +30,8 @@ type Service struct {
 	NewID func() string
 	// Random is the source of secrets; nil means crypto/rand.
 	Random io.Reader
+	// Names accepts and folds userNames (the PRECIS rule in production); nil means [CaseFold].
+	Names UserNames
 
 	locks keyedMutex
 }
@@ -143,12 +145,19 @@ func (s *Service) CreateUser(ctx context.Context, o Origin, tenant TenantID, in 
 	if err != nil {
 		return User{}, err
 	}
-	id := s.NewID()
 	name, _ := attrs["userName"].(string)
+	if name, err = s.prepareUserName(name); err != nil {
+		return User{}, err
+	}
+	attrs["userName"] = name
+	id := s.NewID()
 	u, _, err := run(ctx, s, userKind, target{tenant: tenant, id: id, origin: o, create: true}, func(User) (decision, error) {
+		if err := s.heldUnderOldFold(ctx, tenant, name, id); err != nil {
+			return decision{}, err
+		}
 		return decision{
 			events: []Event{s.newEvent(ctx, tenant, KindUser, id, EventUserCreated, UserCreated{Schemas: schemas, Attributes: attrs})},
-			unique: []UniqueOp{{Field: "userName", Value: FoldUserName(name), Holder: id}},
+			unique: s.nameClaims(name, id, false),
 		}, nil
 	})
 	if err != nil {

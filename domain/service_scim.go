@@ -49,6 +49,12 @@ func (s *Service) changeUser(ctx context.Context, o Origin, tenant TenantID, id 
 		if err != nil {
 			return decision{}, err
 		}
+		if n, ok := next["userName"].(string); ok && n != u.UserName() {
+			if n, err = s.prepareUserName(n); err != nil {
+				return decision{}, err
+			}
+			next["userName"] = n
+		}
 		changes := DiffResource(u.Resource, next)
 		schemasChanged := !slices.Equal(schemas, u.Schemas)
 		adopt := u.Local && o == OriginSCIM // provisioning takes over a locally invited user
@@ -69,11 +75,11 @@ func (s *Service) changeUser(ctx context.Context, o Origin, tenant TenantID, id 
 		d := decision{events: []Event{s.newEvent(ctx, tenant, KindUser, string(id), typ, data)}}
 		oldName := u.UserName()
 		newName = stringAttr(next, "userName")
-		if FoldUserName(oldName) != FoldUserName(newName) {
-			d.unique = []UniqueOp{
-				{Field: "userName", Value: FoldUserName(oldName), Holder: string(id), Release: true},
-				{Field: "userName", Value: FoldUserName(newName), Holder: string(id)},
+		if s.names().Fold(oldName) != s.names().Fold(newName) {
+			if err := s.heldUnderOldFold(ctx, tenant, newName, string(id)); err != nil {
+				return decision{}, err
 			}
+			d.unique = append(s.nameClaims(oldName, string(id), true), s.nameClaims(newName, string(id), false)...)
 		}
 		return d, nil
 	})
@@ -104,7 +110,7 @@ func (s *Service) DeleteUser(ctx context.Context, o Origin, tenant TenantID, id 
 		}
 		d := decision{
 			events: []Event{s.newEvent(ctx, tenant, KindUser, string(id), EventUserDeleted, UserDeleted{Groups: groups})},
-			unique: []UniqueOp{{Field: "userName", Value: FoldUserName(u.UserName()), Holder: string(id), Release: true}},
+			unique: s.nameClaims(u.UserName(), string(id), true),
 		}
 		for _, g := range groups {
 			d.others = append(d.others, Write{NoExpect: true, Event: s.newEvent(ctx, tenant, KindGroup, string(g),
@@ -146,7 +152,7 @@ func (s *Service) CreateGroup(ctx context.Context, o Origin, tenant TenantID, in
 		return decision{
 			events: []Event{s.newEvent(ctx, tenant, KindGroup, id, EventGroupCreated,
 				GroupCreated{Schemas: schemas, Attributes: attrs, Members: members, Skipped: skipped})},
-			unique: []UniqueOp{{Field: "displayName", Value: FoldUserName(name), Holder: id}},
+			unique: []UniqueOp{{Field: "displayName", Value: FoldCase(name), Holder: id}},
 		}, nil
 	})
 	if errors.Is(err, ErrUniqueness) {
@@ -247,10 +253,10 @@ func (s *Service) changeGroup(ctx context.Context, o Origin, tenant TenantID, id
 			if oldName != newName {
 				typ = EventGroupRenamed
 			}
-			if FoldUserName(oldName) != FoldUserName(newName) {
+			if FoldCase(oldName) != FoldCase(newName) {
 				d.unique = []UniqueOp{
-					{Field: "displayName", Value: FoldUserName(oldName), Holder: string(id), Release: true},
-					{Field: "displayName", Value: FoldUserName(newName), Holder: string(id)},
+					{Field: "displayName", Value: FoldCase(oldName), Holder: string(id), Release: true},
+					{Field: "displayName", Value: FoldCase(newName), Holder: string(id)},
 				}
 			}
 			data := GroupChanged{Changes: changes, Method: method}
@@ -362,7 +368,7 @@ func (s *Service) DeleteGroup(ctx context.Context, o Origin, tenant TenantID, id
 	g, _, err := run(ctx, s, groupKind, target{tenant: tenant, id: string(id), origin: o, ifMatch: ifMatch}, func(g Group) (decision, error) {
 		return decision{
 			events: []Event{s.newEvent(ctx, tenant, KindGroup, string(id), EventGroupDeleted, GroupDeleted{})},
-			unique: []UniqueOp{{Field: "displayName", Value: FoldUserName(g.DisplayName()), Holder: string(id), Release: true}},
+			unique: []UniqueOp{{Field: "displayName", Value: FoldCase(g.DisplayName()), Holder: string(id), Release: true}},
 		}, nil
 	})
 	return g.Version, err

@@ -96,7 +96,7 @@ func (u *User) Apply(e Event) {
 type UserReader interface {
 	// FindUser returns the user, or an error wrapping ErrNotFound.
 	FindUser(ctx context.Context, tenant TenantID, id UserID) (User, error)
-	// FindUserByUserName returns the user whose folded userName equals FoldUserName(name), or an
+	// FindUserByUserName returns the user whose folded userName equals the [UserNames] fold of name, or an
 	// error wrapping ErrNotFound.
 	FindUserByUserName(ctx context.Context, tenant TenantID, name string) (User, error)
 }

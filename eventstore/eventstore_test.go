@@ -688,7 +688,7 @@ func TestUniqueness(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := s.Append(ctx, domain.Batch{Tenant: tenant.ID, Unique: []domain.UniqueOp{
-			{Field: "userName", Value: domain.FoldUserName(name), Holder: string(u.ID), Release: true}}}); err != nil {
+			{Field: "userName", Value: domain.FoldCase(name), Holder: string(u.ID), Release: true}}}); err != nil {
 			t.Fatal(err)
 		}
 		head, err := s.Head(ctx)

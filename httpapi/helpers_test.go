@@ -20,6 +20,7 @@ import (
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
 	"github.com/idledger/idledger/projections"
+	"github.com/idledger/idledger/projections/usernames"
 )
 
 const testAdminToken = "test-admin"
@@ -102,7 +103,7 @@ func buildTestEnv(tb testing.TB, o envOptions) *testEnv {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = proj.Run(ctx) }()
 	clock := &testClock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
-	svc := &domain.Service{Log: store, Read: db, Sync: proj.WaitFor, Now: clock.Now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }}
+	svc := &domain.Service{Log: store, Read: db, Sync: proj.WaitFor, Now: clock.Now, NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Names: usernames.Rule{}}
 	srv := httptest.NewServer(nil)
 	base := o.base
 	if base == "" {

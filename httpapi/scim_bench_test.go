@@ -115,7 +115,7 @@ func bulkUsers(tb testing.TB, e *testEnv, tenant domain.TenantID, n int, prefix 
 				At: e.Clock.Now(), Actor: "bench",
 				Data: domain.UserCreated{Attributes: map[string]any{"userName": name, "active": true}},
 			}})
-			b.Unique = append(b.Unique, domain.UniqueOp{Field: "userName", Value: domain.FoldUserName(name), Holder: id})
+			b.Unique = append(b.Unique, domain.UniqueOp{Field: "userName", Value: domain.FoldCase(name), Holder: id})
 			ids = append(ids, id)
 		}
 		v, err := e.Store.Append(ctx, b)
@@ -250,7 +250,7 @@ func entraUsers(tb testing.TB, e *testEnv, tenant domain.TenantID, n int) {
 						"employeeNumber": strconv.Itoa(100000 + i)},
 				}},
 			}})
-			b.Unique = append(b.Unique, domain.UniqueOp{Field: "userName", Value: domain.FoldUserName(name), Holder: id})
+			b.Unique = append(b.Unique, domain.UniqueOp{Field: "userName", Value: domain.FoldCase(name), Holder: id})
 		}
 		v, err := e.Store.Append(ctx, b)
 		if err != nil {

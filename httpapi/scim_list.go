@@ -10,6 +10,7 @@ import (
 
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/domain/scim"
+	"github.com/idledger/idledger/projections/usernames"
 )
 
 // listParams are a list request's query parameters (RFC 7644 §3.4.2).
@@ -86,7 +87,9 @@ func (p listParams) query(indexes []string, view, stored func(domain.Resource) m
 		if stored != nil && readsStoredOnly(f) {
 			view = stored
 		}
-		q.Keep = func(r domain.Resource) bool { return scim.Match(f, view(r)) }
+		// userNames compare through the fold that uniqueness and the index use.
+		m := scim.Matcher{UserName: usernames.Fold}
+		q.Keep = func(r domain.Resource) bool { return m.Match(f, view(r)) }
 	}
 	return q
 }

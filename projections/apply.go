@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/projections/usernames"
 )
 
 // apply folds one event into the read models through w, with the domain's own Apply.
@@ -167,7 +168,7 @@ func namesOf(u *domain.User) userNames {
 		return n
 	}
 	if s := u.UserName(); s != "" {
-		n.userName, n.hasUserName = fold(s), true
+		n.userName, n.hasUserName = usernames.Fold(s), true
 	}
 	n.externalID = u.ExternalID()
 	if emails, ok := u.Resource["emails"].([]any); ok {
@@ -182,14 +183,15 @@ func namesOf(u *domain.User) userNames {
 	return n
 }
 
-// fold is domain.FoldUserName, without allocating for an ASCII name already folded.
+// fold is domain.FoldCase (emails, group displayNames), without allocating for an ASCII name
+// already folded. userNames fold through usernames.Fold instead.
 func fold(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			return domain.FoldUserName(s)
+			return domain.FoldCase(s)
 		}
 	}
-	// For ASCII, FoldUserName trims \t \n \v \f \r and spaces, turns the first five into spaces
+	// For ASCII, FoldCase trims \t \n \v \f \r and spaces, turns the first five into spaces
 	// and lower-cases A-Z.
 	s = strings.TrimSpace(s)
 	for i := 0; i < len(s); i++ {

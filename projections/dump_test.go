@@ -3,6 +3,7 @@ package projections_test
 import (
 	"bytes"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,7 +62,7 @@ func TestDB_Dump(t *testing.T) {
 	t.Run("readable_sorted_and_complete", func(t *testing.T) {
 		for _, want := range []string{
 			"{\n\"group_members\": {},\n",
-			"\"meta\": {\n  \"schema\": \"3\"\n}",
+			"\"meta\": {\n  \"schema\": \"" + strconv.Itoa(projections.SchemaVersion) + "\"\n}",
 			`"` + string(tenant.ID) + `/E<1>&\u0000`, // NUL shown escaped, no HTML escaping
 			`"userName":"user1"`,                     // values decoded: objects shown compact
 		} {

@@ -35,7 +35,7 @@ func (db *DB) FindGroup(_ context.Context, tenant domain.TenantID, id domain.Gro
 func (db *DB) FindGroupByDisplayName(_ context.Context, tenant domain.TenantID, name string) (domain.Group, error) {
 	var g domain.Group
 	err := db.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketGroupName).Get(key(tenant, domain.FoldUserName(name)))
+		id := tx.Bucket(bucketGroupName).Get(key(tenant, domain.FoldCase(name)))
 		if id == nil {
 			return domain.ErrNotFound
 		}

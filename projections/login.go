@@ -7,6 +7,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/projections/usernames"
 )
 
 // LoginByUserName resolves a SAML NameID to the user whose userName it is (ignoring case) and
@@ -16,7 +17,7 @@ import (
 func (db *DB) LoginByUserName(_ context.Context, tenant domain.TenantID, name string) (domain.LoginEntry, error) {
 	var e domain.LoginEntry
 	err := db.view(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketLogin), []byte(string(tenant)+"/u/"+domain.FoldUserName(name)), &e)
+		return getJSON(tx.Bucket(bucketLogin), []byte(string(tenant)+"/u/"+usernames.Fold(name)), &e)
 	})
 	if errors.Is(err, domain.ErrNotFound) {
 		return e, domain.Errorf(domain.ErrNotFound, "no user has the userName %q", name)

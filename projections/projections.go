@@ -67,11 +67,12 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/projections/usernames"
 )
 
 // SchemaVersion is the layout version of the read models. A file written with another version
 // is emptied and rebuilt from the log when opened.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Bucket names.
 var (
@@ -507,7 +508,7 @@ func (db *DB) FindUser(_ context.Context, tenant domain.TenantID, id domain.User
 func (db *DB) FindUserByUserName(_ context.Context, tenant domain.TenantID, name string) (domain.User, error) {
 	var u domain.User
 	err := db.view(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketUserNames).Get(key(tenant, domain.FoldUserName(name)))
+		id := tx.Bucket(bucketUserNames).Get(key(tenant, usernames.Fold(name)))
 		if id == nil {
 			return domain.ErrNotFound
 		}
@@ -586,20 +587,20 @@ func (db *DB) QueryGroups(ctx context.Context, tenant domain.TenantID, q domain.
 type indexDef struct {
 	bucket []byte
 	unique bool
-	fold   bool
+	fold   func(string) string // the index's fold of a value, nil for exact values
 }
 
 // userIndex and groupIndex name the index bucket of each indexable attribute and whether
 // it is unique (value → id) or multi (value NUL id → "").
 var (
 	userIndex = map[string]indexDef{
-		"username":     {bucketUserNames, true, true},
-		"externalid":   {bucketUserExtID, false, false},
-		"emails.value": {bucketUserEmail, false, true},
+		"username":     {bucketUserNames, true, usernames.Fold},
+		"externalid":   {bucketUserExtID, false, nil},
+		"emails.value": {bucketUserEmail, false, domain.FoldCase},
 	}
 	groupIndex = map[string]indexDef{
-		"displayname": {bucketGroupName, true, true},
-		"externalid":  {bucketGroupExt, false, false},
+		"displayname": {bucketGroupName, true, domain.FoldCase},
+		"externalid":  {bucketGroupExt, false, nil},
 	}
 )
 
@@ -649,8 +650,8 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 	} else {
 		ix := index[attr]
 		value := q.IndexValue
-		if ix.fold {
-			value = domain.FoldUserName(value)
+		if ix.fold != nil {
+			value = ix.fold(value)
 		}
 		b := tx.Bucket(ix.bucket)
 		if ix.unique {

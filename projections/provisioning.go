@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/projections/usernames"
 )
 
 // loginKeys returns the login-index keys of a user with these names: its folded userName and
@@ -170,7 +171,7 @@ func (db *DB) ProvisioningStats(_ context.Context, tenant domain.TenantID) (doma
 // may sign in, with one point read per key. It returns ErrNotFound for an unknown name.
 func (db *DB) LookupLogin(_ context.Context, tenant domain.TenantID, name string) (domain.LoginEntry, error) {
 	var e domain.LoginEntry
-	folded := domain.FoldUserName(name)
+	folded := usernames.Fold(name)
 	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogin)
 		if err := getJSON(b, []byte(string(tenant)+"/u/"+folded), &e); !errors.Is(err, domain.ErrNotFound) {

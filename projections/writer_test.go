@@ -8,7 +8,7 @@ import (
 	"github.com/idledger/idledger/domain"
 )
 
-func TestFold_is_FoldUserName(t *testing.T) {
+func TestFold_is_FoldCase(t *testing.T) {
 	t.Parallel()
 	cases := []string{"", " ", "Ann@X.example", " BOB@x.example ", "\tTab\nName\v\f\r", "a/e/b", "Ünïcode@X.example",
 		"ALLCAPS", "already.folded@x", "\u00a0nbsp\u00a0", "\u0085", "x\x00y", "ß", "İ", "K"}
@@ -25,8 +25,8 @@ func TestFold_is_FoldUserName(t *testing.T) {
 		cases = append(cases, b.String())
 	}
 	for _, s := range cases {
-		if got, want := fold(s), domain.FoldUserName(s); got != want {
-			t.Fatalf("fold(%q) = %q, FoldUserName: %q", s, got, want)
+		if got, want := fold(s), domain.FoldCase(s); got != want {
+			t.Fatalf("fold(%q) = %q, FoldCase: %q", s, got, want)
 		}
 	}
 }

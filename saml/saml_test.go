@@ -17,6 +17,7 @@ import (
 	"github.com/idledger/idledger/domain/scim"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
+	"github.com/idledger/idledger/projections/usernames"
 	"github.com/idledger/idledger/saml"
 	"github.com/idledger/idledger/saml/samltest"
 )
@@ -93,7 +94,7 @@ func newEnv(tb testing.TB) *env {
 	return &env{
 		svc: svc, db: db, proj: proj, clock: clock,
 		dom: &domain.Service{Log: store, Read: db, Sync: proj.WaitFor, Now: clock.Now,
-			NewID: func() string { return uuid.Must(uuid.NewV7()).String() }},
+			NewID: func() string { return uuid.Must(uuid.NewV7()).String() }, Names: usernames.Rule{}},
 		idp:   samltest.New(tb, samltest.Entra, clock.Now),
 		other: samltest.New(tb, samltest.Other, clock.Now),
 	}
@@ -422,3 +423,39 @@ func (nopRecords) Get(context.Context, string) ([]byte, uint64, error) {
 	return nil, 0, domain.ErrNotFound
 }
 func (nopRecords) Delete(context.Context, string, uint64) error { return nil }
+
+// TestService_ACS_UserNameFold: a NameID finds its user through the same userName rule as
+// SCIM's uniqueness and filters (RFC 8265 PRECIS UsernameCaseMapped).
+func TestService_ACS_UserNameFold(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	acme := e.company(t, e.idp)
+	for i, c := range []struct{ name, stored, nameID string }{
+		{"trim", " trim@contoso.example ", "trim@contoso.example"},
+		{"NBSP", "nbsp@contoso.example", "\u00a0nbsp@contoso.example"},
+		{"NFC and NFD", "jos\u00e9@contoso.example", "jose\u0301@contoso.example"},
+		{"full-width", "\uff4b\uff49\uff4d@contoso.example", "Kim@contoso.example"},
+		{"Kelvin sign", "\u212aelvin@contoso.example", "kelvin@contoso.example"},
+		{"Turkish dotted I", "\u0130pek@contoso.example", "i\u0307pek@contoso.example"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u := e.user(t, acme, c.stored, true)
+			binding := fmt.Sprintf("browser-binding-fold-%d", i)
+			res, err := e.acs(acme, e.login(t, acme, e.idp, binding, c.nameID), binding)
+			if err != nil {
+				t.Fatalf("sign-in as %+q (stored %+q): %v", c.nameID, c.stored, err)
+			}
+			if res.User != u.ID {
+				t.Fatalf("signed in %s, want %s", res.User, u.ID)
+			}
+		})
+	}
+	t.Run("dotless i is another user", func(t *testing.T) {
+		e.user(t, acme, "ipek2@contoso.example", true)
+		const binding = "browser-binding-fold-dotless"
+		_, err := e.acs(acme, e.login(t, acme, e.idp, binding, "\u0131pek2@contoso.example"), binding)
+		if err == nil {
+			t.Fatal("the dotless ı signed in as the user with a dotted i")
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
+	"github.com/idledger/idledger/projections/usernames"
 )
 
 const auditUsage = `usage (offline: the server must be stopped; the same answers as /api/v1/audit and
@@ -95,7 +96,7 @@ func (f *auditFlags) open(ctx context.Context, stderr io.Writer) (*audit.Service
 	if err != nil {
 		return nil, nil, err
 	}
-	a := &audit.Service{Log: store, History: store, Requests: store, Now: time.Now}
+	a := &audit.Service{Log: store, History: store, Requests: store, Now: time.Now, Names: usernames.Rule{}}
 	return a, func() { store.Close() }, nil
 }
 

@@ -36,7 +36,7 @@ type History interface {
 	// returns false.
 	Scan(ctx context.Context, tenant domain.TenantID, after, through domain.Version, fn func(domain.Event) bool) error
 	// Holders returns every holder of a unique value ("userName" or "displayName", already
-	// normalised with [domain.FoldUserName]) in the order they claimed it; none if it was
+	// normalised with the [domain.UserNames] fold) in the order they claimed it; none if it was
 	// never claimed.
 	Holders(ctx context.Context, tenant domain.TenantID, field, value string) ([]Holding, error)
 }
@@ -110,6 +110,9 @@ type Service struct {
 	NewID func() string
 	// Gap is the quiet time that ends a sync cycle (DefaultCycleGap if zero).
 	Gap time.Duration
+	// Names folds userNames as the commands did when they claimed them; nil means
+	// [domain.CaseFold].
+	Names domain.UserNames
 
 	enter sync.Mutex // serialises starting a cycle in this process
 	mu    sync.Mutex // guards seen
@@ -146,4 +149,12 @@ func (a *Service) RecordRequest(ctx context.Context, r RequestRecord) error {
 		return nil
 	}
 	return a.Requests.RecordRequest(ctx, r)
+}
+
+// names returns the service's userName rule.
+func (a *Service) names() domain.UserNames {
+	if a.Names == nil {
+		return domain.CaseFold{}
+	}
+	return a.Names
 }

@@ -75,10 +75,22 @@ func (a *Service) TimelineByName(ctx context.Context, tenant domain.TenantID, ki
 	if field == "" {
 		return Timeline{}, domain.Errorf(domain.ErrInvalid, "no timeline for %q", kind)
 	}
-	holders, err := a.History.Holders(ctx, tenant, field, domain.FoldUserName(name))
-	if err != nil {
-		return Timeline{}, err
+	keys := []string{domain.FoldCase(name)}
+	if kind == domain.KindUser {
+		// Claims are keyed by the userName rule; older versions keyed them by FoldCase.
+		if k := a.names().Fold(name); k != keys[0] {
+			keys = []string{k, keys[0]}
+		}
 	}
+	var holders []Holding
+	for _, k := range keys {
+		h, err := a.History.Holders(ctx, tenant, field, k)
+		if err != nil {
+			return Timeline{}, err
+		}
+		holders = append(holders, h...)
+	}
+	slices.SortStableFunc(holders, func(x, y Holding) int { return cmp.Compare(x.Claimed, y.Claimed) })
 	if len(holders) == 0 {
 		return Timeline{}, domain.Errorf(domain.ErrNotFound, "no %s was ever named %q", kind, name)
 	}

@@ -265,39 +265,52 @@ func quoteFilterString(s string) string {
 // Match is the authority on filtering: a read model may narrow the candidates with
 // [EqualityLookups] but must still run Match on each of them.
 func Match(f Filter, res map[string]any) bool {
-	return matchIn(f, res, "")
+	return Matcher{}.Match(f, res)
+}
+
+// A Matcher evaluates filters like [Match], with the userName rule of the server: userName
+// values compare through UserName (the fold that uniqueness and the indexes use, so that a
+// filter finds exactly the user a create would collide with) instead of by lower-casing.
+type Matcher struct {
+	// UserName folds userNames; nil compares them like other strings.
+	UserName func(string) string
+}
+
+// Match reports whether the resource res matches f; see [Match].
+func (m Matcher) Match(f Filter, res map[string]any) bool {
+	return m.matchIn(f, res, "")
 }
 
 // matchIn evaluates f against obj. parent is the multi-valued attribute whose element obj is
 // ("" for a resource), which decides caseExact sub-attributes.
-func matchIn(f Filter, obj map[string]any, parent string) bool {
+func (m Matcher) matchIn(f Filter, obj map[string]any, parent string) bool {
 	switch x := derefFilter(f).(type) {
 	case LogicalFilter:
 		switch strings.ToLower(x.Op) {
 		case "and":
-			return matchIn(x.Left, obj, parent) && matchIn(x.Right, obj, parent)
+			return m.matchIn(x.Left, obj, parent) && m.matchIn(x.Right, obj, parent)
 		case "or":
-			return matchIn(x.Left, obj, parent) || matchIn(x.Right, obj, parent)
+			return m.matchIn(x.Left, obj, parent) || m.matchIn(x.Right, obj, parent)
 		}
 	case NotFilter:
-		return derefFilter(x.Filter) != nil && !matchIn(x.Filter, obj, parent)
+		return derefFilter(x.Filter) != nil && !m.matchIn(x.Filter, obj, parent)
 	case ValuePathFilter:
 		for _, n := range attrNodes(obj, x.Path, parent == "") {
 			el, ok := n.(map[string]any)
 			if !ok {
 				el = map[string]any{"value": n} // a bare value stands for {"value": v}
 			}
-			if matchIn(x.Filter, el, x.Path.Attr) {
+			if m.matchIn(x.Filter, el, x.Path.Attr) {
 				return true
 			}
 		}
 	case CompareFilter:
-		return matchCompare(x, obj, parent)
+		return m.matchCompare(x, obj, parent)
 	}
 	return false
 }
 
-func matchCompare(c CompareFilter, obj map[string]any, parent string) bool {
+func (m Matcher) matchCompare(c CompareFilter, obj map[string]any, parent string) bool {
 	op := strings.ToLower(c.Op)
 	nodes := attrNodes(obj, c.Path, parent == "")
 	if op == OpPr {
@@ -315,6 +328,14 @@ func matchCompare(c CompareFilter, obj map[string]any, parent string) bool {
 	}
 	exact := caseExactPath(c.Path, parent)
 	dateTime := parent == "" && isDateTimePath(c.Path)
+	if w, ok := want.(string); ok && m.UserName != nil && parent == "" && isUserNamePath(c.Path) {
+		want, exact = m.UserName(w), true
+		for i, n := range nodes {
+			if h, ok := n.(string); ok {
+				nodes[i] = m.UserName(h)
+			}
+		}
+	}
 	compared := false
 	for _, n := range nodes {
 		if m, ok := n.(map[string]any); ok {
@@ -700,7 +721,7 @@ func viaJSON(v any) any {
 // attribute Attr equals Value. Attr is one of "id", "userName", "externalId", "displayName"
 // and "emails.value"; Value is the filter's string as written. userName, displayName and
 // emails.value compare case-insensitively ([Match] lower-cases both sides; an index keyed by
-// [FoldUserName] finds a superset), id and externalId exactly.
+// the same fold finds a superset), id and externalId exactly.
 type Lookup struct{ Attr, Value string }
 
 // EqualityLookups returns the index look-ups that f implies: `X eq "v"` on an indexable
@@ -776,4 +797,9 @@ func collectElementLookups(f Filter, out *[]Lookup) {
 			*out = append(*out, Lookup{Attr: "emails.value", Value: v})
 		}
 	}
+}
+
+// isUserNamePath reports whether p names the core User's userName.
+func isUserNamePath(p AttrPath) bool {
+	return (p.URN == "" || strings.EqualFold(p.URN, SchemaUser)) && p.Sub == "" && strings.EqualFold(p.Attr, "userName")
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
 	"github.com/idledger/idledger/projections"
+	"github.com/idledger/idledger/projections/usernames"
 	"github.com/idledger/idledger/saml"
 )
 
@@ -230,8 +231,8 @@ func (s *Server) startProjector(ctx context.Context) error {
 // buildServices builds the domain's services over the log and the read models: commands
 // (a write waits until the projector shows it) and the audit history.
 func (s *Server) buildServices(context.Context) error {
-	s.Service = &domain.Service{Log: s.Store, Read: s.DB, Sync: s.Projector.WaitFor, Now: s.Now, NewID: s.NewID}
-	s.Audit = &audit.Service{Log: s.Store, History: s.Store, Requests: s.Store, Now: s.Now, NewID: s.NewID, Gap: s.CycleGap}
+	s.Service = &domain.Service{Log: s.Store, Read: s.DB, Sync: s.Projector.WaitFor, Now: s.Now, NewID: s.NewID, Names: usernames.Rule{}}
+	s.Audit = &audit.Service{Log: s.Store, History: s.Store, Requests: s.Store, Now: s.Now, NewID: s.NewID, Gap: s.CycleGap, Names: usernames.Rule{}}
 	return nil
 }
 
