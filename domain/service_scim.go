@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/idledger/idledger/domain/scim"
 )
@@ -15,14 +16,26 @@ import (
 const memberChunk = 5000
 
 // ReplaceUser replaces a user's attributes with a full representation (PUT, RFC 7644 §3.5.1):
-// absent attributes are cleared, read-only ones ignored. A replace that changes nothing
+// absent attributes are cleared, read-only ones ignored, except active, which keeps its value
+// when the representation does not mention it (see the comment inside). A replace that changes nothing
 // appends nothing. It returns the user and whether it changed.
 func (s *Service) ReplaceUser(ctx context.Context, o Origin, tenant TenantID, id UserID, in map[string]any, ifMatch *Version) (User, bool, error) {
 	attrs, schemas, err := scim.CanonicalUser(in)
 	if err != nil {
 		return User{}, false, err
 	}
-	return s.changeUser(ctx, o, tenant, id, ifMatch, "PUT", nil, func(User) (map[string]any, []string, error) {
+	keepActive := !slices.ContainsFunc(slices.Collect(maps.Keys(in)), func(k string) bool { return strings.EqualFold(k, "active") })
+	return s.changeUser(ctx, o, tenant, id, ifMatch, "PUT", nil, func(u User) (map[string]any, []string, error) {
+		if keepActive {
+			// A replacement that does not mention active neither re-activates a deactivated user
+			// nor deactivates an active one: the status changes only when a client says so.
+			attrs = maps.Clone(attrs)
+			if v, ok := u.Resource["active"]; ok {
+				attrs["active"] = v
+			} else {
+				delete(attrs, "active")
+			}
+		}
 		return attrs, schemas, nil
 	})
 }
