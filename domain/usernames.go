@@ -41,7 +41,7 @@ func (CaseFold) Fold(name string) string { return FoldCase(name) }
 // PrepareUserName trims a userName and refuses one that is empty or holds an invisible
 // character: a control or format character (zero-width spaces and joiners, bidirectional
 // controls such as U+202E, the byte order mark), a default-ignorable code point (Hangul
-// fillers) or a variation selector. Those make two names look alike that are different
+// fillers), a variation selector, or U+FFFD (a character lost in decoding). Those make two names look alike that are different
 // identities, or reorder what an administrator reads. It returns an error wrapping ErrInvalid.
 func PrepareUserName(name string) (string, error) {
 	name = strings.TrimSpace(name)
@@ -107,7 +107,8 @@ func (s *Service) heldUnderOldFold(ctx context.Context, tenant TenantID, name, h
 		return nil
 	case err != nil:
 		return err
-	case string(u.ID) != holder && !u.Deleted:
+	case string(u.ID) != holder && !u.Deleted && FoldCase(u.UserName()) != s.names().Fold(u.UserName()):
+		// The holder's claim may be keyed by the former fold; otherwise the log's claim decides.
 		return fmt.Errorf("userName held under the former fold: %w", ErrUniqueness)
 	}
 	return nil
