@@ -41,8 +41,9 @@ func (CaseFold) Fold(name string) string { return FoldCase(name) }
 // PrepareUserName trims a userName and refuses one that is empty or holds an invisible
 // character: a control or format character (zero-width spaces and joiners, bidirectional
 // controls such as U+202E, the byte order mark), a default-ignorable code point (Hangul
-// fillers), a variation selector, or U+FFFD (a character lost in decoding). Those make two names look alike that are different
-// identities, or reorder what an administrator reads. It returns an error wrapping ErrInvalid.
+// fillers), a variation selector, or U+FFFD (a character lost in decoding). Those make two
+// names look alike that are different identities, or reorder what an administrator reads. It
+// returns an error wrapping ErrInvalid.
 func PrepareUserName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
