@@ -56,6 +56,8 @@ const (
 	SCIMTokenPrefix     = tokenPrefix + "scim_"
 	APIKeyPrefix        = tokenPrefix + "key_"
 	OperatorTokenPrefix = tokenPrefix + "op_"
+	// SetupLinkPrefix marks the secret of a one-time console link (domain/setuplinks.go).
+	SetupLinkPrefix = tokenPrefix + "setup_"
 )
 
 // NewSecret returns a fresh bearer token with 256 bits of entropy read from r, with the bare

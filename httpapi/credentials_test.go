@@ -91,6 +91,7 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		t.Fatalf("revoke: %d %s", res.Status, res.Body)
 	}
 	umbrellaKey := e.do(t, testAdminToken, "POST", "/admin/v1/tenants/"+umbrella+"/api-keys", `{"name":"old","scopes":["sso:read"]}`).JSON(t)["id"].(string)
+	umbrellaLink, _ := e.setupLink(t, umbrella, "")
 	// Keys with exactly one scope, and with every scope but one.
 	with, without := map[domain.Scope]string{}, map[domain.Scope]string{}
 	for _, s := range domain.AllScopes() {
@@ -151,6 +152,8 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		{method: "POST", pattern: "/admin/v1/tenants/:id/api-keys", path: "/admin/v1/tenants/" + umbrella + "/api-keys", body: `{"name":"ci","scopes":["sso:read"]}`, ok: 201},
 		{method: "GET", pattern: "/admin/v1/tenants/:id/api-keys", path: "/admin/v1/tenants/" + umbrella + "/api-keys", ok: 200},
 		{method: "DELETE", pattern: "/admin/v1/tenants/:id/api-keys/:keyId", path: "/admin/v1/tenants/" + umbrella + "/api-keys/" + umbrellaKey, ok: 204},
+		{method: "POST", pattern: "/admin/v1/tenants/:id/setup-links", path: "/admin/v1/tenants/" + umbrella + "/setup-links", body: `{"expiresIn":"1h"}`, ok: 201},
+		{method: "DELETE", pattern: "/admin/v1/tenants/:id/setup-links/:linkId", path: "/admin/v1/tenants/" + umbrella + "/setup-links/" + umbrellaLink, ok: 204},
 		// This env's projector offers no administration: the operator gets the route's own 404.
 		{method: "GET", pattern: "/admin/v1/projections", ok: 404},
 		{method: "POST", pattern: "/admin/v1/projections/rebuild", ok: 404},
