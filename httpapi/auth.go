@@ -75,6 +75,7 @@ const (
 	authScope     = "insufficient_scope" // an API key without the route's scope
 	authCSRF      = "csrf"               // a console change without the session's CSRF token or from another origin
 	authLockedOut = "locked_out"         // a source locked out after too many refused console credentials
+	authNotAdmin  = "not_admin"          // a console sign-in of a user who is not an admin of the company
 )
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".

@@ -134,7 +134,7 @@ func consoleSessionRef(id string) string {
 }
 
 // registerConsoleAuth registers the console's sign-in routes: the operator's setup links, their
-// use, and sign-out.
+// use, the SAML sign-in of a company admin, and sign-out.
 func (s *Server) registerConsoleAuth(e *echo.Echo) {
 	s.console = newConsoleState(s.cfg)
 	ready := s.whileCatchingUp
@@ -142,6 +142,7 @@ func (s *Server) registerConsoleAuth(e *echo.Echo) {
 	e.DELETE("/admin/v1/tenants/:id/setup-links/:linkId", s.handleRevokeSetupLink, s.requireAdmin, s.gateWrites)
 	e.GET(setupLinkRoute, s.handleUseSetupLink, ready)
 	e.POST("/console/logout", s.handleConsoleLogout, ready)
+	e.GET("/console/:tenant/signin", s.handleConsoleSignIn, ready)
 }
 
 // setConsoleHeaders sets the security headers of every console HTML answer: a strict CSP (only
@@ -470,4 +471,68 @@ func (s *Server) handleConsoleLogout(c echo.Context) error {
 	}
 	c.SetCookie(s.consoleCookie("", -1))
 	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// consoleReturn is where a console sign-in returns: the company's console.
+func consoleReturn(tenant domain.TenantID) string {
+	return "/console/" + url.PathEscape(string(tenant))
+}
+
+// handleConsoleSignIn serves GET /console/:tenant/signin: it starts the company's
+// SP-initiated SAML login bound to this browser, returning to the console (see
+// openConsoleBySAML). A company without single sign-on gets a 404 page.
+func (s *Server) handleConsoleSignIn(c echo.Context) error {
+	if s.console == nil || s.sso == nil {
+		return consoleOff(c)
+	}
+	tenant := domain.TenantID(c.Param("tenant"))
+	t, err := s.read.FindTenant(c.Request().Context(), tenant)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err != nil || !t.SSO.Enabled() {
+		return consoleMessage(c, http.StatusNotFound, "Single sign-on is not set up", nil,
+			"This company has no single sign-on set up. Ask the service that manages your company for a setup link.")
+	}
+	return s.startSAMLLogin(c, tenant, consoleReturn(tenant))
+}
+
+// consoleSignIn reports whether a verified SAML sign-in is one into the company's console: an
+// SP-initiated login started for it (an IdP-initiated response, whose target the IdP or a
+// forged link chose, never opens the console).
+func (s *Server) consoleSignIn(tenant domain.TenantID, res domain.SignInResult) bool {
+	return s.console != nil && res.Flow == domain.FlowSPInitiated && res.ReturnTo == consoleReturn(tenant)
+}
+
+// openConsoleBySAML finishes a console sign-in at the ACS: a user of the company who is an
+// active admin (the company API's adminPresent test: a roles value "admin") gets a console
+// session acting as "console:user:<id>" and 303 to the console; anyone else a 403 page and no
+// session.
+func (s *Server) openConsoleBySAML(c echo.Context, tenant domain.TenantID, res domain.SignInResult) error {
+	ctx := c.Request().Context()
+	c.SetCookie(&http.Cookie{Name: bindingCookie, Path: "/saml/" + string(tenant) + "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.sso.secure})
+	u, err := s.read.FindUser(ctx, tenant, res.User)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err != nil || !u.Exists() || !u.Active() || !u.IsAdmin() {
+		s.metrics.authFailed(credConsole.String(), authNotAdmin)
+		s.log.Warn("console sign-in refused: not an admin of the company", "tenant", tenant, "user", res.User,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		return consoleMessage(c, http.StatusForbidden, "Not an administrator", nil,
+			"You are signed in, but you are not an administrator of this company, so its console stays closed.",
+			"Ask an administrator of your company to give you the admin role in your identity provider.")
+	}
+	id, err := s.consoleToken()
+	if err != nil {
+		return err
+	}
+	setConsoleHeaders(c)
+	if _, err := s.openConsoleSession(c, id, tenant, domain.ActorConsoleUserPrefix+string(u.ID)); err != nil {
+		return err
+	}
+	s.log.Info("console session opened by a sign-in", "tenant", tenant, "user", u.ID,
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	return c.Redirect(http.StatusSeeOther, consoleReturn(tenant))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
+	"github.com/idledger/idledger/saml/samltest"
 )
 
 // newConsoleEnv is an SSO env (which wires the console's session store) with the console
@@ -583,4 +584,103 @@ func mustURL(tb testing.TB, raw string) *url.URL {
 		tb.Fatal(err)
 	}
 	return u
+}
+
+// provisionAdmin creates an active user through SCIM with the company admin role (as Entra
+// sends an app role) and returns its id.
+func (e *ssoEnv) provisionAdmin(tb testing.TB, token, userName string) string {
+	tb.Helper()
+	res := e.do(tb, token, "POST", "/scim/v2/Users", fmt.Sprintf(`{
+		"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":%q,"active":true,
+		"emails":[{"primary":true,"type":"work","value":%q}],"roles":[{"value":"Admin","primary":false}]}`, userName, userName))
+	if res.Status != http.StatusCreated {
+		tb.Fatalf("provision admin %s: %d %s", userName, res.Status, res.Body)
+	}
+	return res.JSON(tb)["id"].(string)
+}
+
+// consoleSignIn runs the console's SAML sign-in of nameID in b and returns the ACS's answer.
+func (b *browser) consoleSignIn(tb testing.TB, tenant, idp, nameID string) response {
+	tb.Helper()
+	res := b.get(tb, "/console/"+tenant+"/signin")
+	if res.Status != http.StatusFound {
+		tb.Fatalf("console sign-in: %d %s", res.Status, res.Body)
+	}
+	return b.post(tb, b.env.idps[idp].Login(tb, res.Header.Get("Location"), b.env.spMetadata(tb, tenant), nameID))
+}
+
+// TestConsoleSignIn_SAML: an admin of the company signs in to its console with SAML and acts
+// as "console:user:<id>"; a user who is not an admin gets a 403 page and no session; an admin
+// who loses the role or is deactivated loses the console at the next request; a company
+// without SSO offers no SAML sign-in; an ordinary sign-in opens no console.
+func TestConsoleSignIn_SAML(t *testing.T) {
+	e := newConsoleEnv(t, nil)
+	tenant, token := e.company(t, "Acme", samltest.Entra)
+	admin := e.provisionAdmin(t, token, "root@acme.example")
+	e.provision(t, token, "ada@acme.example")
+
+	b := e.browser(t)
+	res := b.consoleSignIn(t, tenant, samltest.Entra, "root@acme.example")
+	if res.Status != http.StatusSeeOther || res.Header.Get("Location") != "/console/"+tenant || consoleCookieOf(res) == nil {
+		t.Fatalf("admin's console sign-in: %d %q %s\n%s", res.Status, res.Header.Get("Location"), res.Body, e.log)
+	}
+	if sessionCookieOf(res) != nil {
+		t.Errorf("a console sign-in also opened an application session")
+	}
+	status, p := b.probe(t, tenant)
+	if status != http.StatusOK || p.Actor != domain.ActorConsoleUserPrefix+admin || p.RequestActor != p.Actor {
+		t.Errorf("console after the admin's sign-in: %d %+v", status, p)
+	}
+	res = b.consolePost(t, "/console/"+tenant, url.Values{"groups": {"false"}, "csrf": {p.CSRF}}, map[string]string{"Origin": e.URL})
+	if res.Status != http.StatusOK {
+		t.Fatalf("console change: %d %s", res.Status, res.Body)
+	}
+	events, _, err := e.Store.Load(context.Background(), domain.TenantID(tenant), domain.KindTenant, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := events[len(events)-1]; last.Type != domain.EventTenantFeaturesChanged || last.Actor != domain.ActorConsoleUserPrefix+admin {
+		t.Errorf("last event %s by %q, want features changed by the admin's console session", last.Type, last.Actor)
+	}
+
+	other := e.browser(t)
+	res = other.consoleSignIn(t, tenant, samltest.Entra, "ada@acme.example")
+	if res.Status != http.StatusForbidden || consoleCookieOf(res) != nil || !strings.Contains(string(res.Body), "not an administrator") {
+		t.Errorf("non-admin's console sign-in: %d %v %s", res.Status, consoleCookieOf(res), res.Body)
+	}
+	checkConsoleHeaders(t, "non-admin", res)
+	if status, _ := other.probe(t, tenant); status != http.StatusUnauthorized {
+		t.Errorf("console after a non-admin's sign-in: %d, want 401", status)
+	}
+
+	// An ordinary sign-in of the admin opens the application, not the console.
+	app := e.browser(t)
+	app.login(t, tenant, samltest.Entra, "root@acme.example")
+	if status, _ := app.probe(t, tenant); status != http.StatusUnauthorized {
+		t.Errorf("console after an application sign-in: %d, want 401", status)
+	}
+
+	// Provisioning takes the role away: the console closes at the next request.
+	res = e.do(t, token, "PATCH", "/scim/v2/Users/"+admin, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+		"Operations":[{"op":"remove","path":"roles"}]}`)
+	if res.Status != http.StatusOK && res.Status != http.StatusNoContent {
+		t.Fatalf("remove the role: %d %s", res.Status, res.Body)
+	}
+	if status, _ := b.probe(t, tenant); status != http.StatusUnauthorized {
+		t.Errorf("console after the admin role was removed: %d, want 401", status)
+	}
+
+	// No SSO, no SAML sign-in: the 401 page offers none either.
+	plain, _ := e.tenant(t, "Globex")
+	res = e.browser(t).get(t, "/console/"+plain+"/signin")
+	if res.Status != http.StatusNotFound || !strings.Contains(string(res.Body), "setup link") {
+		t.Errorf("sign-in without SSO: %d %s", res.Status, res.Body)
+	}
+	if res := e.browser(t).get(t, "/console/"+plain); strings.Contains(string(res.Body), "/signin") {
+		t.Errorf("the 401 page of a company without SSO offers a SAML sign-in: %s", res.Body)
+	}
+	if res := e.browser(t).get(t, "/console/"+tenant); res.Status != http.StatusUnauthorized ||
+		!strings.Contains(string(res.Body), `href="/console/`+tenant+`/signin"`) {
+		t.Errorf("the 401 page of a company with SSO: %d %s", res.Status, res.Body)
+	}
 }
