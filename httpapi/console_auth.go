@@ -199,7 +199,22 @@ func consoleOff(c echo.Context) error {
 // timeout slides. Refusals are HTML pages: 401 without a live session (saying how to get in),
 // 403 for another company's session or a failed CSRF or origin check, 429 for a source locked
 // out after too many cookies naming no live session (lockout.go) or the company's rate limit.
+// Like every route that answers from the read models it fails closed (whileCatchingUp): while
+// they catch up or are stopped, or cannot show a change, the console answers a 503 page.
 func (s *Server) requireConsole(next echo.HandlerFunc) echo.HandlerFunc {
+	guarded := s.whileCatchingUp(s.consoleGuard(next))
+	return func(c echo.Context) error {
+		err := guarded(c)
+		if errors.Is(err, domain.ErrUnavailable) && !c.Response().Committed {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
+			return consoleMessage(c, http.StatusServiceUnavailable, "Try again shortly", nil, domain.ErrorDetail(err))
+		}
+		return err
+	}
+}
+
+// consoleGuard is requireConsole's check of the session, for next.
+func (s *Server) consoleGuard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if s.console == nil {
 			return consoleOff(c)
@@ -356,13 +371,20 @@ func (s *Server) openConsoleSession(c echo.Context, id string, tenant domain.Ten
 	if err != nil {
 		return nil, err
 	}
+	ctx := c.Request().Context()
+	if old, err := c.Cookie(s.console.cookieName()); err == nil && validToken(old.Value) {
+		// The browser's previous session ends with the new sign-in.
+		if err := s.console.store.Delete(ctx, consoleKey(old.Value), 0); err != nil {
+			s.log.Warn("end the previous console session", "err", err)
+		}
+	}
 	now := s.console.now().UTC()
 	sess := &consoleSession{ID: id, Tenant: tenant, Actor: actor, CSRF: csrf, Created: now, LastSeen: now}
 	b, err := json.Marshal(consoleRecord{Tenant: tenant, Actor: actor, CSRF: csrf, Created: now, LastSeen: now})
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: console session: %w", err)
 	}
-	if err := s.console.store.Create(c.Request().Context(), consoleKey(id), b, consoleAbsolute); err != nil {
+	if err := s.console.store.Create(ctx, consoleKey(id), b, consoleAbsolute); err != nil {
 		return nil, fmt.Errorf("httpapi: open console session: %w", err)
 	}
 	c.SetCookie(s.consoleCookie(id, int(consoleAbsolute/time.Second)))

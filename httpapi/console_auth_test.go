@@ -684,3 +684,26 @@ func TestConsoleSignIn_SAML(t *testing.T) {
 		t.Errorf("the 401 page of a company with SSO: %d %s", res.Status, res.Body)
 	}
 }
+
+// TestConsoleSession_NewIDAtEverySignIn: each sign-in gives the browser a new session id and
+// ends the one it held, so an id planted or seen before the sign-in is worth nothing after it.
+func TestConsoleSession_NewIDAtEverySignIn(t *testing.T) {
+	e := newConsoleEnv(t, nil)
+	tenant, _ := e.tenant(t, "Acme")
+	b := e.browser(t)
+	b.signInByLink(t, tenant)
+	first := b.client.Jar.Cookies(mustURL(t, e.URL))
+	b.signInByLink(t, tenant)
+	second := b.client.Jar.Cookies(mustURL(t, e.URL))
+	if len(first) != 1 || len(second) != 1 || first[0].Value == second[0].Value {
+		t.Fatalf("cookies %v then %v, want one each, different", first, second)
+	}
+	old := e.browser(t)
+	old.client.Jar.SetCookies(mustURL(t, e.URL), first)
+	if status, _ := old.probe(t, tenant); status != http.StatusUnauthorized {
+		t.Errorf("the session held before the second sign-in: %d, want 401", status)
+	}
+	if status, _ := b.probe(t, tenant); status != http.StatusOK {
+		t.Errorf("the new session: %d, want 200", status)
+	}
+}
