@@ -206,6 +206,7 @@ var schemas = map[string]struct {
 	EventUserDeactivated:            {1, decodeJSON[UserChanged]},
 	EventUserReactivated:            {1, decodeJSON[UserChanged]},
 	EventUserDeleted:                {1, decodeJSON[UserDeleted]},
+	EventUserErased:                 {1, decodeJSON[UserErased]},
 	EventGroupCreated:               {1, decodeJSON[GroupCreated]},
 	EventGroupRenamed:               {1, decodeJSON[GroupChanged]},
 	EventGroupAttributesChanged:     {1, decodeJSON[GroupChanged]},

@@ -65,7 +65,7 @@ func (s *Store) Append(ctx context.Context, b domain.Batch) (domain.Version, err
 	return v, err
 }
 
-func (s *Store) append(ctx context.Context, b domain.Batch) (domain.Version, error) {
+func (s *Store) append(ctx context.Context, b domain.Batch) (_ domain.Version, err error) {
 	var msgs []*nats.Msg
 	var claims []claimCheck
 	for _, u := range b.Unique {
@@ -82,9 +82,13 @@ func (s *Store) append(ctx context.Context, b domain.Batch) (domain.Version, err
 		msgs = append(msgs, guardMsg(b.Tenant, *b.Guard))
 	}
 	seen := make(map[string]bool)
+	newKeys := make(map[string]string)
 	for _, w := range b.Writes {
 		m, err := encode(w.Event)
 		if err != nil {
+			return 0, err
+		}
+		if err := s.sealEvent(ctx, w.Event, !seen[m.Subject] && !w.NoExpect && w.Expected == 0, m, newKeys); err != nil {
 			return 0, err
 		}
 		// Only the first message of a subject in a batch may carry its expectation.
@@ -97,6 +101,13 @@ func (s *Store) append(ctx context.Context, b domain.Batch) (domain.Version, err
 	if len(msgs) == 0 {
 		return 0, nil
 	}
+	defer func() {
+		if err == nil {
+			for ref, id := range newKeys {
+				s.cacheUserKey(ref, id)
+			}
+		}
+	}()
 	if len(msgs) <= maxBatch {
 		return s.appendMsgs(ctx, msgs, claims)
 	}

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -150,6 +151,19 @@ func decode(subj string, h nats.Header, data []byte, seq uint64, stored time.Tim
 	}
 	if err != nil {
 		return domain.Event{}, fmt.Errorf("eventstore: seq %d: %w: %w", seq, errUndecodable, err)
+	}
+	return e, nil
+}
+
+// decodeOpen decodes a stored message (decode) and opens its sealed personal values
+// (keys.go): an erased person's values come back as domain.ErasedValue.
+func (s *Store) decodeOpen(ctx context.Context, subj string, h nats.Header, data []byte, seq uint64, stored time.Time) (domain.Event, error) {
+	e, err := decode(subj, h, data, seq, stored)
+	if err != nil || e.Data == nil {
+		return e, err
+	}
+	if err := s.openEvent(ctx, &e, h); err != nil {
+		return domain.Event{}, fmt.Errorf("eventstore: seq %d: %w", seq, err)
 	}
 	return e, nil
 }

@@ -80,6 +80,12 @@ type Config struct {
 	// appends with domain.ErrStorageFull before writing anything; zero means 1/64 of the volume
 	// (4 to 64 MiB), negative turns the check off (storage.go).
 	MinFreeBytes int64
+	// MasterKey wraps the per-person data keys under which personal values are sealed
+	// (crypto.go, keys.go). Nil stores personal data in clear and cannot erase it: only for
+	// tests and the benchmark's comparison run.
+	MasterKey *MasterKey
+	// NextMasterKey is the master key RotateMasterKey moves the data keys to; nil otherwise.
+	NextMasterKey *MasterKey
 }
 
 // Store is the event log. It is safe for concurrent use; Close releases it.
@@ -109,6 +115,8 @@ type Store struct {
 	stream   jetstream.Stream
 	keys     jetstream.KeyValue
 	requests jetstream.Stream // IDL_REQUESTS, the expiring SCIM request records (requests.go)
+
+	kr keyring // data keys of personal data (keys.go)
 
 	mu          sync.Mutex        // guards claimSecret
 	claimSecret map[string][]byte // tenant id → claim HMAC key
@@ -170,6 +178,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.ensureRequests(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if cfg.MasterKey != nil {
+		s.kr.master, s.kr.next = cfg.MasterKey, cfg.NextMasterKey
+		if err := s.ensureKeys(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }

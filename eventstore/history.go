@@ -45,7 +45,7 @@ func (s *Store) Events(ctx context.Context, tenant domain.TenantID, kind domain.
 	}
 	var events []domain.Event
 	err = s.subjectMsgs(ctx, subj, uint64(after)+1, last.Sequence, limit, func(m *jetstream.RawStreamMsg) error {
-		e, err := decode(m.Subject, m.Header, m.Data, m.Sequence, m.Time)
+		e, err := s.decodeOpen(ctx, m.Subject, m.Header, m.Data, m.Sequence, m.Time)
 		if err != nil {
 			return err
 		}
@@ -122,7 +122,7 @@ func (s *Store) Scan(ctx context.Context, tenant domain.TenantID, after, through
 		return nil
 	}
 	return s.each(ctx, StreamName, filter, uint64(after)+1, uint64(through), func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
-		e, err := decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+		e, err := s.decodeOpen(ctx, m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 		if err != nil {
 			return false, err
 		}
@@ -212,8 +212,8 @@ func (s *Store) each(ctx context.Context, stream, filter string, from, through u
 // Holders returns every holder of a unique value in the order they claimed it, read from the
 // value's claim subject. The subject is named by a keyed hash of the value, computed here from
 // the value asked for: nothing is scanned, and no name is ever in a subject. A company whose
-// claim key is gone (IDL_KEYS deleted: crypto-shredded) has no holders. It implements
-// [audit.History].
+// claim key is gone (IDL_KEYS deleted: crypto-shredded) has no holders, and an erased person
+// holds no userName (erase.go): a name no longer leads to them. It implements [audit.History].
 func (s *Store) Holders(ctx context.Context, tenant domain.TenantID, field, value string) ([]audit.Holding, error) {
 	kind, ok := claimKinds[field]
 	if !ok || !validToken(string(tenant)) {
@@ -250,7 +250,10 @@ func (s *Store) Holders(ctx context.Context, tenant domain.TenantID, field, valu
 		}
 		return nil
 	})
-	return out, err
+	if err != nil || field != "userName" {
+		return out, err
+	}
+	return s.withoutErased(ctx, tenant, out)
 }
 
 // claimKeyOf is claimKey's hash with a given secret: base32(HMAC-SHA256(secret, field ":"
@@ -297,7 +300,9 @@ const ExportFormat = "idledger-export/1"
 // included) and the payload as JSON (base64 in "dataBase64" if it is not JSON). "time" is when
 // the log stored it. The header carries the company's claim key (IDL_KEYS), without which an
 // import could not keep userNames unique nor look up deleted users by name: the file holds all
-// the company's personal data anyway and must be protected like the log.
+// the company's personal data anyway and must be protected like the log. For the same reason
+// a message that names a person's data key (Idl-Key, keys.go) carries that key in its line's
+// "dataKey", unwrapped; an erased person's key is gone, and so are their values.
 type exportHeader struct {
 	Format     string     `json:"format"`
 	Tenant     string     `json:"tenant"`
@@ -380,6 +385,11 @@ func (s *Store) Export(ctx context.Context, tenant domain.TenantID, w io.Writer,
 			seq := md.Sequence.Stream
 			hdr := m.Headers()
 			line = appendExportLine(line[:0], seq, m.Subject(), md.Timestamp, hdr, m.Data())
+			if k, err := s.exportKey(ctx, hdr); err != nil {
+				return false, err
+			} else if k != nil {
+				line = appendDataKey(line, k)
+			}
 			if !filtered {
 				if err := emit(line, seq); err != nil {
 					return false, err
@@ -512,6 +522,16 @@ func appendExportLine(b []byte, seq uint64, subj string, stored time.Time, h nat
 	return append(b, '}', '\n')
 }
 
+// appendDataKey adds the "dataKey" field (keys.go) to a line made by appendExportLine.
+func appendDataKey(line []byte, k *exportedKey) []byte {
+	line = line[:len(line)-2] // "}\n"
+	line = append(line, `,"dataKey":{"id":`...)
+	line = appendJSONString(line, k.ID)
+	line = append(line, `,"key":"`...)
+	line = base64.StdEncoding.AppendEncode(line, k.Key)
+	return append(line, '"', '}', '}', '\n')
+}
+
 // appendJSONString appends s as a JSON string: as is when it needs no escaping (the usual
 // case), else through encoding/json.
 func appendJSONString(b []byte, s string) []byte {
@@ -552,6 +572,7 @@ type importLine struct {
 	Data       json.RawMessage            `json:"data"`
 	DataBase64 []byte                     `json:"dataBase64"`
 	End        *exportEnd                 `json:"end"`
+	DataKey    *exportedKey               `json:"dataKey"`
 }
 
 // maxExportLine bounds one line of an export (a message is at most 1 MiB, base64 and headers
@@ -613,6 +634,11 @@ func (s *Store) Import(ctx context.Context, r io.ReadSeeker, opt ImportOptions) 
 		}
 		if l.Subject == "" {
 			continue // header or end line
+		}
+		if l.DataKey != nil {
+			if err := s.importDataKey(ctx, l.DataKey); err != nil {
+				return st, err
+			}
 		}
 		m, err := l.msg()
 		if err != nil {

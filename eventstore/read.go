@@ -60,7 +60,7 @@ func (s *Store) Load(ctx context.Context, tenant domain.TenantID, kind domain.Ki
 			if m.Sequence > last.Sequence {
 				break
 			}
-			e, err := decode(m.Subject, m.Header, m.Data, m.Sequence, m.Time)
+			e, err := s.decodeOpen(ctx, m.Subject, m.Header, m.Data, m.Sequence, m.Time)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -116,7 +116,7 @@ func (s *Store) Subscribe(ctx context.Context, after domain.Version) (domain.Sub
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("eventstore: subscribe: %w", err))
 	}
-	sub := &subscription{it: it, ch: make(chan item, 1024), done: make(chan struct{})}
+	sub := &subscription{it: it, store: s, ch: make(chan item, 1024), done: make(chan struct{})}
 	go sub.pump()
 	s.endOnReload(sub) // storage.go
 	return sub, nil
@@ -130,6 +130,7 @@ type item struct {
 // subscription turns the ordered consumer's blocking iterator into batches.
 type subscription struct {
 	it     jetstream.MessagesContext
+	store  *Store
 	ch     chan item
 	done   chan struct{}
 	failed error // set once the stream of events has ended; returned by every later Next
@@ -150,7 +151,7 @@ func (s *subscription) pump() {
 		} else if md, merr := m.Metadata(); merr != nil {
 			it.err = fmt.Errorf("eventstore: subscription metadata: %w", merr)
 		} else {
-			it.e, it.err = decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+			it.e, it.err = s.store.decodeOpen(context.Background(), m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 		}
 		select {
 		case s.ch <- it:

@@ -159,6 +159,8 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		{method: "DELETE", pattern: "/api/v1/users/:id", path: "/api/v1/users/" + ada, scope: domain.ScopeUsersWrite, ok: 409, other: 404},
 		{method: "DELETE", pattern: "/api/v1/sso", scope: domain.ScopeSSOWrite, ok: 204, other: 204},
 		{method: "POST", pattern: "/api/v1/provisioning/deactivate", scope: domain.ScopeProvisioningWrite, ok: 200, other: 200},
+		// This env wires no eraser (erase.go): the route's own 404 once the credential passes.
+		{method: "POST", pattern: "/api/v1/users/:id/erase", path: "/api/v1/users/" + bob + "/erase", scope: domain.ScopePrivacyWrite, ok: 404, other: 404},
 
 		{method: "GET", pattern: "/scim/v2/ServiceProviderConfig", ok: 200, other: 200},
 		{method: "GET", pattern: "/scim/v2/ResourceTypes", ok: 200, other: 200},
@@ -189,6 +191,8 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		{method: "DELETE", pattern: "/admin/v1/tenants/:id/api-keys/:keyId", path: "/admin/v1/tenants/" + umbrella + "/api-keys/" + umbrellaKey, ok: 204},
 		{method: "POST", pattern: "/admin/v1/tenants/:id/setup-links", path: "/admin/v1/tenants/" + umbrella + "/setup-links", body: `{"expiresIn":"1h"}`, ok: 201},
 		{method: "DELETE", pattern: "/admin/v1/tenants/:id/setup-links/:linkId", path: "/admin/v1/tenants/" + umbrella + "/setup-links/" + umbrellaLink, ok: 204},
+		{method: "POST", pattern: "/admin/v1/tenants/:id/users/:userId/erase", path: "/admin/v1/tenants/" + acme + "/users/" + bob + "/erase", ok: 404},
+		{method: "POST", pattern: "/admin/v1/tenants/:id/erase", path: "/admin/v1/tenants/" + acme + "/erase", ok: 404},
 		// This env's projector offers no administration: the operator gets the route's own 404.
 		{method: "GET", pattern: "/admin/v1/projections", ok: 404},
 		{method: "POST", pattern: "/admin/v1/projections/rebuild", ok: 404},

@@ -66,6 +66,9 @@ func TestGoldenEventSamples(t *testing.T) {
 	patch("/scim/v2/Groups/"+group, fmt.Sprintf(`[{"op":"Remove","path":"members","value":[{"value":%q}]}]`, bob))
 	must(e.do(t, token, "DELETE", "/scim/v2/Groups/"+group, ""), http.StatusNoContent)
 	must(e.do(t, token, "DELETE", "/scim/v2/Users/"+bob, ""), http.StatusNoContent)
+	if _, err := e.Service.EraseUser(context.Background(), domain.TenantID(tenant), domain.UserID(bob)); err != nil {
+		t.Fatal(err)
+	}
 
 	must(e.do(t, key, "PUT", "/api/v1/sso/settings", `{"allowIdpInitiated":true}`), http.StatusOK)
 	must(e.do(t, key, "DELETE", "/api/v1/sso", ""), http.StatusNoContent)

@@ -87,6 +87,8 @@ func (s *Server) companyAPI() []apiRoute {
 			status:  http.StatusOK, response: userShape},
 		{method: http.MethodDelete, path: "/api/v1/users/:id", scope: domain.ScopeUsersWrite, handler: s.handleRemoveUser,
 			summary: "Delete a user (manual mode only)", status: http.StatusNoContent},
+		{method: http.MethodPost, path: "/api/v1/users/:id/erase", scope: domain.ScopePrivacyWrite, handler: s.handleEraseUser,
+			summary: "Erase a deleted user's personal data (GDPR Art. 17); 409 while the user exists", status: http.StatusOK, response: erasureShape},
 
 		{method: http.MethodGet, path: "/api/v1/provisioning", scope: domain.ScopeProvisioningRead, handler: s.handleProvisioning,
 			summary: "Management mode (manual or managed), since when and why, counts, admin present",

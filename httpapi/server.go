@@ -112,6 +112,8 @@ type Config struct {
 	// Now is the clock of console sessions and lock-outs (default time.Now); setup links
 	// expire by the domain.Service's clock.
 	Now func() time.Time
+	// Eraser, if set, finishes erasures (erase.go); nil answers the erase routes 404.
+	Eraser Eraser
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -203,6 +205,8 @@ func (s *Server) routes() {
 	admin.POST("/tenants/:id/api-keys", s.handleCreateAPIKey, s.gateWrites)
 	admin.GET("/tenants/:id/api-keys", s.handleListAPIKeys)
 	admin.DELETE("/tenants/:id/api-keys/:keyId", s.handleRevokeAPIKey, s.gateWrites)
+	admin.POST("/tenants/:id/users/:userId/erase", s.handleAdminEraseUser, s.gateWrites) // erase.go
+	admin.POST("/tenants/:id/erase", s.handleEraseCompany, s.gateWrites)
 
 	// The company API: one table of routes and the API key scope each needs (scopes.go).
 	s.registerCompanyAPI(e)

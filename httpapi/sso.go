@@ -258,9 +258,7 @@ func (s *Server) refuseSignIn(c echo.Context, tenant domain.TenantID, source str
 	if e.User != "" {
 		attrs = append(attrs, "user", e.User)
 	}
-	if e.NameID != "" {
-		attrs = append(attrs, "name_id", e.NameID)
-	}
+	// Never the NameID: it is the person's userName, and the log cannot be erased.
 	msg := "sign-in refused"
 	if e.Reason == domain.SignInCertificateExpired {
 		msg = "sign-in refused: IdP signing certificate expired (the company must upload metadata with its new certificate)"

@@ -61,6 +61,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -124,6 +125,15 @@ type DB struct {
 	emptied string
 	// lazy is true while the file is committed without fsync under a lazy-sync marker.
 	lazy bool
+
+	// Compactions after erasures (erase.go): compactAsked counts calls, compactDone is the
+	// count covered by the last finished compaction (guarded by compactMu).
+	compactAsked atomic.Uint64
+	compactMu    sync.Mutex
+	compactDone  uint64
+	// writeMu is held by every write transaction and by a compaction for its whole copy, so
+	// that readers go on reading while no write can be lost.
+	writeMu sync.Mutex
 }
 
 // Options tunes Open.
@@ -393,6 +403,8 @@ func (db *DB) view(fn func(*bolt.Tx) error) error {
 // update runs fn in a write transaction of the current file. Only the projector that owns
 // the DB writes (and Open), so write transactions never wait for each other.
 func (db *DB) update(fn func(*bolt.Tx) error) error {
+	db.writeMu.Lock() // a compaction (erase.go) holds it while it copies the file
+	defer db.writeMu.Unlock()
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	return db.bolt.Update(fn)

@@ -209,6 +209,14 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 	rss.reset()
 	rep.AfterServerMiB = rss.peakMiB()
 
+	// 7: personal data (bench_privacy.go), on servers of its own.
+	if ctx.Err() == nil {
+		if err := benchPrivacy(ctx, cfg, dir, rep, rss, bar, progressOut); err != nil {
+			rep.fail("privacy", err)
+		}
+		rss.reset()
+	}
+
 	// 1: the limits, last so they can move the payloads the product wrote.
 	if ctx.Err() == nil {
 		if payload.Messages == 0 {

@@ -67,7 +67,7 @@ func benchLatencyOf(ds []time.Duration) benchLatency {
 // benchResult is one row of the table and of the JSON file.
 type benchResult struct {
 	Key     string  `json:"key"`     // stable id, e.g. "limits.js_fsync_c32"
-	Section string  `json:"section"` // limits, initial, baseline, incremental, replay, saml, fairness, process
+	Section string  `json:"section"` // limits, initial, baseline, incremental, replay, saml, fairness, privacy, process
 	Name    string  `json:"name"`
 	Ops     int     `json:"ops,omitempty"`
 	Seconds float64 `json:"seconds,omitempty"`
@@ -180,7 +180,7 @@ func (rep *benchReport) limit(key string) *benchResult {
 }
 
 // benchSectionOrder is the order of the table, whatever order the phases ran in.
-var benchSectionOrder = []string{"limits", "initial", "baseline", "incremental", "replay", "saml", "fairness", "process"}
+var benchSectionOrder = []string{"limits", "initial", "baseline", "incremental", "replay", "saml", "fairness", "privacy", "process"}
 
 // benchLimitOrder orders the limit rows (measured in two phases) from the disk up.
 var benchLimitOrder = []string{limDiskFsync, limFsyncC1, limFsyncC32, limBatch2, limBatch100, limDirectGet, limConsume,
@@ -194,6 +194,7 @@ var benchSectionTitle = map[string]string{
 	"replay":      "4 replay",
 	"saml":        "5 SAML",
 	"fairness":    "6 fairness",
+	"privacy":     "7 personal data",
 	"process":     "process",
 }
 

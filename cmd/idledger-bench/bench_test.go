@@ -38,6 +38,7 @@ func TestBench_Tiny(t *testing.T) {
 		"baseline.all", "incremental.all", "incremental.writes",
 		"replay.asof_user", "replay.asof_members", "replay.export", "replay.rebuild",
 		"saml.lookup", "saml.acs", "fairness.neighbour_alone", "fairness.neighbour_flooded", "process.rss",
+		"privacy.initial_plain", "privacy.initial_sealed", "privacy.erase", "privacy.asof_user",
 	} {
 		r := rep.byKey[key]
 		switch {

@@ -298,7 +298,17 @@ func auditImport(ctx context.Context, e env, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer db.Close()
-	store, err := eventstore.Open(ctx, o.storeConfig(stderr, slog.LevelError))
+	// The export's data keys are wrapped under this data dir's master key: make one if needed.
+	if _, created, err := eventstore.LoadMasterKey(o.DataDir, o.MasterKeyFile, true); err != nil {
+		return err
+	} else if created {
+		fmt.Fprintf(stderr, "generated %s, the master key of personal data: back it up\n", filepath.Join(o.DataDir, eventstore.DefaultMasterKeyFile))
+	}
+	cfg, err := o.storeConfig(stderr, slog.LevelError)
+	if err != nil {
+		return err
+	}
+	store, err := eventstore.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

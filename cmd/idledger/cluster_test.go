@@ -129,9 +129,14 @@ func TestCluster_TwoInstancesR3(t *testing.T) {
 
 	// Two instances, as behind a load balancer: one public base URL, one shared SAML SP key.
 	const publicBase = "http://idledger.test"
+	// And one master key of personal data, the same on every instance.
+	masterKey := filepath.Join(dir, "master.key")
+	if _, err := eventstore.WriteNewMasterKeyFile(masterKey); err != nil {
+		t.Fatal(err)
+	}
 	startInstance := func(name, key, cert string) *app.Server {
 		m, err := app.Start(t.Context(), app.Config{DataDir: filepath.Join(dir, name), Listen: "127.0.0.1:0", AdminToken: adminToken,
-			NATSURL: urls, Replicas: 3, BaseURL: publicBase, SAMLKey: key, SAMLCert: cert})
+			NATSURL: urls, Replicas: 3, BaseURL: publicBase, SAMLKey: key, SAMLCert: cert, MasterKeyFile: masterKey})
 		if err != nil {
 			t.Fatalf("instance %s: %v", name, err)
 		}

@@ -13,6 +13,7 @@ type env struct {
 	NATSURL         string  // IDLEDGER_NATS_URL
 	BaseURL         string  // IDLEDGER_BASE_URL
 	AdminToken      string  // IDLEDGER_ADMIN_TOKEN
+	MasterKeyFile   string  // IDLEDGER_MASTER_KEY_FILE
 	Replicas        int     // IDLEDGER_NATS_REPLICAS (0: unset)
 	NoSync          bool    // IDLEDGER_NO_FSYNC=1
 	SyncProjections bool    // IDLEDGER_SYNC_PROJECTIONS=1
@@ -39,6 +40,7 @@ func readEnv(getenv func(string) string) env {
 		NATSURL:         getenv("IDLEDGER_NATS_URL"),
 		BaseURL:         getenv("IDLEDGER_BASE_URL"),
 		AdminToken:      getenv("IDLEDGER_ADMIN_TOKEN"),
+		MasterKeyFile:   getenv("IDLEDGER_MASTER_KEY_FILE"),
 		NoSync:          getenv("IDLEDGER_NO_FSYNC") == "1",
 		SyncProjections: getenv("IDLEDGER_SYNC_PROJECTIONS") == "1",
 		MemoryLimit:     getenv("IDLEDGER_MEMORY_LIMIT"),

@@ -26,6 +26,7 @@ import (
 
 	"github.com/idledger/idledger/cmd/internal/app"
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/projections"
 )
 
@@ -78,8 +79,12 @@ func TestFault_NATSUnavailable(t *testing.T) {
 	srv := natsServer(t, filepath.Join(dir, "nats-server"), -1)
 	port := srv.Addr().(*net.TCPAddr).Port
 	var logs syncBuffer
+	masterKey := filepath.Join(dir, "master.key") // an external NATS needs an explicit master key
+	if _, err := eventstore.WriteNewMasterKeyFile(masterKey); err != nil {
+		t.Fatal(err)
+	}
 	m, err := app.Start(t.Context(), app.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", AdminToken: adminToken,
-		NATSURL: srv.ClientURL(), Replicas: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		NATSURL: srv.ClientURL(), Replicas: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil)), MasterKeyFile: masterKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,10 @@ Commands:
             rebuild the read models from the log, or compare them with it (server stopped)
   audit timeline|state|cycles|export|import|verify --data DIR ...
             a company's history offline (idledger audit help)
+  keys rotate-master --data DIR --new-key-file FILE
+            wrap every person's data key under a new master key (server stopped)
+  migrate encrypt --from DIR --to NEWDIR
+            copy a log written before encryption into a new one with personal data encrypted
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return projectionsCmd(ctx, e, args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, e, args[1:], stdout, stderr) // audit.go
+	case "keys":
+		return keysCmd(ctx, e, args[1:], stdout, stderr) // keys.go
+	case "migrate":
+		return migrateCmd(ctx, e, args[1:], stdout, stderr) // migrate.go
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

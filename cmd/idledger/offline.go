@@ -23,6 +23,8 @@ type offlineFlags struct {
 	DataDir  string
 	NATSURL  string
 	Replicas int // IDLEDGER_NATS_REPLICAS; 0: as serve does (1 embedded, 3 with a URL)
+	// MasterKeyFile is the master key of personal data (empty: DIR/master.key if present).
+	MasterKeyFile string
 }
 
 // register adds --data and --nats-url to fs, with the environment's defaults.
@@ -30,16 +32,21 @@ func (o *offlineFlags) register(fs *flag.FlagSet, e env) {
 	o.Replicas = e.Replicas
 	fs.StringVar(&o.DataDir, "data", "./data", "data directory of the server (DIR/nats, DIR/projections.db)")
 	fs.StringVar(&o.NATSURL, "nats-url", e.NATSURL, "external NATS URL; empty opens the embedded store in DIR/nats (env IDLEDGER_NATS_URL)")
+	fs.StringVar(&o.MasterKeyFile, "master-key-file", e.MasterKeyFile, "master key of personal data (env IDLEDGER_MASTER_KEY_FILE; default DIR/master.key)")
 }
 
 // storeConfig is the configuration of the event log an offline command opens, logging to
 // stderr at the given level.
-func (o *offlineFlags) storeConfig(stderr io.Writer, level slog.Level) eventstore.Config {
+func (o *offlineFlags) storeConfig(stderr io.Writer, level slog.Level) (eventstore.Config, error) {
+	master, _, err := eventstore.LoadMasterKey(o.DataDir, o.MasterKeyFile, false)
+	if err != nil {
+		return eventstore.Config{}, err
+	}
 	replicas := o.Replicas
 	if replicas == 0 && o.NATSURL != "" {
 		replicas = 3 // as serve does with a URL
 	}
-	return eventstore.Config{Dir: o.DataDir, URL: o.NATSURL, Replicas: replicas, Logger: cli.NewLogger(stderr, level)}
+	return eventstore.Config{Dir: o.DataDir, URL: o.NATSURL, Replicas: replicas, Logger: cli.NewLogger(stderr, level), MasterKey: master}, nil
 }
 
 // errServerRunning is returned when a running server holds the data dir.
@@ -91,7 +98,12 @@ func (o *offlineFlags) openLog(ctx context.Context, stderr io.Writer) (*offlineS
 			return nil, err
 		}
 	}
-	s, err := eventstore.Open(ctx, o.storeConfig(stderr, 8))
+	cfg, err := o.storeConfig(stderr, 8)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	s, err := eventstore.Open(ctx, cfg)
 	if err != nil {
 		release()
 		return nil, err

@@ -97,7 +97,10 @@ func openProjections(ctx context.Context, f offlineFlags, inspect bool, stderr i
 		return nil, fmt.Errorf("%w (if the file is damaged, delete it: the server rebuilds it from the log at start)", err)
 	}
 	o := &offlineProjections{db: db}
-	o.store, err = eventstore.Open(ctx, f.storeConfig(stderr, slog.LevelError))
+	cfg, err := f.storeConfig(stderr, slog.LevelError)
+	if err == nil {
+		o.store, err = eventstore.Open(ctx, cfg)
+	}
 	if err != nil {
 		o.Close()
 		return nil, err

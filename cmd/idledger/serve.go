@@ -46,6 +46,7 @@ func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, er
 	fs.SetOutput(stderr)
 	cfg := app.Config{AdminToken: e.AdminToken, CycleGap: e.CycleGap, RequestRetention: e.RequestRetention, Fairness: e.Fairness}
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (event log in DIR/nats, read models in DIR/projections.db)")
+	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", e.MasterKeyFile, "file of the master key that protects personal data, the same on every instance (env IDLEDGER_MASTER_KEY_FILE; default DIR/master.key, generated on first start: back it up)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cfg.NATSURL, "nats-url", e.NATSURL, "external NATS URL; empty runs an embedded nats-server (env IDLEDGER_NATS_URL)")
 	fs.StringVar(&cfg.BaseURL, "base-url", e.BaseURL, "public base URL for SCIM locations and SAML (env IDLEDGER_BASE_URL; default http://<listen>)")

@@ -80,6 +80,12 @@ type Config struct {
 	// Logger receives the server's log (nil: none); Stdout what Demo prints (nil: nothing).
 	Logger *slog.Logger
 	Stdout io.Writer
+	// MasterKeyFile holds the master key that wraps the per-person data keys (README
+	// "Personal data"); empty means DIR/master.key, generated on first start.
+	MasterKeyFile string
+	// PlainPersonalData stores personal data in clear (no master key, no erasure): only for
+	// the benchmark's comparison run.
+	PlainPersonalData bool
 	// Now and NewID default to the wall clock and UUIDv7; tests may inject them.
 	Now   func() time.Time
 	NewID func() string
@@ -154,6 +160,7 @@ func (s *Server) run(ctx context.Context) error {
 		s.openSSO,
 		s.buildAPI,
 		s.serveHTTP,
+		s.resumeErasures, // erase.go
 	}
 	if s.Demo {
 		steps = append(steps, s.demo)
@@ -203,10 +210,25 @@ func (s *Server) openReadModels(context.Context) error {
 // the HTTP server.
 func (s *Server) openLog(ctx context.Context) error {
 	s.Metrics = httpapi.NewMetrics()
+	var master *eventstore.MasterKey
+	if !s.PlainPersonalData {
+		if s.NATSURL != "" && s.MasterKeyFile == "" {
+			return errors.New("with an external NATS every instance needs the same master key of personal data: set --master-key-file (IDLEDGER_MASTER_KEY_FILE)")
+		}
+		var created bool
+		var err error
+		if master, created, err = eventstore.LoadMasterKey(s.DataDir, s.MasterKeyFile, true); err != nil {
+			return err
+		}
+		if created {
+			s.Logger.Warn("generated the master key that protects personal data: back it up now, without it the log's personal data cannot be read",
+				"file", filepath.Join(s.DataDir, eventstore.DefaultMasterKeyFile))
+		}
+	}
 	store, err := eventstore.Open(ctx, eventstore.Config{
 		Dir: s.DataDir, URL: s.NATSURL, Replicas: s.Replicas, NoSync: s.NoSync, Logger: s.Logger,
 		Observer: s.Metrics, RequestRetention: s.RequestRetention,
-		MaxStorage: s.MaxStorage, RequestMaxBytes: s.RequestRecordsMaxBytes,
+		MaxStorage: s.MaxStorage, RequestMaxBytes: s.RequestRecordsMaxBytes, MasterKey: master,
 	})
 	if err != nil {
 		return err
@@ -287,7 +309,8 @@ func (s *Server) buildAPI(ctx context.Context) error {
 	}
 	s.API = httpapi.New(httpapi.Config{BaseURL: s.baseURL, AdminToken: s.AdminToken, BodyLimit: s.BodyLimit,
 		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store, Fairness: s.Fairness, KeyUsage: usage,
-		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now},
+		Eraser: eraser{store: s.Store, db: s.DB},
+		SSO:    &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now},
 		// Console sessions share the bucket, under their own keys (httpapi/console_auth.go).
 		ConsoleSessions: sessions, Now: s.Now},
 		s.Service, s.DB, projectionAdmin{s.Projector}, s.Logger)
