@@ -126,6 +126,7 @@ func TestOpenAPI_ScopeTable(t *testing.T) {
 		"GET /api/v1/audit/users":              domain.ScopeAuditRead, "GET /api/v1/audit/users/:id": domain.ScopeAuditRead,
 		"GET /api/v1/audit/users/:id/state": domain.ScopeAuditRead, "GET /api/v1/audit/groups": domain.ScopeAuditRead,
 		"GET /api/v1/audit/groups/:id": domain.ScopeAuditRead, "GET /api/v1/audit/groups/:id/members": domain.ScopeAuditRead,
+		"GET /api/v1/events": domain.ScopeEventsRead, "GET /api/v1/events/stream": domain.ScopeEventsRead,
 	}
 	got := map[string]domain.Scope{}
 	for _, r := range s.companyAPI() {

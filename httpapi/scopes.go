@@ -121,6 +121,17 @@ func (s *Server) companyAPI() []apiRoute {
 			summary: "The group's members as they were at asOf", query: []param{asOf},
 			status: http.StatusOK, response: object(map[string]any{"asOf": "string", "group": "string", "displayName": "string",
 				"deleted": "boolean", "version": "integer", "count": "integer", "members": array})},
+
+		// The change feed (events.go, docs/events.md).
+		{method: http.MethodGet, path: "/api/v1/events", scope: domain.ScopeEventsRead, handler: s.handleListEvents,
+			summary: "The company's events, oldest first, from its first event or after a cursor (an event id)",
+			query: []param{{"after", "an event id: list the events after it (default: from the first)", ""},
+				{"types", "comma-separated event types (default: all)", ""}, {"limit", "at most this many events (1-1000, default 100)", "integer"}},
+			status: http.StatusOK, response: object(map[string]any{"data": array, "nextCursor": "string", "hasMore": "boolean"})},
+		{method: http.MethodGet, path: "/api/v1/events/stream", scope: domain.ScopeEventsRead, handler: s.handleEventStream,
+			summary: "The company's events as Server-Sent Events, live; resumes after Last-Event-ID (or ?after=)",
+			query:   []param{{"after", "an event id to resume after (default: Last-Event-ID, else from now)", ""}, {"types", "comma-separated event types (default: all)", ""}},
+			status:  http.StatusOK},
 	}
 }
 

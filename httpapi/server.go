@@ -103,6 +103,10 @@ type Config struct {
 	// KeyUsage, if set, keeps when each API key was last used, shared by all instances
 	// (credentials.go); nil keeps it in this instance's memory.
 	KeyUsage KeyUsage
+	// Feed, if set, turns on the change feed: /api/v1/events and its live stream (events.go).
+	Feed FeedLog
+	// FeedHeartbeat is the live stream's comment heartbeat interval (default 15 s).
+	FeedHeartbeat time.Duration
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -123,6 +127,8 @@ type Server struct {
 	sso *ssoState // from Config.SSO (sso.go); nil turns the SSO routes off
 
 	audit Auditor // Config.Audit (audit.go); nil turns audit, cycles and request records off
+
+	hub *feedHub // the live stream's one log subscription (events_stream.go); nil without Feed
 }
 
 // New returns a Server with its routes.
@@ -147,6 +153,9 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 		usage: newKeyUsage(cfg.KeyUsage, log)}
 	if cfg.SSO != nil {
 		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
+	}
+	if cfg.Feed != nil {
+		s.hub = newFeedHub(cfg.Feed, log)
 	}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true

@@ -286,7 +286,7 @@ func (s *Server) buildAPI(ctx context.Context) error {
 	}
 	s.API = httpapi.New(httpapi.Config{BaseURL: s.baseURL, AdminToken: s.AdminToken, BodyLimit: s.BodyLimit,
 		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store, Fairness: s.Fairness, KeyUsage: usage,
-		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now}},
+		Feed: s.Store, SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now}},
 		s.Service, s.DB, projectionAdmin{s.Projector}, s.Logger)
 	return nil
 }
@@ -310,6 +310,7 @@ func (s *Server) serveHTTP(context.Context) error {
 		MaxHeaderBytes: 64 << 10,        // a bearer token and a cookie need a few hundred bytes
 		ErrorLog:       slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 	}
+	s.HTTP.RegisterOnShutdown(s.API.CloseStreams) // live event streams end instead of holding the shutdown
 	s.httpClosed = make(chan struct{})
 	go func() {
 		defer close(s.httpClosed)
