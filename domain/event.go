@@ -222,6 +222,13 @@ var schemas = map[string]struct {
 	// Company API keys (domain/apikeys.go).
 	EventTenantAPIKeyCreated: {1, decodeJSON[APIKeyCreated]},
 	EventTenantAPIKeyRevoked: {1, decodeJSON[APIKeyRevoked]},
+
+	// Webhook endpoints (domain/webhooks.go).
+	EventTenantWebhookCreated:  {1, decodeJSON[WebhookCreated]},
+	EventTenantWebhookChanged:  {1, decodeJSON[WebhookChanged]},
+	EventTenantWebhookDeleted:  {1, decodeJSON[WebhookDeleted]},
+	EventTenantWebhookDisabled: {1, decodeJSON[WebhookDisabled]},
+	EventTenantWebhookReplayed: {1, decodeJSON[WebhookReplayed]},
 }
 
 func decodeJSON[T any](b []byte) (any, error) {

@@ -18,6 +18,8 @@ type Tenant struct {
 	// APIKeys are the company's live API keys, oldest first (domain/apikeys.go); a revoked key
 	// leaves the list.
 	APIKeys []APIKey `json:"apiKeys,omitempty"`
+	// Webhooks are the company's webhook endpoints, oldest first (domain/webhooks.go).
+	Webhooks []Webhook `json:"webhooks,omitempty"`
 }
 
 // Features are the product options an operator turns on or off per company.
@@ -67,6 +69,8 @@ func (t *Tenant) Apply(e Event) {
 		t.SSO.apply(e)
 	case APIKeyCreated, APIKeyRevoked:
 		t.applyAPIKey(e)
+	case WebhookCreated, WebhookChanged, WebhookDeleted, WebhookDisabled, WebhookReplayed:
+		t.applyWebhook(e)
 	}
 	t.Version = e.Version
 }
