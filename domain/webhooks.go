@@ -49,6 +49,9 @@ type Webhook struct {
 	// epoch, so a replay starts afresh.
 	From  Version `json:"from"`
 	Epoch Version `json:"epoch"`
+	// Changed is the position of the endpoint's last event: a deliverer started before it
+	// starts again.
+	Changed Version `json:"changed"`
 }
 
 // Wants reports whether the endpoint receives events of a public type.
@@ -145,6 +148,11 @@ func (t *Tenant) applyWebhook(e Event) {
 		if at >= 0 {
 			hooks = slices.Delete(hooks, at, at+1)
 		}
+		t.Webhooks = hooks
+		return
+	}
+	if at = slices.IndexFunc(hooks, func(w Webhook) bool { return w.ID == webhookID(e.Data) }); at >= 0 {
+		hooks[at].Changed = e.Version
 	}
 	t.Webhooks = hooks
 }

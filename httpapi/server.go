@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/httpapi/webhook"
 )
 
 // Reader is what the handlers read from the projections.
@@ -107,6 +108,9 @@ type Config struct {
 	Feed FeedLog
 	// FeedHeartbeat is the live stream's comment heartbeat interval (default 15 s).
 	FeedHeartbeat time.Duration
+	// Webhooks, if set (with Feed), turns on the company's webhook endpoints (webhooks.go);
+	// it delivers them.
+	Webhooks *webhook.Deliverer
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
