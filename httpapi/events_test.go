@@ -207,7 +207,7 @@ func TestEventsAPI(t *testing.T) {
 	if otherItem.Tenant != other {
 		t.Fatalf("other company's feed starts with %+v", otherItem)
 	}
-	for _, q := range []string{"after=" + otherItem.ID, "after=" + feed.ID(1 << 40), "after=42", "after=evt_zz",
+	for _, q := range []string{"after=" + otherItem.ID, "after=" + feed.ID(1<<40), "after=42", "after=evt_zz",
 		"limit=0", "limit=1001", "limit=x", "types=tenant.created"} {
 		res := e.do(t, key, "GET", "/api/v1/events?"+q, "")
 		if res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), `"error"`) {

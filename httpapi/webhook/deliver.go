@@ -54,8 +54,8 @@ type Config struct {
 	// MaxRetryDelay, with ±20 % jitter (defaults 5 s and 1 h); Refresh is how often the list of
 	// endpoints is read again (default 2 s).
 	RetryFor, Timeout, FirstRetry, MaxRetryDelay, Refresh time.Duration
-	Logger                                               *slog.Logger
-	Now                                                  func() time.Time
+	Logger                                                *slog.Logger
+	Now                                                   func() time.Time
 }
 
 // A Deliverer sends each company's public events to its webhook endpoints. Run it on every
@@ -94,7 +94,7 @@ func New(cfg Config) *Deliverer {
 		dialer.Control = dialControl
 	}
 	transport := &http.Transport{
-		Proxy: nil, // a proxy would dial for us, past the address check
+		Proxy:       nil, // a proxy would dial for us, past the address check
 		DialContext: dialer.DialContext, TLSHandshakeTimeout: cfg.Timeout, ResponseHeaderTimeout: cfg.Timeout,
 		MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true,
 	}
