@@ -181,3 +181,23 @@ func TestParseTypes(t *testing.T) {
 		t.Errorf("unknown type: %v", err)
 	}
 }
+
+// TestDocumented checks that docs/events.md has a section, a schema and an example for every
+// public type.
+func TestDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "events.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range feed.Types() {
+		_, section, ok := strings.Cut(string(doc), "### `"+typ+"`\n")
+		if !ok {
+			t.Errorf("docs/events.md has no section for %s", typ)
+			continue
+		}
+		section, _, _ = strings.Cut(section, "\n### ")
+		if !strings.Contains(section, "`data` schema:") || !strings.Contains(section, `"type": "`+typ+`"`) {
+			t.Errorf("the section of %s lacks its schema or an example", typ)
+		}
+	}
+}
