@@ -31,10 +31,9 @@ const (
 	BucketWebhookDeliveries = "IDL_WEBHOOK_DELIVERIES"
 )
 
-// webhookAckWait is how long a fetched message stays with one deliverer before JetStream
-// hands it to another (a deliverer that died): longer than a delivery's timeout, and the
-// deliverer reports progress while it retries.
-const webhookAckWait = 60 * time.Second
+// DefaultWebhookAckWait is how long a fetched message stays with one deliverer before
+// JetStream hands it to another (a deliverer that died): longer than a delivery's timeout.
+const DefaultWebhookAckWait = 60 * time.Second
 
 // A Bucket is a KV bucket of records that do not expire, shared by every instance.
 type Bucket struct {
@@ -101,8 +100,12 @@ func webhookConsumer(tenant domain.TenantID, id string, epoch domain.Version) st
 }
 
 // WebhookQueue opens (creating it the first time) the durable consumer of an endpoint's
-// epoch, which starts after log position from.
-func (s *Store) WebhookQueue(ctx context.Context, tenant domain.TenantID, id string, epoch, from domain.Version) (*WebhookQueue, error) {
+// epoch, which starts after log position from; ackWait (0: DefaultWebhookAckWait) is how long
+// a fetched message stays with its deliverer, fixed when the consumer is created.
+func (s *Store) WebhookQueue(ctx context.Context, tenant domain.TenantID, id string, epoch, from domain.Version, ackWait time.Duration) (*WebhookQueue, error) {
+	if ackWait <= 0 {
+		ackWait = DefaultWebhookAckWait
+	}
 	if !validToken(string(tenant)) {
 		return nil, domain.Errorf(domain.ErrInvalid, "invalid company id")
 	}
@@ -117,7 +120,7 @@ func (s *Store) WebhookQueue(ctx context.Context, tenant domain.TenantID, id str
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    uint64(from) + 1,
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        webhookAckWait,
+		AckWait:        ackWait,
 		MaxAckPending:  1,
 		MaxDeliver:     -1,
 		Replicas:       s.cfg.Replicas,

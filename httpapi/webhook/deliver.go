@@ -54,8 +54,11 @@ type Config struct {
 	// MaxRetryDelay, with ±20 % jitter (defaults 5 s and 1 h); Refresh is how often the list of
 	// endpoints is read again (default 2 s).
 	RetryFor, Timeout, FirstRetry, MaxRetryDelay, Refresh time.Duration
-	Logger                                                *slog.Logger
-	Now                                                   func() time.Time
+	// AckWait is how long an event fetched by an instance that then dies waits before another
+	// instance takes it (default 60 s; more than Timeout).
+	AckWait time.Duration
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // A Deliverer sends each company's public events to its webhook endpoints. Run it on every
@@ -82,6 +85,9 @@ func New(cfg Config) *Deliverer {
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.AckWait <= cfg.Timeout {
+		cfg.AckWait = max(eventstore.DefaultWebhookAckWait, cfg.Timeout+time.Second)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -285,7 +291,7 @@ var errGaveUp = errors.New("webhook: gave up")
 func (d *Deliverer) work(ctx context.Context, tenant domain.TenantID, h domain.Webhook) {
 	pause := time.Second
 	for ctx.Err() == nil {
-		q, err := d.cfg.Store.WebhookQueue(ctx, tenant, h.ID, h.Epoch, h.From)
+		q, err := d.cfg.Store.WebhookQueue(ctx, tenant, h.ID, h.Epoch, h.From, d.cfg.AckWait)
 		if err == nil {
 			err = d.drain(ctx, tenant, h, q)
 			if errors.Is(err, errGaveUp) {
