@@ -182,9 +182,11 @@ func (q *WebhookQueue) Next(ctx context.Context, wait time.Duration) (*Pending, 
 	return nil, ctx.Err()
 }
 
-// Ack records that the message was delivered (or needs no delivery): the queue moves on.
-func (p *Pending) Ack(ctx context.Context) error {
-	if err := p.msg.DoubleAck(ctx); err != nil {
+// Ack records that the message was delivered (or needs no delivery): the queue moves on. It
+// does not wait for the server's confirmation: the next fetch on the same connection comes
+// after it, and a lost acknowledgement only means one more delivery (at least once).
+func (p *Pending) Ack(context.Context) error {
+	if err := p.msg.Ack(); err != nil {
 		return unavailable(fmt.Errorf("eventstore: webhook ack: %w", err))
 	}
 	return nil

@@ -40,7 +40,7 @@ func newWebhookEnv(t *testing.T, allowPrivate bool, retryFor time.Duration) *tes
 				return err
 			},
 			AllowPrivate: allowPrivate, RetryFor: retryFor, FirstRetry: 20 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond,
-			Refresh: 50 * time.Millisecond, Timeout: 2 * time.Second})
+			Refresh: 50 * time.Millisecond, Timeout: 2 * time.Second, SecretTTL: -1})
 		cfg.Feed, cfg.Webhooks = e.Store, deliverer
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -165,8 +165,13 @@ func TestWebhookDeliversCycleInOrder(t *testing.T) {
 	}
 	checkSigned(t, got, secret)
 
+	// Successes reach the delivery record within a second.
+	eventually(t, 10*time.Second, "the deliveries recorded", func() bool {
+		m := e.do(t, key, "GET", "/api/v1/webhooks/"+id, "").JSON(t)
+		return m["delivered"].(float64) >= float64(len(want))
+	})
 	res := e.do(t, key, "GET", "/api/v1/webhooks/"+id, "")
-	if m := res.JSON(t); res.Status != 200 || m["health"] != "healthy" || m["secret"] != nil || m["delivered"].(float64) < float64(len(want)) {
+	if m := res.JSON(t); res.Status != 200 || m["health"] != "healthy" || m["secret"] != nil || m["lastSuccess"] == nil {
 		t.Errorf("GET webhook: %d %s", res.Status, res.Body)
 	}
 	res = e.do(t, key, "GET", "/api/v1/webhooks/"+id+"/deliveries", "")

@@ -38,6 +38,7 @@ func TestBench_Tiny(t *testing.T) {
 		"baseline.all", "incremental.all", "incremental.writes",
 		"replay.asof_user", "replay.asof_members", "replay.export", "replay.rebuild",
 		"saml.lookup", "saml.acs", "fairness.neighbour_alone", "fairness.neighbour_flooded", "process.rss",
+		"feed.api_read", "feed.webhook_delivery", "feed.webhook_lag",
 	} {
 		r := rep.byKey[key]
 		switch {

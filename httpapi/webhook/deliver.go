@@ -57,8 +57,11 @@ type Config struct {
 	// AckWait is how long an event fetched by an instance that then dies waits before another
 	// instance takes it (default 60 s; more than Timeout).
 	AckWait time.Duration
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// SecretTTL is how long a worker signs with a secret it read before reading it again, so
+	// a rotation is in force everywhere within it (default 1 s; negative: read it every time).
+	SecretTTL time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // A Deliverer sends each company's public events to its webhook endpoints. Run it on every
@@ -85,6 +88,9 @@ func New(cfg Config) *Deliverer {
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.SecretTTL == 0 {
+		cfg.SecretTTL = secretTTL
 	}
 	if cfg.AckWait <= cfg.Timeout {
 		cfg.AckWait = max(eventstore.DefaultWebhookAckWait, cfg.Timeout+time.Second)
@@ -310,19 +316,68 @@ func (d *Deliverer) work(ctx context.Context, tenant domain.TenantID, h domain.W
 	}
 }
 
+// flushEvery is how often a worker that only succeeds writes its delivery record: a success
+// needs no durable record (the queue's acknowledgement is the progress), a failure is written
+// at once.
+const flushEvery = time.Second
+
+// secretTTL is how long a worker signs with the secret it read before reading it again: a
+// rotated secret is in force for every instance within it.
+const secretTTL = time.Second
+
+// endpointState is a worker's copy of its endpoint's delivery record and secret.
+type endpointState struct {
+	key      string
+	st       State
+	dirty    bool
+	saved    time.Time
+	secret   string
+	secretAt time.Time
+}
+
+func (d *Deliverer) flush(ctx context.Context, es *endpointState) error {
+	if !es.dirty {
+		return nil
+	}
+	if err := d.saveState(ctx, es.key, es.st); err != nil {
+		return err
+	}
+	es.dirty, es.saved = false, time.Now()
+	return nil
+}
+
+// signingSecret returns the endpoint's secret, read again after secretTTL.
+func (d *Deliverer) signingSecret(ctx context.Context, es *endpointState) (string, error) {
+	if es.secret != "" && time.Since(es.secretAt) < d.cfg.SecretTTL {
+		return es.secret, nil
+	}
+	b, err := d.cfg.Secrets.Get(ctx, es.key)
+	if err != nil {
+		return "", fmt.Errorf("no secret: %w", err)
+	}
+	es.secret, es.secretAt = string(b), time.Now()
+	return es.secret, nil
+}
+
 // drain delivers the queue's messages in order.
 func (d *Deliverer) drain(ctx context.Context, tenant domain.TenantID, h domain.Webhook, q *eventstore.WebhookQueue) error {
-	key := eventstore.BucketKey(string(tenant), h.ID)
-	if st, err := d.state(ctx, key); err != nil {
+	es := &endpointState{key: eventstore.BucketKey(string(tenant), h.ID)}
+	st, err := d.state(ctx, es.key)
+	if err != nil {
 		return err
-	} else if st.GaveUp || st.Epoch != h.Epoch {
-		// Enabled again after it gave up, or replayed: the retry period starts afresh.
-		st.GaveUp, st.FailingSince, st.Failures, st.Epoch = false, time.Time{}, 0, h.Epoch
-		if err := d.saveState(ctx, key, st); err != nil {
-			return err
-		}
 	}
+	es.st = st
+	if st.GaveUp || st.Epoch != h.Epoch {
+		// Enabled again after it gave up, or replayed: the retry period starts afresh.
+		es.st.GaveUp, es.st.FailingSince, es.st.Failures, es.st.Epoch, es.dirty = false, time.Time{}, 0, h.Epoch, true
+	}
+	defer func() { _ = d.flush(context.WithoutCancel(ctx), es) }()
 	for {
+		if time.Since(es.saved) >= flushEvery {
+			if err := d.flush(ctx, es); err != nil {
+				return err
+			}
+		}
 		p, err := q.Next(ctx, fetchWait)
 		if err != nil {
 			return err
@@ -337,7 +392,7 @@ func (d *Deliverer) drain(ctx context.Context, tenant domain.TenantID, h domain.
 			}
 			continue
 		}
-		if err := d.deliver(ctx, tenant, h, key, item, p); err != nil {
+		if err := d.deliver(ctx, tenant, h, es, item, p); err != nil {
 			return err
 		}
 	}
@@ -345,23 +400,16 @@ func (d *Deliverer) drain(ctx context.Context, tenant domain.TenantID, h domain.
 
 // deliver makes one attempt to deliver a pending event, and acknowledges it, schedules its
 // retry, or gives up on the endpoint.
-func (d *Deliverer) deliver(ctx context.Context, tenant domain.TenantID, h domain.Webhook, key string, item feed.Event, p *eventstore.Pending) error {
+func (d *Deliverer) deliver(ctx context.Context, tenant domain.TenantID, h domain.Webhook, es *endpointState, item feed.Event, p *eventstore.Pending) error {
 	body, err := feed.Marshal(item)
 	if err != nil {
 		return err
 	}
-	st, err := d.state(ctx, key)
-	if err != nil {
-		_ = p.Retry(d.cfg.FirstRetry)
-		return err
-	}
-	a := Attempt{EventID: item.ID, EventType: item.Type, Attempt: st.Failures + 1, At: d.cfg.Now().UTC()}
-	secret, err := d.cfg.Secrets.Get(ctx, key)
+	a := Attempt{EventID: item.ID, EventType: item.Type, Attempt: es.st.Failures + 1, At: d.cfg.Now().UTC()}
 	var status int
+	secret, err := d.signingSecret(ctx, es)
 	if err == nil {
-		status, err = d.send(ctx, h.URL, item.ID, string(secret), body)
-	} else {
-		err = fmt.Errorf("no secret: %w", err)
+		status, err = d.send(ctx, h.URL, item.ID, secret, body)
 	}
 	a.LatencyMs = d.cfg.Now().Sub(a.At).Milliseconds()
 	if ctx.Err() != nil {
@@ -375,18 +423,39 @@ func (d *Deliverer) deliver(ctx context.Context, tenant domain.TenantID, h domai
 		if err := p.Ack(ctx); err != nil {
 			return err
 		}
-		st.Delivered++
-		st.LastSuccess, st.FailingSince, st.Failures = a.At, time.Time{}, 0
-		return d.saveState(ctx, key, record(st, a))
+		wasFailing := es.st.Failures > 0
+		es.st.Delivered++
+		es.st.LastSuccess, es.st.FailingSince, es.st.Failures = a.At, time.Time{}, 0
+		es.st, es.dirty = record(es.st, a), true
+		if wasFailing {
+			return d.flush(ctx, es) // "healthy again" shows at once
+		}
+		return nil
 	}
+	// A failure: start from the stored record (another instance may have delivered or failed
+	// since this one last wrote), and write it at once.
+	if err := d.flush(ctx, es); err != nil {
+		_ = p.Retry(d.cfg.FirstRetry)
+		return err
+	}
+	st, serr := d.state(ctx, es.key)
+	if serr != nil {
+		_ = p.Retry(d.cfg.FirstRetry)
+		return serr
+	}
+	es.st = st
+	es.secret = "" // read it again: it may have been rotated
 	a.Error = err.Error()
-	st.Failures++
-	if st.FailingSince.IsZero() {
-		st.FailingSince = a.At
+	a.Attempt = es.st.Failures + 1
+	es.st.Failures++
+	if es.st.FailingSince.IsZero() {
+		es.st.FailingSince = a.At
 	}
-	if d.cfg.Now().Sub(st.FailingSince) >= d.cfg.RetryFor {
-		st.GaveUp = true
-		if err := d.saveState(ctx, key, record(st, a)); err != nil {
+	if d.cfg.Now().Sub(es.st.FailingSince) >= d.cfg.RetryFor {
+		es.st.GaveUp = true
+		es.st, es.dirty = record(es.st, a), true
+		if err := d.flush(ctx, es); err != nil {
+			_ = p.Retry(d.cfg.FirstRetry)
 			return err
 		}
 		reason := fmt.Sprintf("every delivery failed for %s (last: %s)", d.cfg.RetryFor, a.Error)
@@ -398,10 +467,11 @@ func (d *Deliverer) deliver(ctx context.Context, tenant domain.TenantID, h domai
 		_ = p.Retry(0) // the event waits, in the queue, for the endpoint to be enabled again
 		return errGaveUp
 	}
-	delay := d.backoff(st.Failures)
+	delay := d.backoff(es.st.Failures)
 	next := a.At.Add(delay)
 	a.NextRetry = &next
-	if err := d.saveState(ctx, key, record(st, a)); err != nil {
+	es.st, es.dirty = record(es.st, a), true
+	if err := d.flush(ctx, es); err != nil {
 		_ = p.Retry(delay)
 		return err
 	}
