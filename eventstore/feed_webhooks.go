@@ -149,9 +149,7 @@ type Pending struct {
 	// Event is the message (an index record or a private event comes with it too: the
 	// deliverer acknowledges what it does not send).
 	Event domain.Event
-	// Delivered counts how many times JetStream handed this message out (1 the first time).
-	Delivered uint64
-	msg       jetstream.Msg
+	msg   jetstream.Msg
 }
 
 // Next waits up to wait for the queue's next message; it returns nil if none came.
@@ -165,7 +163,7 @@ func (q *WebhookQueue) Next(ctx context.Context, wait time.Duration) (*Pending, 
 		}
 		return nil, unavailable(fmt.Errorf("eventstore: webhook queue: %w", err))
 	}
-	for m := range batch.Messages() {
+	if m, ok := <-batch.Messages(); ok {
 		md, err := m.Metadata()
 		if err != nil {
 			return nil, unavailable(fmt.Errorf("eventstore: webhook queue: %w", err))
@@ -174,7 +172,7 @@ func (q *WebhookQueue) Next(ctx context.Context, wait time.Duration) (*Pending, 
 		if err != nil {
 			return nil, err
 		}
-		return &Pending{Event: e, Delivered: md.NumDelivered, msg: m}, nil
+		return &Pending{Event: e, msg: m}, nil
 	}
 	if err := batch.Error(); err != nil && fctx.Err() == nil {
 		return nil, unavailable(fmt.Errorf("eventstore: webhook queue: %w", err))
@@ -199,7 +197,3 @@ func (p *Pending) Retry(delay time.Duration) error {
 	}
 	return nil
 }
-
-// Hold tells JetStream the deliverer is still working on the message (it keeps it another
-// AckWait).
-func (p *Pending) Hold() error { return p.msg.InProgress() }
