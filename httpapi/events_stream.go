@@ -227,7 +227,9 @@ func (s *Server) handleEventStream(c echo.Context) error {
 		heartbeat = defaultFeedHeartbeat
 	}
 	// The stream outlives the server's write timeout, which is meant for ordinary answers.
-	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Time{})
+	if err := http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Time{}); err != nil {
+		s.log.Warn("live event stream: the write timeout stays in force", "err", err)
+	}
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")

@@ -199,7 +199,14 @@ func TestEventsAPI(t *testing.T) {
 	// The last page's cursor polls for later events.
 	last := getEvents(t, e, key, "after="+itemOf(t, all[len(all)-1]).ID)
 	if len(last.Data) != 0 || last.HasMore || last.NextCursor == nil {
-		t.Errorf("after the last event: %+v", last)
+		t.Fatalf("after the last event: %+v", last)
+	}
+	// The polling cursor (it may be a private message's position) is a valid after, and
+	// brings what happened since.
+	feedCycle(t, e, scimToken, "later")
+	later := getEvents(t, e, key, "after="+*last.NextCursor)
+	if len(later.Data) == 0 || itemOf(t, later.Data[0]).Type != feed.TypeUserCreated {
+		t.Errorf("polling from nextCursor: %+v", later)
 	}
 
 	// Another company's event, a made-up one and garbage are 400; so are bad parameters.
