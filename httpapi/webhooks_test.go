@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
@@ -224,6 +226,25 @@ func TestWebhookDeliversCycleInOrder(t *testing.T) {
 	if res := e.do(t, key, "GET", "/api/v1/webhooks/"+id, ""); res.Status != http.StatusNotFound {
 		t.Errorf("deleted endpoint: %d", res.Status)
 	}
+	// The endpoint's durable queues (the replay's and the first epoch's) are gone with it.
+	js, err := jetstream.New(rawConn(t, e.Store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(t.Context(), eventstore.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the endpoint's queues deleted", func() bool {
+		names := stream.ConsumerNames(t.Context())
+		n := 0
+		for name := range names.Name() {
+			if strings.HasPrefix(name, "WH_") {
+				n++
+			}
+		}
+		return names.Err() == nil && n == 0
+	})
 }
 
 func TestWebhookRetriesUntilTheReceiverRecovers(t *testing.T) {

@@ -225,6 +225,10 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		}
 		wg.Wait()
 	}()
+	// seen holds every endpoint (disabled ones too) as the last refresh listed it: the queue of
+	// one that is gone, or of an epoch a replay ended, is deleted (by every instance: deleting
+	// a deleted queue is fine).
+	var seen map[endpointKey]domain.Webhook
 	tick := time.NewTicker(d.cfg.Refresh)
 	defer tick.Stop()
 	for {
@@ -234,31 +238,33 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			want := make(map[endpointKey]domain.Webhook)
-			exists := make(map[endpointKey]bool)
+			all := make(map[endpointKey]domain.Webhook)
 			for _, t := range tenants {
 				for _, h := range t.Webhooks {
 					k := endpointKey{t.ID, h.ID}
-					exists[k] = true
+					all[k] = h
 					if !h.Disabled {
 						want[k] = h
 					}
 				}
 			}
 			for k, w := range workers {
-				h, ok := want[k]
-				if ok && sameEndpoint(h, w.hook) {
+				if h, ok := want[k]; ok && sameEndpoint(h, w.hook) {
 					continue
 				}
 				w.cancel()
 				<-w.done
 				delete(workers, k)
-				if !exists[k] || (ok && h.Epoch != w.hook.Epoch) {
-					// Deleted, or replayed from elsewhere: the old queue has no use.
-					if err := d.cfg.Store.DeleteWebhookQueue(ctx, k.tenant, k.id, w.hook.Epoch); err != nil {
-						d.cfg.Logger.Warn("webhooks: cannot delete an old queue", "tenant", k.tenant, "endpoint", k.id, "err", err)
-					}
+			}
+			for k, old := range seen {
+				if h, ok := all[k]; ok && h.Epoch == old.Epoch {
+					continue
+				}
+				if err := d.cfg.Store.DeleteWebhookQueue(ctx, k.tenant, k.id, old.Epoch); err != nil {
+					d.cfg.Logger.Warn("webhooks: cannot delete an old queue", "tenant", k.tenant, "endpoint", k.id, "err", err)
 				}
 			}
+			seen = all
 			for k, h := range want {
 				if _, ok := workers[k]; ok {
 					continue
