@@ -289,3 +289,40 @@ func (s *Service) ReplayWebhook(ctx context.Context, tenant TenantID, id string,
 		return WebhookReplayed{ID: id, After: after}, nil
 	})
 }
+
+// WebhookQueues are the log's durable per-endpoint queues of a company's messages, from which
+// webhooks are delivered (eventstore implements it). An endpoint has one queue per epoch (see
+// [Webhook]), starting after a log position; a queue hands out one message at a time, so
+// deliveries are in order and no two deliverers hold the same endpoint's next message.
+type WebhookQueues interface {
+	// WebhookQueue opens (creating it the first time) the queue of an endpoint's epoch, which
+	// starts after log position from; a message a deliverer fetched and neither acknowledged
+	// nor handed back goes to another after ackWait.
+	WebhookQueue(ctx context.Context, tenant TenantID, id string, epoch, from Version, ackWait time.Duration) (WebhookQueue, error)
+	// DeleteWebhookQueue deletes the queue of an endpoint's epoch (none is fine).
+	DeleteWebhookQueue(ctx context.Context, tenant TenantID, id string, epoch Version) error
+}
+
+// A WebhookQueue is one endpoint's queue.
+type WebhookQueue interface {
+	// Next waits up to wait for the next message; nil if none came.
+	Next(ctx context.Context, wait time.Duration) (PendingEvent, error)
+}
+
+// A PendingEvent is a message a deliverer holds until it acknowledges or hands it back.
+type PendingEvent interface {
+	// Event is the message: an index record or a private event comes too (acknowledge it).
+	Event() Event
+	// Ack moves the queue past the message.
+	Ack(ctx context.Context) error
+	// Retry hands the message back, to be fetched again after delay; the queue stays on it.
+	Retry(delay time.Duration) error
+}
+
+// RecordStore is a store of records that do not expire, outside the log, shared by every
+// instance (eventstore.Bucket implements it). Get of a missing key wraps ErrNotFound.
+type RecordStore interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+}

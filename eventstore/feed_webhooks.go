@@ -35,7 +35,8 @@ const (
 // JetStream hands it to another (a deliverer that died): longer than a delivery's timeout.
 const DefaultWebhookAckWait = 60 * time.Second
 
-// A Bucket is a KV bucket of records that do not expire, shared by every instance.
+// A Bucket is a KV bucket of records that do not expire, shared by every instance. It
+// implements [domain.RecordStore].
 type Bucket struct {
 	kv jetstream.KeyValue
 }
@@ -51,13 +52,12 @@ func (s *Store) OpenBucket(ctx context.Context, bucket, description string) (*Bu
 	return &Bucket{kv: kv}, nil
 }
 
-// BucketKey turns any string (a company and endpoint id) into a valid key.
-func BucketKey(parts ...string) string {
+// queueKey turns a company and endpoint id into a token of a consumer name.
+func queueKey(tenant domain.TenantID, id string) string {
 	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
 	return hex.EncodeToString(h.Sum(nil)[:20])
 }
 
@@ -89,20 +89,21 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// A WebhookQueue is one endpoint's durable consumer of its company's messages.
-type WebhookQueue struct {
+// webhookQueue is one endpoint's durable consumer of its company's messages.
+type webhookQueue struct {
 	cons jetstream.Consumer
 }
 
 // webhookConsumer names an endpoint's consumer for one epoch (a replay starts a new one).
 func webhookConsumer(tenant domain.TenantID, id string, epoch domain.Version) string {
-	return "WH_" + BucketKey(string(tenant), id) + "_" + strconv.FormatUint(uint64(epoch), 10)
+	return "WH_" + queueKey(tenant, id) + "_" + strconv.FormatUint(uint64(epoch), 10)
 }
 
 // WebhookQueue opens (creating it the first time) the durable consumer of an endpoint's
 // epoch, which starts after log position from; ackWait (0: DefaultWebhookAckWait) is how long
-// a fetched message stays with its deliverer, fixed when the consumer is created.
-func (s *Store) WebhookQueue(ctx context.Context, tenant domain.TenantID, id string, epoch, from domain.Version, ackWait time.Duration) (*WebhookQueue, error) {
+// a fetched message stays with its deliverer, fixed when the consumer is created. It
+// implements [domain.WebhookQueues].
+func (s *Store) WebhookQueue(ctx context.Context, tenant domain.TenantID, id string, epoch, from domain.Version, ackWait time.Duration) (domain.WebhookQueue, error) {
 	if ackWait <= 0 {
 		ackWait = DefaultWebhookAckWait
 	}
@@ -131,7 +132,7 @@ func (s *Store) WebhookQueue(ctx context.Context, tenant domain.TenantID, id str
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("eventstore: webhook queue: %w", err))
 	}
-	return &WebhookQueue{cons: cons}, nil
+	return &webhookQueue{cons: cons}, nil
 }
 
 // DeleteWebhookQueue deletes an endpoint's consumer of one epoch (none is fine).
@@ -143,17 +144,19 @@ func (s *Store) DeleteWebhookQueue(ctx context.Context, tenant domain.TenantID, 
 	return nil
 }
 
-// A Pending message is the next message of an endpoint's queue, held by this deliverer until it
+// pending is the next message of an endpoint's queue, held by its deliverer until it
 // acknowledges or retries it.
-type Pending struct {
-	// Event is the message (an index record or a private event comes with it too: the
-	// deliverer acknowledges what it does not send).
-	Event domain.Event
+type pending struct {
+	event domain.Event
 	msg   jetstream.Msg
 }
 
+// Event is the message (an index record or a private event comes with it too: the deliverer
+// acknowledges what it does not send).
+func (p *pending) Event() domain.Event { return p.event }
+
 // Next waits up to wait for the queue's next message; it returns nil if none came.
-func (q *WebhookQueue) Next(ctx context.Context, wait time.Duration) (*Pending, error) {
+func (q *webhookQueue) Next(ctx context.Context, wait time.Duration) (domain.PendingEvent, error) {
 	fctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	batch, err := q.cons.Fetch(1, jetstream.FetchContext(fctx))
@@ -172,7 +175,7 @@ func (q *WebhookQueue) Next(ctx context.Context, wait time.Duration) (*Pending, 
 		if err != nil {
 			return nil, err
 		}
-		return &Pending{Event: e, msg: m}, nil
+		return &pending{event: e, msg: m}, nil
 	}
 	if err := batch.Error(); err != nil && fctx.Err() == nil {
 		return nil, unavailable(fmt.Errorf("eventstore: webhook queue: %w", err))
@@ -183,7 +186,7 @@ func (q *WebhookQueue) Next(ctx context.Context, wait time.Duration) (*Pending, 
 // Ack records that the message was delivered (or needs no delivery): the queue moves on. It
 // does not wait for the server's confirmation: the next fetch on the same connection comes
 // after it, and a lost acknowledgement only means one more delivery (at least once).
-func (p *Pending) Ack(context.Context) error {
+func (p *pending) Ack(context.Context) error {
 	if err := p.msg.Ack(); err != nil {
 		return unavailable(fmt.Errorf("eventstore: webhook ack: %w", err))
 	}
@@ -191,9 +194,14 @@ func (p *Pending) Ack(context.Context) error {
 }
 
 // Retry hands the message back, to be fetched again after delay; the queue stays on it.
-func (p *Pending) Retry(delay time.Duration) error {
+func (p *pending) Retry(delay time.Duration) error {
 	if err := p.msg.NakWithDelay(delay); err != nil {
 		return unavailable(fmt.Errorf("eventstore: webhook retry: %w", err))
 	}
 	return nil
 }
+
+var (
+	_ domain.WebhookQueues = (*Store)(nil)
+	_ domain.RecordStore   = (*Bucket)(nil)
+)

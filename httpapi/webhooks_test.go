@@ -36,7 +36,7 @@ func newWebhookEnv(t *testing.T, allowPrivate bool, retryFor time.Duration) *tes
 		if err != nil {
 			tb.Fatal(err)
 		}
-		deliverer = webhook.New(webhook.Config{Store: e.Store, Secrets: secrets, Deliveries: deliveries,
+		deliverer = webhook.New(webhook.Config{Queues: e.Store, Secrets: secrets, Deliveries: deliveries,
 			Endpoints: e.DB.WebhookTenants, Disable: func(ctx context.Context, tenant domain.TenantID, id, reason string) error {
 				_, err := e.Service.DisableWebhook(ctx, tenant, id, reason)
 				return err

@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +19,6 @@ import (
 
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/domain/feed"
-	"github.com/idledger/idledger/eventstore"
 )
 
 // Defaults of [Config].
@@ -27,6 +28,7 @@ const (
 	DefaultFirstRetry    = 5 * time.Second
 	DefaultMaxRetryDelay = time.Hour
 	DefaultRefresh       = 2 * time.Second
+	DefaultAckWait       = 60 * time.Second
 	// maxResponseBody is how much of a receiver's answer is read (and thrown away).
 	maxResponseBody = 16 << 10
 	// keptAttempts is how many recent attempts an endpoint's record keeps.
@@ -37,10 +39,11 @@ const (
 
 // Config is what a [Deliverer] needs.
 type Config struct {
-	// Store is the event log: each endpoint's durable queue (eventstore/feed_webhooks.go).
-	Store *eventstore.Store
-	// Secrets holds each endpoint's secret, Deliveries its attempts and retry state.
-	Secrets, Deliveries *eventstore.Bucket
+	// Queues are the log's durable per-endpoint queues (eventstore/feed_webhooks.go).
+	Queues domain.WebhookQueues
+	// Secrets holds each endpoint's secret, Deliveries its attempts and retry state: stores
+	// outside the log (the NATS KV buckets IDL_WEBHOOK_SECRETS and IDL_WEBHOOK_DELIVERIES).
+	Secrets, Deliveries domain.RecordStore
 	// Endpoints returns the companies that have webhook endpoints (only ID and Webhooks are
 	// used); the read models answer it.
 	Endpoints func(ctx context.Context) ([]domain.Tenant, error)
@@ -93,7 +96,7 @@ func New(cfg Config) *Deliverer {
 		cfg.SecretTTL = secretTTL
 	}
 	if cfg.AckWait <= cfg.Timeout {
-		cfg.AckWait = max(eventstore.DefaultWebhookAckWait, cfg.Timeout+time.Second)
+		cfg.AckWait = max(DefaultAckWait, cfg.Timeout+time.Second)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -113,6 +116,16 @@ func New(cfg Config) *Deliverer {
 	client := &http.Client{Transport: transport, Timeout: cfg.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &Deliverer{cfg: cfg, client: client, kick: make(chan struct{}, 1)}
+}
+
+// recordKey is an endpoint's key in the record stores: a hash of the company and endpoint ids
+// (valid as a NATS KV key whatever the ids hold).
+func recordKey(tenant domain.TenantID, id string) string {
+	h := sha256.New()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return hex.EncodeToString(h.Sum(nil)[:20])
 }
 
 // AllowPrivate reports whether private addresses and http are allowed.
@@ -141,12 +154,12 @@ func (d *Deliverer) Kick() {
 
 // SetSecret stores an endpoint's secret (replacing the old one, which stops signing at once).
 func (d *Deliverer) SetSecret(ctx context.Context, tenant domain.TenantID, id, secret string) error {
-	return d.cfg.Secrets.Put(ctx, eventstore.BucketKey(string(tenant), id), []byte(secret))
+	return d.cfg.Secrets.Put(ctx, recordKey(tenant, id), []byte(secret))
 }
 
 // Forget deletes an endpoint's secret and delivery records.
 func (d *Deliverer) Forget(ctx context.Context, tenant domain.TenantID, id string) error {
-	key := eventstore.BucketKey(string(tenant), id)
+	key := recordKey(tenant, id)
 	return errors.Join(d.cfg.Secrets.Delete(ctx, key), d.cfg.Deliveries.Delete(ctx, key))
 }
 
@@ -176,7 +189,7 @@ type State struct {
 
 // Deliveries returns an endpoint's delivery record (empty if nothing was attempted yet).
 func (d *Deliverer) Deliveries(ctx context.Context, tenant domain.TenantID, id string) (State, error) {
-	return d.state(ctx, eventstore.BucketKey(string(tenant), id))
+	return d.state(ctx, recordKey(tenant, id))
 }
 
 func (d *Deliverer) state(ctx context.Context, key string) (State, error) {
@@ -260,7 +273,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 				if h, ok := all[k]; ok && h.Epoch == old.Epoch {
 					continue
 				}
-				if err := d.cfg.Store.DeleteWebhookQueue(ctx, k.tenant, k.id, old.Epoch); err != nil {
+				if err := d.cfg.Queues.DeleteWebhookQueue(ctx, k.tenant, k.id, old.Epoch); err != nil {
 					d.cfg.Logger.Warn("webhooks: cannot delete an old queue", "tenant", k.tenant, "endpoint", k.id, "err", err)
 				}
 			}
@@ -303,7 +316,7 @@ var errGaveUp = errors.New("webhook: gave up")
 func (d *Deliverer) work(ctx context.Context, tenant domain.TenantID, h domain.Webhook) {
 	pause := time.Second
 	for ctx.Err() == nil {
-		q, err := d.cfg.Store.WebhookQueue(ctx, tenant, h.ID, h.Epoch, h.From, d.cfg.AckWait)
+		q, err := d.cfg.Queues.WebhookQueue(ctx, tenant, h.ID, h.Epoch, h.From, d.cfg.AckWait)
 		if err == nil {
 			err = d.drain(ctx, tenant, h, q)
 			if errors.Is(err, errGaveUp) {
@@ -366,8 +379,8 @@ func (d *Deliverer) signingSecret(ctx context.Context, es *endpointState) (strin
 }
 
 // drain delivers the queue's messages in order.
-func (d *Deliverer) drain(ctx context.Context, tenant domain.TenantID, h domain.Webhook, q *eventstore.WebhookQueue) error {
-	es := &endpointState{key: eventstore.BucketKey(string(tenant), h.ID)}
+func (d *Deliverer) drain(ctx context.Context, tenant domain.TenantID, h domain.Webhook, q domain.WebhookQueue) error {
+	es := &endpointState{key: recordKey(tenant, h.ID)}
 	st, err := d.state(ctx, es.key)
 	if err != nil {
 		return err
@@ -391,7 +404,7 @@ func (d *Deliverer) drain(ctx context.Context, tenant domain.TenantID, h domain.
 		if p == nil {
 			continue
 		}
-		item, ok := feed.Map(p.Event)
+		item, ok := feed.Map(p.Event())
 		if !ok || !h.Wants(item.Type) {
 			if err := p.Ack(ctx); err != nil {
 				return err
@@ -406,7 +419,7 @@ func (d *Deliverer) drain(ctx context.Context, tenant domain.TenantID, h domain.
 
 // deliver makes one attempt to deliver a pending event, and acknowledges it, schedules its
 // retry, or gives up on the endpoint.
-func (d *Deliverer) deliver(ctx context.Context, tenant domain.TenantID, h domain.Webhook, es *endpointState, item feed.Event, p *eventstore.Pending) error {
+func (d *Deliverer) deliver(ctx context.Context, tenant domain.TenantID, h domain.Webhook, es *endpointState, item feed.Event, p domain.PendingEvent) error {
 	body, err := feed.Marshal(item)
 	if err != nil {
 		return err

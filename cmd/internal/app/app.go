@@ -315,7 +315,7 @@ func (s *Server) startWebhooks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Webhooks = webhook.New(webhook.Config{Store: s.Store, Secrets: secrets, Deliveries: deliveries,
+	s.Webhooks = webhook.New(webhook.Config{Queues: s.Store, Secrets: secrets, Deliveries: deliveries,
 		Endpoints: s.DB.WebhookTenants, Disable: func(ctx context.Context, tenant domain.TenantID, id, reason string) error {
 			_, err := s.Service.DisableWebhook(ctx, tenant, id, reason)
 			return err
