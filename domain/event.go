@@ -233,6 +233,12 @@ var schemas = map[string]struct {
 	EventTenantSetupLinkCreated: {1, decodeJSON[SetupLinkCreated]},
 	EventTenantSetupLinkRevoked: {1, decodeJSON[SetupLinkRevoked]},
 	EventTenantSetupLinkUsed:    {1, decodeJSON[SetupLinkUsed]},
+	// Webhook endpoints (domain/webhooks.go).
+	EventTenantWebhookCreated:  {1, decodeJSON[WebhookCreated]},
+	EventTenantWebhookChanged:  {1, decodeJSON[WebhookChanged]},
+	EventTenantWebhookDeleted:  {1, decodeJSON[WebhookDeleted]},
+	EventTenantWebhookDisabled: {1, decodeJSON[WebhookDisabled]},
+	EventTenantWebhookReplayed: {1, decodeJSON[WebhookReplayed]},
 }
 
 func decodeJSON[T any](b []byte) (any, error) {

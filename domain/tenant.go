@@ -21,6 +21,8 @@ type Tenant struct {
 	// SetupLinks are the company's one-time console links, oldest first (domain/setuplinks.go);
 	// a revoked link leaves the list.
 	SetupLinks []SetupLink `json:"setupLinks,omitempty"`
+	// Webhooks are the company's webhook endpoints, oldest first (domain/webhooks.go).
+	Webhooks []Webhook `json:"webhooks,omitempty"`
 }
 
 // Features are the product options an operator turns on or off per company.
@@ -72,6 +74,8 @@ func (t *Tenant) Apply(e Event) {
 		t.applyAPIKey(e)
 	case SetupLinkCreated, SetupLinkRevoked, SetupLinkUsed:
 		t.applySetupLink(e)
+	case WebhookCreated, WebhookChanged, WebhookDeleted, WebhookDisabled, WebhookReplayed:
+		t.applyWebhook(e)
 	}
 	t.Version = e.Version
 }

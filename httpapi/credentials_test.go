@@ -161,6 +161,18 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		{method: "POST", pattern: "/api/v1/provisioning/deactivate", scope: domain.ScopeProvisioningWrite, ok: 200, other: 200},
 		// This env wires no eraser (erase.go): the route's own 404 once the credential passes.
 		{method: "POST", pattern: "/api/v1/users/:id/erase", path: "/api/v1/users/" + bob + "/erase", scope: domain.ScopePrivacyWrite, ok: 404, other: 404},
+		// This env runs no change feed: with the scope, the routes' own 404 (events_test.go and
+		// webhooks_test.go drive them).
+		{method: "GET", pattern: "/api/v1/events", scope: domain.ScopeEventsRead, ok: 404, other: 404},
+		{method: "GET", pattern: "/api/v1/events/stream", scope: domain.ScopeEventsRead, ok: 404, other: 404},
+		{method: "POST", pattern: "/api/v1/webhooks", body: `{"url":"https://example.com/hook"}`, scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
+		{method: "GET", pattern: "/api/v1/webhooks", scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
+		{method: "GET", pattern: "/api/v1/webhooks/:id", path: "/api/v1/webhooks/wh_1", scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
+		{method: "PATCH", pattern: "/api/v1/webhooks/:id", path: "/api/v1/webhooks/wh_1", body: `{}`, scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
+		{method: "DELETE", pattern: "/api/v1/webhooks/:id", path: "/api/v1/webhooks/wh_1", scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
+		{method: "GET", pattern: "/api/v1/webhooks/:id/deliveries", path: "/api/v1/webhooks/wh_1/deliveries", scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
+		{method: "POST", pattern: "/api/v1/webhooks/:id/replay", path: "/api/v1/webhooks/wh_1/replay", body: `{}`, scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
+		{method: "POST", pattern: "/api/v1/webhooks/:id/rotate-secret", path: "/api/v1/webhooks/wh_1/rotate-secret", scope: domain.ScopeWebhooksWrite, ok: 404, other: 404},
 
 		{method: "GET", pattern: "/scim/v2/ServiceProviderConfig", ok: 200, other: 200},
 		{method: "GET", pattern: "/scim/v2/ResourceTypes", ok: 200, other: 200},

@@ -83,6 +83,27 @@ func TestGoldenEventSamples(t *testing.T) {
 	linkID, _ := e.setupLink(t, tenant, "")
 	must(e.do(t, testAdminToken, "DELETE", "/admin/v1/tenants/"+tenant+"/setup-links/"+linkID, ""), http.StatusNoContent)
 
+	// Webhook endpoints (domain/webhooks.go), through the service: this env runs no deliverer.
+	wctx, tid := context.Background(), domain.TenantID(tenant)
+	_, hook, err := e.Service.CreateWebhook(wctx, tid, domain.WebhookCreated{URL: "https://hooks.example.com/idledger", Types: []string{"user.created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := "HR sync"
+	for _, step := range []func() error{
+		func() error {
+			_, _, err := e.Service.ChangeWebhook(wctx, tid, domain.WebhookChanged{ID: hook.ID, Description: &desc})
+			return err
+		},
+		func() error { _, err := e.Service.DisableWebhook(wctx, tid, hook.ID, "failing"); return err },
+		func() error { _, err := e.Service.ReplayWebhook(wctx, tid, hook.ID, 1); return err },
+		func() error { _, err := e.Service.DeleteWebhook(wctx, tid, hook.ID); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// One sample of each type, from the real log.
 	ctx := context.Background()
 	js, err := jetstream.New(rawConn(t, e.Store))

@@ -60,6 +60,9 @@ func (s *Server) companyAPI() []apiRoute {
 	provisioningShape := object(map[string]any{"mode": "string", "since": "string", "causedByRequest": "string",
 		"counts": "object", "lastScimWrite": "string", "adminPresent": "boolean", "lastSyncCycle": "object"})
 	timelineShape := object(map[string]any{"kind": "string", "id": "string", "holders": array, "entries": array, "next": "integer"})
+	webhookShape := object(map[string]any{"id": "string", "url": "string", "types": map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		"description": "string", "enabled": "boolean", "disabledReason": "string", "disabledAt": "string", "createdAt": "string",
+		"health": "string", "failingSince": "string", "lastSuccess": "string", "delivered": "integer", "secret": "string"})
 	pageParams := []param{{"after", "the log position after which to list", "integer"}, {"limit", "at most this many entries", "integer"}}
 	asOf := param{"asOf", "RFC 3339 time (default now)", "date-time"}
 	return []apiRoute{
@@ -123,6 +126,41 @@ func (s *Server) companyAPI() []apiRoute {
 			summary: "The group's members as they were at asOf", query: []param{asOf},
 			status: http.StatusOK, response: object(map[string]any{"asOf": "string", "group": "string", "displayName": "string",
 				"deleted": "boolean", "version": "integer", "count": "integer", "members": array})},
+
+		// The change feed (events.go, docs/events.md).
+		{method: http.MethodGet, path: "/api/v1/events", scope: domain.ScopeEventsRead, handler: s.handleListEvents,
+			summary: "The company's events, oldest first, from its first event or after a cursor (an event id)",
+			query: []param{{"after", "an event id: list the events after it (default: from the first)", ""},
+				{"types", "comma-separated event types (default: all)", ""}, {"limit", "at most this many events (1-1000, default 100)", "integer"}},
+			status: http.StatusOK, response: object(map[string]any{"data": array, "nextCursor": "string", "hasMore": "boolean"})},
+		{method: http.MethodGet, path: "/api/v1/events/stream", scope: domain.ScopeEventsRead, handler: s.handleEventStream,
+			summary: "The company's events as Server-Sent Events, live; resumes after Last-Event-ID (or ?after=)",
+			query:   []param{{"after", "an event id to resume after (default: Last-Event-ID, else from now)", ""}, {"types", "comma-separated event types (default: all)", ""}},
+			status:  http.StatusOK},
+
+		// Webhook endpoints (webhooks.go, docs/events.md).
+		{method: http.MethodPost, path: "/api/v1/webhooks", scope: domain.ScopeWebhooksWrite, handler: s.handleCreateWebhook,
+			summary: "Add a webhook endpoint (https); the answer holds its signing secret, once",
+			body:    object(map[string]any{"url": "string", "types": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}, "description": "string"}),
+			status:  http.StatusCreated, response: webhookShape},
+		{method: http.MethodGet, path: "/api/v1/webhooks", scope: domain.ScopeWebhooksWrite, handler: s.handleListWebhooks,
+			summary: "The company's webhook endpoints and their health", status: http.StatusOK, response: object(map[string]any{"data": array})},
+		{method: http.MethodGet, path: "/api/v1/webhooks/:id", scope: domain.ScopeWebhooksWrite, handler: s.handleGetWebhook,
+			summary: "One webhook endpoint and its health (enabled, failing since, disabled and why)", status: http.StatusOK, response: webhookShape},
+		{method: http.MethodPatch, path: "/api/v1/webhooks/:id", scope: domain.ScopeWebhooksWrite, handler: s.handlePatchWebhook,
+			summary: "Change a webhook endpoint; enabled: true resumes a disabled one where it stopped",
+			body:    object(map[string]any{"url": "string", "types": map[string]any{"type": "array", "items": map[string]any{"type": "string"}}, "description": "string", "enabled": "boolean"}),
+			status:  http.StatusOK, response: webhookShape},
+		{method: http.MethodDelete, path: "/api/v1/webhooks/:id", scope: domain.ScopeWebhooksWrite, handler: s.handleDeleteWebhook,
+			summary: "Delete a webhook endpoint and its secret", status: http.StatusNoContent},
+		{method: http.MethodGet, path: "/api/v1/webhooks/:id/deliveries", scope: domain.ScopeWebhooksWrite, handler: s.handleWebhookDeliveries,
+			summary: "Recent delivery attempts, newest first: event, status, latency, next retry",
+			status:  http.StatusOK, response: object(map[string]any{"endpoint": "string", "delivered": "integer", "failures": "integer", "data": array})},
+		{method: http.MethodPost, path: "/api/v1/webhooks/:id/replay", scope: domain.ScopeWebhooksWrite, handler: s.handleReplayWebhook,
+			summary: "Send the company's events after an event id again (all without after)",
+			body:    object(map[string]any{"after": "string"}), status: http.StatusAccepted, response: webhookShape},
+		{method: http.MethodPost, path: "/api/v1/webhooks/:id/rotate-secret", scope: domain.ScopeWebhooksWrite, handler: s.handleRotateWebhookSecret,
+			summary: "A new signing secret, shown once; the old one stops signing at once", status: http.StatusOK, response: webhookShape},
 	}
 }
 

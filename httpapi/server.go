@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/httpapi/webhook"
 )
 
 // Reader is what the handlers read from the projections.
@@ -114,6 +115,13 @@ type Config struct {
 	Now func() time.Time
 	// Eraser, if set, finishes erasures (erase.go); nil answers the erase routes 404.
 	Eraser Eraser
+	// Feed, if set, turns on the change feed: /api/v1/events and its live stream (events.go).
+	Feed FeedLog
+	// FeedHeartbeat is the live stream's comment heartbeat interval (default 15 s).
+	FeedHeartbeat time.Duration
+	// Webhooks, if set (with Feed), turns on the company's webhook endpoints (webhooks.go);
+	// it delivers them.
+	Webhooks *webhook.Deliverer
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -136,6 +144,8 @@ type Server struct {
 	console *consoleState // from Config.ConsoleSessions (console_auth.go); nil turns the console off
 
 	audit Auditor // Config.Audit (audit.go); nil turns audit, cycles and request records off
+
+	hub *feedHub // the live stream's one log subscription (events_stream.go); nil without Feed
 }
 
 // New returns a Server with its routes.
@@ -160,6 +170,9 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 		usage: newKeyUsage(cfg.KeyUsage, log)}
 	if cfg.SSO != nil {
 		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
+	}
+	if cfg.Feed != nil {
+		s.hub = newFeedHub(cfg.Feed, log)
 	}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true

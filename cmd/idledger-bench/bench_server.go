@@ -65,7 +65,8 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 	s.rss.reset()
 	admin := benchSecret()
 	m, err := app.Start(ctx, app.Config{DataDir: s.dir, Listen: "127.0.0.1:0", AdminToken: admin, BodyLimit: 1 << 20,
-		NoSync: s.cfg.NoSync, Logger: cli.NewLogger(s.progressOut, slog.LevelError)})
+		NoSync: s.cfg.NoSync, Logger: cli.NewLogger(s.progressOut, slog.LevelError),
+		WebhookAllowPrivate: true}) // section 7 delivers to a receiver on loopback
 	if err != nil {
 		return benchPayload{}, err
 	}
@@ -118,6 +119,7 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 	}
 	s.export(ctx)
 	s.rebuild(ctx)
+	s.feed(ctx) // 7: the change feed (bench_feed.go)
 
 	// 5: SAML.
 	if ssoErr != nil {
@@ -165,7 +167,7 @@ func (s *benchServer) createTenant(ctx context.Context, admin string) error {
 	var k struct {
 		Key string `json:"key"`
 	}
-	body := []byte(`{"name":"bench","scopes":["sso:read","sso:write","audit:read"]}`)
+	body := []byte(`{"name":"bench","scopes":["sso:read","sso:write","audit:read","events:read","webhooks:write"]}`)
 	if _, err := c.do(ctx, "POST", "/admin/v1/tenants/"+t.ID+"/api-keys", body, &k, 201); err != nil {
 		return err
 	}

@@ -20,6 +20,10 @@ type env struct {
 	MemoryLimit     string  // IDLEDGER_MEMORY_LIMIT
 	GoMemLimit      string  // GOMEMLIMIT, which the Go runtime applied at start
 	RateLimit       float64 // IDLEDGER_RATE_LIMIT (default 200)
+	// WebhookAllowPrivate is IDLEDGER_WEBHOOK_ALLOW_PRIVATE=1; WebhookRetryFor
+	// IDLEDGER_WEBHOOK_RETRY_FOR (zero: 72h).
+	WebhookAllowPrivate bool
+	WebhookRetryFor     time.Duration
 	// CycleGap is IDLEDGER_CYCLE_GAP, RequestRetention IDLEDGER_REQUEST_RETENTION; zero (unset)
 	// leaves the component's default.
 	CycleGap         time.Duration
@@ -60,5 +64,7 @@ func readEnv(getenv func(string) string) env {
 	e.RequestRetention, _ = time.ParseDuration(getenv("IDLEDGER_REQUEST_RETENTION"))
 	e.Fairness.ScanBudget, _ = strconv.Atoi(getenv("IDLEDGER_SCAN_BUDGET"))
 	e.Fairness.ReadTimeout, _ = time.ParseDuration(getenv("IDLEDGER_READ_TIMEOUT"))
+	e.WebhookAllowPrivate = getenv("IDLEDGER_WEBHOOK_ALLOW_PRIVATE") == "1"
+	e.WebhookRetryFor, _ = time.ParseDuration(getenv("IDLEDGER_WEBHOOK_RETRY_FOR"))
 	return e
 }

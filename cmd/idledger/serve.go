@@ -67,6 +67,10 @@ func serveConfig(e env, args []string, stderr io.Writer) (app.Config, string, er
 		"list reads that scan (no userName, externalId, emails, id or displayName equality) one company may run at once; above it 429 with Retry-After; 0 = half of GOMAXPROCS (at least 1), -1 = no limit (env IDLEDGER_SCAN_BUDGET)")
 	fs.DurationVar(&cfg.Fairness.ReadTimeout, "read-timeout", e.Fairness.ReadTimeout,
 		"deadline of a SCIM list or search read; a scan still running then stops with 503 and Retry-After; 0 = 30s, -1ns = none (env IDLEDGER_READ_TIMEOUT)")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", e.WebhookAllowPrivate,
+		"let webhooks reach loopback, private and link-local addresses and use http; for development and tests only (env IDLEDGER_WEBHOOK_ALLOW_PRIVATE=1)")
+	fs.DurationVar(&cfg.WebhookRetryFor, "webhook-retry-for", e.WebhookRetryFor,
+		"how long a failing webhook delivery is retried before its endpoint is disabled; 0 = 72h (env IDLEDGER_WEBHOOK_RETRY_FOR)")
 	fs.StringVar(&cfg.SAMLKey, "saml-key", "", "PEM file of the SAML SP private key (RSA); with --saml-cert. Default: generated once into DIR/saml-sp.key")
 	fs.StringVar(&cfg.SAMLCert, "saml-cert", "", "PEM file of the SAML SP certificate; with --saml-key. Default: DIR/saml-sp.crt")
 	if err := fs.Parse(args); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/eventstore"
 	"github.com/idledger/idledger/httpapi"
+	"github.com/idledger/idledger/httpapi/webhook"
 	"github.com/idledger/idledger/projections"
 	"github.com/idledger/idledger/projections/usernames"
 	"github.com/idledger/idledger/saml"
@@ -77,6 +78,11 @@ type Config struct {
 	// answer 507 meanwhile.
 	MaxStorage             int64
 	RequestRecordsMaxBytes int64
+	// WebhookAllowPrivate lets webhooks reach loopback, private and link-local addresses and
+	// use http (development and tests); WebhookRetryFor is how long a failing delivery is
+	// retried before the endpoint is disabled (zero: 72 hours).
+	WebhookAllowPrivate bool
+	WebhookRetryFor     time.Duration
 	// Logger receives the server's log (nil: none); Stdout what Demo prints (nil: nothing).
 	Logger *slog.Logger
 	Stdout io.Writer
@@ -126,11 +132,15 @@ type Server struct {
 	Metrics   *httpapi.Metrics // the Prometheus registry behind /metrics
 	API       *httpapi.Server
 	HTTP      *http.Server // serves API on the listener, with every phase of a connection bounded
+	// Webhooks delivers the change feed to the companies' webhook endpoints.
+	Webhooks *webhook.Deliverer
 
 	baseURL    string
 	listener   net.Listener
 	stopProj   context.CancelFunc
 	projDone   chan struct{}
+	stopHooks  context.CancelFunc
+	hooksDone  chan struct{}
 	closeOnce  sync.Once
 	httpClosed chan struct{}
 }
@@ -307,13 +317,44 @@ func (s *Server) buildAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.startWebhooks(ctx); err != nil {
+		return err
+	}
 	s.API = httpapi.New(httpapi.Config{BaseURL: s.baseURL, AdminToken: s.AdminToken, BodyLimit: s.BodyLimit,
 		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store, Fairness: s.Fairness, KeyUsage: usage,
-		Eraser: eraser{store: s.Store, db: s.DB},
-		SSO:    &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now},
+		Eraser: eraser{store: s.Store, db: s.DB}, Feed: s.Store, Webhooks: s.Webhooks,
+		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now},
 		// Console sessions share the bucket, under their own keys (httpapi/console_auth.go).
 		ConsoleSessions: sessions, Now: s.Now},
 		s.Service, s.DB, projectionAdmin{s.Projector}, s.Logger)
+	return nil
+}
+
+// startWebhooks starts delivering the change feed to the companies' webhook endpoints; the
+// secrets and delivery records live in KV buckets, outside the log (eventstore/feed_webhooks.go).
+func (s *Server) startWebhooks(ctx context.Context) error {
+	secrets, err := s.Store.OpenBucket(ctx, eventstore.BucketWebhookSecrets, "signing secrets of webhook endpoints")
+	if err != nil {
+		return err
+	}
+	deliveries, err := s.Store.OpenBucket(ctx, eventstore.BucketWebhookDeliveries, "delivery attempts of webhook endpoints")
+	if err != nil {
+		return err
+	}
+	s.Webhooks = webhook.New(webhook.Config{Queues: s.Store, Secrets: secrets, Deliveries: deliveries,
+		Endpoints: s.DB.WebhookTenants, Disable: func(ctx context.Context, tenant domain.TenantID, id, reason string) error {
+			_, err := s.Service.DisableWebhook(ctx, tenant, id, reason)
+			return err
+		}, AllowPrivate: s.WebhookAllowPrivate, RetryFor: s.WebhookRetryFor, Logger: s.Logger, Now: s.Now})
+	if s.WebhookAllowPrivate {
+		s.Logger.Warn("webhooks may reach private addresses and use http (--webhook-allow-private): for development only")
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopHooks, s.hooksDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.hooksDone)
+		_ = s.Webhooks.Run(hctx)
+	}()
 	return nil
 }
 
@@ -336,6 +377,7 @@ func (s *Server) serveHTTP(context.Context) error {
 		MaxHeaderBytes: 64 << 10,        // a bearer token and a cookie need a few hundred bytes
 		ErrorLog:       slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 	}
+	s.HTTP.RegisterOnShutdown(s.API.CloseStreams) // live event streams end instead of holding the shutdown
 	s.httpClosed = make(chan struct{})
 	go func() {
 		defer close(s.httpClosed)
@@ -367,6 +409,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-s.httpClosed
 		} else if s.listener != nil {
 			s.listener.Close()
+		}
+		if s.stopHooks != nil {
+			s.stopHooks()
+			<-s.hooksDone
 		}
 		if s.stopProj != nil {
 			s.stopProj()

@@ -1,0 +1,106 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// Reads for the change feed (docs/events.md): a company's messages from a position on, for the
+// events API, the live stream's catch-up and webhook replays.
+
+// ReadCompany calls fn with a company's messages (events and index records) after position
+// after, in log order, until fn returns false, limit messages (all if limit <= 0) were passed, or
+// the company's last message as of the call was passed. It reads with an ordered consumer
+// filtered on the company's subjects that starts at after+1 and pulls about as many messages as
+// it may pass: a page costs reads of its own messages only, wherever it is in the log. It
+// returns the position of the last message passed to fn (after if none) and the company's
+// last position as of the call.
+func (s *Store) ReadCompany(ctx context.Context, tenant domain.TenantID, after domain.Version, limit int,
+	fn func(domain.Event) bool) (last, head domain.Version, err error) {
+	last = after
+	if !validToken(string(tenant)) {
+		return last, 0, nil
+	}
+	if err := s.connected(); err != nil {
+		return last, 0, err
+	}
+	filter := tenantFilter(tenant)
+	through, err := s.lastSeq(ctx, StreamName, filter)
+	if err != nil {
+		return last, 0, unavailable(err)
+	}
+	head = domain.Version(through)
+	if through <= uint64(after) {
+		return last, head, nil
+	}
+	pull := 2048
+	if limit > 0 {
+		pull = min(pull, max(limit, 64))
+	}
+	cons, err := s.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    uint64(after) + 1,
+	})
+	if err != nil {
+		return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(pull))
+	if err != nil {
+		return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
+	}
+	defer it.Stop()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for passed := 0; limit <= 0 || passed < limit; passed++ {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
+		}
+		if md.Sequence.Stream > through {
+			return last, head, nil
+		}
+		e, err := decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+		if err != nil {
+			return last, head, err
+		}
+		last = e.Version
+		if !fn(e) || md.Sequence.Stream >= through {
+			return last, head, nil
+		}
+	}
+	return last, head, nil
+}
+
+// CompanyEvent returns the message at position seq if it belongs to the company, and an error
+// wrapping domain.ErrNotFound if there is none or it is another company's.
+func (s *Store) CompanyEvent(ctx context.Context, tenant domain.TenantID, seq domain.Version) (domain.Event, error) {
+	if !validToken(string(tenant)) || seq == 0 {
+		return domain.Event{}, domain.Errorf(domain.ErrNotFound, "no such event")
+	}
+	if err := s.connected(); err != nil {
+		return domain.Event{}, err
+	}
+	m, err := s.stream.GetMsg(ctx, uint64(seq))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return domain.Event{}, domain.Errorf(domain.ErrNotFound, "no such event")
+	}
+	if err != nil {
+		return domain.Event{}, unavailable(fmt.Errorf("eventstore: get %d: %w", seq, err))
+	}
+	if !strings.HasPrefix(m.Subject, "idl."+string(tenant)+".") {
+		return domain.Event{}, domain.Errorf(domain.ErrNotFound, "no such event")
+	}
+	return decode(m.Subject, m.Header, m.Data, m.Sequence, m.Time)
+}
