@@ -71,7 +71,7 @@ func (s *Store) ReadCompany(ctx context.Context, tenant domain.TenantID, after d
 		if md.Sequence.Stream > through {
 			return last, head, nil
 		}
-		e, err := decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+		e, err := s.decodeOpen(ctx, m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 		if err != nil {
 			return last, head, err
 		}
@@ -102,5 +102,5 @@ func (s *Store) CompanyEvent(ctx context.Context, tenant domain.TenantID, seq do
 	if !strings.HasPrefix(m.Subject, "idl."+string(tenant)+".") {
 		return domain.Event{}, domain.Errorf(domain.ErrNotFound, "no such event")
 	}
-	return decode(m.Subject, m.Header, m.Data, m.Sequence, m.Time)
+	return s.decodeOpen(ctx, m.Subject, m.Header, m.Data, m.Sequence, m.Time)
 }

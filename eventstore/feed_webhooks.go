@@ -91,7 +91,8 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 
 // webhookQueue is one endpoint's durable consumer of its company's messages.
 type webhookQueue struct {
-	cons jetstream.Consumer
+	store *Store // opens sealed personal values (keys.go)
+	cons  jetstream.Consumer
 }
 
 // webhookConsumer names an endpoint's consumer for one epoch (a replay starts a new one).
@@ -132,7 +133,7 @@ func (s *Store) WebhookQueue(ctx context.Context, tenant domain.TenantID, id str
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("eventstore: webhook queue: %w", err))
 	}
-	return &webhookQueue{cons: cons}, nil
+	return &webhookQueue{cons: cons, store: s}, nil
 }
 
 // DeleteWebhookQueue deletes an endpoint's consumer of one epoch (none is fine).
@@ -171,7 +172,7 @@ func (q *webhookQueue) Next(ctx context.Context, wait time.Duration) (domain.Pen
 		if err != nil {
 			return nil, unavailable(fmt.Errorf("eventstore: webhook queue: %w", err))
 		}
-		e, err := decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
+		e, err := q.store.decodeOpen(ctx, m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 		if err != nil {
 			return nil, err
 		}

@@ -107,7 +107,7 @@ func TestErasure_NoBytesLeft(t *testing.T) {
 	base := "http://" + m.Addr()
 	tenant, token := createTenant(t, base, "Contoso")
 	scim := client{t, base, token}
-	key := createAPIKey(t, base, tenant, "sso:write", "privacy:write", "audit:read")
+	key := createAPIKey(t, base, tenant, "sso:write", "privacy:write", "audit:read", "events:read")
 	api := client{t, base, key}
 
 	req, _ := http.NewRequest("PUT", base+"/api/v1/sso/idp-metadata", bytes.NewReader(samltest.Read(t, "entra-metadata.xml")))
@@ -218,6 +218,12 @@ func TestErasure_NoBytesLeft(t *testing.T) {
 	tl := api.do("GET", "/api/v1/audit/users/"+erin.id, "")
 	if tl.status != http.StatusOK || !strings.Contains(string(tl.body), `"erased"`) || strings.Contains(string(tl.body), erin.family) {
 		t.Fatalf("timeline after erasure: %d %s", tl.status, tl.body)
+	}
+	// The change feed shows her events with the values erased, and the others' values opened.
+	feed := api.do("GET", "/api/v1/events?limit=1000", "")
+	if body := string(feed.body); feed.status != http.StatusOK || !strings.Contains(body, erin.id) || !strings.Contains(body, `"erased"`) ||
+		strings.Contains(body, erin.family) || !strings.Contains(body, keeper.family) || strings.Contains(body, "idl:sealed") {
+		t.Fatalf("change feed after erasure: %d %s", feed.status, feed.body)
 	}
 	// Her name no longer leads to her.
 	if r := api.do("GET", "/api/v1/audit/users?userName="+url.QueryEscape(erin.userName), ""); strings.Contains(string(r.body), erin.id) {
