@@ -34,6 +34,7 @@ type Reader interface {
 	QueryUsers(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error)
 	QueryGroups(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error)
 	ProvisioningStats(ctx context.Context, tenant domain.TenantID) (domain.ProvisioningStats, error)
+	consoleReader // console.go
 }
 
 // Projector is the local projector: writes wait on it, health reports it.
@@ -195,6 +196,7 @@ func (s *Server) routes() {
 
 	// The company API: one table of routes and the API key scope each needs (scopes.go).
 	s.registerCompanyAPI(e)
+	s.registerConsole(e) // the company console and the home page (console.go)
 
 	scim := e.Group("/scim/v2", ready, s.requireSCIMToken, s.recordSCIM) // recordSCIM: provisioning_cycles.go
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)
