@@ -359,7 +359,7 @@ func TestConsoleBrowser_EntraSetup(t *testing.T) {
 // openConsole signs the browser in to the company's console and opens its setup page.
 func (b *consoleBrowser) openConsole(env *ssoEnv, tenant string) {
 	b.t.Helper()
-	if _, err := chromedp.Call(b.ctx, network.SetCookie, network.SetCookieParams{Name: "idl_console_tmp", Value: "tmp", URL: env.URL}); err != nil {
+	if _, err := chromedp.Call(b.ctx, network.SetCookie, network.SetCookieParams{Name: "idl_console_tmp", Value: tenant, URL: env.URL}); err != nil {
 		b.t.Fatal(err)
 	}
 	b.run("sign in", chromedp.Navigate(env.URL+"/console/"+tenant))

@@ -22,8 +22,11 @@ type consoleSession struct {
 func (s *Server) requireConsole(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ck, err := c.Cookie("idl_console_tmp")
-		if err != nil || ck.Value != "tmp" {
+		if err != nil {
 			return domain.Errorf(domain.ErrUnauthorized, "sign in first")
+		}
+		if ck.Value != c.Param("tenant") {
+			return domain.Errorf(domain.ErrForbidden, "another company")
 		}
 		sess := &consoleSession{ID: "tmp", Tenant: domain.TenantID(c.Param("tenant")), Actor: "console:link:tmp", CSRF: "tmp-csrf"}
 		if isWrite(c.Request().Method) {
