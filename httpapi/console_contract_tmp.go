@@ -50,8 +50,8 @@ func consoleSessionOf(c echo.Context) *consoleSession {
 
 func setConsoleHeaders(c echo.Context) {
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set(echo.HeaderCacheControl, "no-store")
-	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Referrer-Policy", "no-referrer")
 }
