@@ -56,6 +56,8 @@ const (
 	SCIMTokenPrefix     = tokenPrefix + "scim_"
 	APIKeyPrefix        = tokenPrefix + "key_"
 	OperatorTokenPrefix = tokenPrefix + "op_"
+	// SetupLinkPrefix marks the secret of a one-time console link (domain/setuplinks.go).
+	SetupLinkPrefix = tokenPrefix + "setup_"
 )
 
 // NewSecret returns a fresh bearer token with 256 bits of entropy read from r, with the bare
@@ -65,7 +67,7 @@ func NewSecret(r io.Reader) (string, error) {
 }
 
 // NewToken returns a fresh bearer token with 256 bits of entropy read from r, after prefix
-// (one of SCIMTokenPrefix, APIKeyPrefix, OperatorTokenPrefix).
+// (one of SCIMTokenPrefix, APIKeyPrefix, OperatorTokenPrefix, SetupLinkPrefix).
 func NewToken(r io.Reader, prefix string) (string, error) {
 	var b [32]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {

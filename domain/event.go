@@ -27,6 +27,11 @@ const (
 	// Company API keys (domain/apikeys.go): created with their hash and scopes, revoked by id.
 	EventTenantAPIKeyCreated = "tenant.api_key_created"
 	EventTenantAPIKeyRevoked = "tenant.api_key_revoked"
+	// One-time console links (domain/setuplinks.go): created with their hash and expiry,
+	// revoked by id, burned by their first use.
+	EventTenantSetupLinkCreated = "tenant.setup_link_created"
+	EventTenantSetupLinkRevoked = "tenant.setup_link_revoked"
+	EventTenantSetupLinkUsed    = "tenant.setup_link_used"
 
 	// Single sign-on (domain/sso.go).
 	EventTenantIDPMetadataSet     = "tenant.idp_metadata_set"
@@ -222,6 +227,11 @@ var schemas = map[string]struct {
 	// Company API keys (domain/apikeys.go).
 	EventTenantAPIKeyCreated: {1, decodeJSON[APIKeyCreated]},
 	EventTenantAPIKeyRevoked: {1, decodeJSON[APIKeyRevoked]},
+
+	// Setup links (domain/setuplinks.go).
+	EventTenantSetupLinkCreated: {1, decodeJSON[SetupLinkCreated]},
+	EventTenantSetupLinkRevoked: {1, decodeJSON[SetupLinkRevoked]},
+	EventTenantSetupLinkUsed:    {1, decodeJSON[SetupLinkUsed]},
 }
 
 func decodeJSON[T any](b []byte) (any, error) {

@@ -18,6 +18,9 @@ type Tenant struct {
 	// APIKeys are the company's live API keys, oldest first (domain/apikeys.go); a revoked key
 	// leaves the list.
 	APIKeys []APIKey `json:"apiKeys,omitempty"`
+	// SetupLinks are the company's one-time console links, oldest first (domain/setuplinks.go);
+	// a revoked link leaves the list.
+	SetupLinks []SetupLink `json:"setupLinks,omitempty"`
 }
 
 // Features are the product options an operator turns on or off per company.
@@ -67,6 +70,8 @@ func (t *Tenant) Apply(e Event) {
 		t.SSO.apply(e)
 	case APIKeyCreated, APIKeyRevoked:
 		t.applyAPIKey(e)
+	case SetupLinkCreated, SetupLinkRevoked, SetupLinkUsed:
+		t.applySetupLink(e)
 	}
 	t.Version = e.Version
 }

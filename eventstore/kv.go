@@ -19,7 +19,8 @@ const (
 	// BucketSAMLAssertions holds the ids of accepted SAML assertions until they expire, so that
 	// each is accepted once (the replay cache).
 	BucketSAMLAssertions = "IDL_SAML_ASSERTIONS"
-	// BucketSessions holds browser sessions, keyed by a hash of the session id.
+	// BucketSessions holds browser sessions, keyed by a hash of the session id: SAML sessions
+	// under "s.<hash>", company console sessions under "c.<hash>".
 	BucketSessions = "IDL_SESSIONS"
 	// BucketKeyUsage holds when each company API key was last used, keyed by tenant and key id.
 	BucketKeyUsage = "IDL_KEY_USAGE"

@@ -23,11 +23,12 @@ func (e *testEnv) serve(tb testing.TB, cfg httpapi.Config) (*testEnv, *syncBuffe
 	logs := &syncBuffer{}
 	srv := httptest.NewServer(nil)
 	cfg.BaseURL, cfg.AdminToken = srv.URL, testAdminToken
-	srv.Config.Handler = httpapi.New(cfg, e.Service, e.DB, e.Projector,
+	h := httpapi.New(cfg, e.Service, e.DB, e.Projector,
 		slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv.Config.Handler = h
 	tb.Cleanup(srv.Close)
 	other := *e
-	other.URL = srv.URL
+	other.URL, other.Server = srv.URL, h
 	return &other, logs
 }
 

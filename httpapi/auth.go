@@ -16,7 +16,7 @@ type tenantKey struct{}
 
 // credentialKind names a kind of credential. Each kind opens its own routes and no others
 // (README, "Credentials"): the operator token /admin/v1, a company's SCIM token /scim/v2, a
-// company API key /api/v1 by scope. A browser session of the company console will join them.
+// company API key /api/v1 by scope, a console session (console_auth.go) /console/{tenant}.
 type credentialKind uint8
 
 // Kinds of credentials.
@@ -25,6 +25,7 @@ const (
 	credOperator                       // IDLEDGER_ADMIN_TOKEN
 	credSCIM                           // a company's SCIM token (given to Entra)
 	credAPIKey                         // a company API key (given to the host application)
+	credConsole                        // a console session cookie (a company admin's browser)
 )
 
 // String returns the kind's name, used as a metrics label.
@@ -36,6 +37,8 @@ func (k credentialKind) String() string {
 		return "scim_token"
 	case credAPIKey:
 		return "api_key"
+	case credConsole:
+		return lockConsole
 	default:
 		return "none"
 	}
@@ -70,6 +73,9 @@ const (
 	authInvalid   = "invalid"            // not a live credential (unknown, rotated or revoked)
 	authWrongKind = "wrong_kind"         // a live credential of a kind this route does not take
 	authScope     = "insufficient_scope" // an API key without the route's scope
+	authCSRF      = "csrf"               // a console change without the session's CSRF token or from another origin
+	authLockedOut = "locked_out"         // a source locked out after too many refused console credentials
+	authNotAdmin  = "not_admin"          // a console sign-in of a user who is not an admin of the company
 )
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".

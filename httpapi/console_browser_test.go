@@ -16,7 +16,6 @@ import (
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -390,11 +389,10 @@ func (b *consoleBrowser) closeOtherTab(path, name string) {
 	b.t.Fatalf("no tab at %s", path)
 }
 
-// openConsole signs the browser in to the company's console and opens its setup page.
+// openConsole opens a setup link of the company, as the SaaS hands one to its admin: the
+// browser lands on the console's setup page, signed in.
 func (b *consoleBrowser) openConsole(env *ssoEnv, tenant string) {
 	b.t.Helper()
-	if _, err := chromedp.Call(b.ctx, network.SetCookie, network.SetCookieParams{Name: "idl_console_tmp", Value: tenant, URL: env.URL}); err != nil {
-		b.t.Fatal(err)
-	}
-	b.run("sign in", chromedp.Navigate(env.URL+"/console/"+tenant))
+	_, link := env.setupLink(b.t, tenant, "")
+	b.run("open the setup link", chromedp.Navigate(link))
 }

@@ -103,27 +103,33 @@ func checkConsoleHTML(t *testing.T, path string, res response) {
 	}
 }
 
-// newConsoleEnv is a server with audit history and a company, and a console agent of it.
-func newConsoleEnv(t *testing.T) (*ssoEnv, *consoleAgent, string) {
+// newConsolePagesEnv is a server with audit history and a company, and a console agent of it.
+func newConsolePagesEnv(t *testing.T) (*ssoEnv, *consoleAgent, string) {
 	t.Helper()
 	env := buildSSOEnv(t, "", func(cfg *httpapi.Config, e *testEnv) {
 		cfg.Audit = &audit.Service{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
 	})
 	tenant, token := env.tenant(t, "Fabrikam")
-	return env, signInConsole(t, env.testEnv, tenant), token
+	return env, signInConsole(t, env, tenant), token
 }
 
-// signInConsole opens a console session for tenant in a new agent.
-func signInConsole(t *testing.T, env *testEnv, tenant string) *consoleAgent {
+// signInConsole opens a setup link of tenant in a new agent, as the company admin would.
+func signInConsole(t *testing.T, env *ssoEnv, tenant string) *consoleAgent {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(env.URL)
-	jar.SetCookies(u, []*http.Cookie{{Name: "idl_console_tmp", Value: tenant, Path: "/"}})
-	a := &consoleAgent{env: env, tenant: tenant, client: &http.Client{Jar: jar,
+	a := &consoleAgent{env: env.testEnv, tenant: tenant, client: &http.Client{Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	_, link := env.setupLink(t, tenant, "")
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := a.get(t, u.Path); res.Status != http.StatusSeeOther || res.Header.Get("Location") != "/console/"+tenant {
+		t.Fatalf("setup link: %d %s", res.Status, res.Header.Get("Location"))
+	}
 	a.page(t, "/console/"+tenant)
 	return a
 }
@@ -170,7 +176,7 @@ func TestNotFoundForBrowsers(t *testing.T) {
 }
 
 func TestConsolePages_PagedLists(t *testing.T) {
-	env, a, token := newConsoleEnv(t)
+	env, a, token := newConsolePagesEnv(t)
 	c := newECClient(env.testEnv, token)
 	var ids []string
 	for i := range 120 {
@@ -243,7 +249,7 @@ func TestConsolePages_PagedLists(t *testing.T) {
 }
 
 func TestConsoleActions(t *testing.T) {
-	env, a, token := newConsoleEnv(t)
+	env, a, token := newConsolePagesEnv(t)
 	base := "/console/" + a.tenant
 
 	// Manual mode: invite works from the page; a form without the CSRF token is refused.

@@ -18,7 +18,7 @@ import (
 func registerAuthFailures(reg *prometheus.Registry) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "idledger_auth_failures_total",
-		Help: "Requests refused for their credential, by the kind presented (none, operator, scim_token, api_key, unknown) and reason (missing, invalid, wrong_kind, insufficient_scope).",
+		Help: "Requests refused for their credential, by the kind presented (none, operator, scim_token, api_key, setup_link, console_session, unknown) and reason (missing, invalid, wrong_kind, insufficient_scope, csrf, locked_out, not_admin).",
 	}, []string{"kind", "reason"})
 	reg.MustRegister(c)
 	return c

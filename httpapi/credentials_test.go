@@ -22,11 +22,22 @@ const (
 	colKeyWithout = "API key without the scope"
 	colOtherSCIM  = "other company's SCIM token"
 	colOtherKey   = "other company's API key"
-	colKeyWith    = "API key with the scope"
-	colSCIM       = "SCIM token"
+	// Console sessions (cookies, console_auth.go): the other company's, one without its CSRF
+	// token (and with this site's Origin), and one with both.
+	colOtherConsole  = "other company's console session"
+	colConsoleNoCSRF = "console session without CSRF token"
+	colConsole       = "console session"
+	colKeyWith       = "API key with the scope"
+	colSCIM          = "SCIM token"
 )
 
-var credentialColumns = []string{colNone, colOperator, colRevoked, colKeyWithout, colOtherSCIM, colOtherKey, colKeyWith, colSCIM}
+var credentialColumns = []string{colNone, colOperator, colRevoked, colKeyWithout, colOtherSCIM, colOtherKey,
+	colOtherConsole, colConsoleNoCSRF, colConsole, colKeyWith, colSCIM}
+
+// consoleColumn reports whether a column presents a console session instead of a bearer token.
+func consoleColumn(col string) bool {
+	return col == colOtherConsole || col == colConsoleNoCSRF || col == colConsole
+}
 
 // credentialRow is one route of the table: ok is the status for the credential the route is
 // for (on its own company's data), other the status for the same kind of credential of
@@ -39,9 +50,23 @@ type credentialRow struct {
 
 // want returns the status a row expects from a column. Each kind opens only its own routes:
 // the operator token /admin/v1; a SCIM token /scim/v2 (403 on /api/v1: a valid credential of
-// the wrong kind, 401 on /admin/v1); an API key /api/v1 by scope (401 elsewhere).
+// the wrong kind, 401 on /admin/v1); an API key /api/v1 by scope (401 elsewhere); a console
+// session its own company's /console/{tenant} (a change only with its CSRF token; another
+// company's session 403), and no bearer API (401).
 func (r credentialRow) want(col string) int {
 	switch {
+	case strings.HasPrefix(r.pattern, "/console/"):
+		switch col {
+		case colConsole:
+			return r.ok
+		case colConsoleNoCSRF:
+			if r.method != "GET" {
+				return http.StatusForbidden
+			}
+			return r.ok
+		case colOtherConsole:
+			return http.StatusForbidden
+		}
 	case r.pattern == "/api/v1/openapi.json":
 		return http.StatusOK // public
 	case r.pattern == "/api/v1/me":
@@ -70,9 +95,9 @@ func (r credentialRow) want(col string) int {
 	return http.StatusUnauthorized
 }
 
-// TestCredentials_EveryRouteEveryKind drives every /api/v1, /scim/v2 and /admin/v1 route with
-// every kind of credential and asserts each cell's status, the RFC 6750 challenges, and that the
-// table covers every route the server serves.
+// TestCredentials_EveryRouteEveryKind drives every /api/v1, /scim/v2 and /admin/v1 route, and
+// the console, with every kind of credential and asserts each cell's status, the RFC 6750
+// challenges, and that the table covers every route the server serves under the three APIs.
 func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 	e := buildSSOEnv(t, "", func(cfg *httpapi.Config, env *testEnv) {
 		cfg.Audit = &audit.Service{Log: env.Store, History: env.Store, Requests: env.Store, Now: env.Clock.Now, NewID: env.Service.NewID}
@@ -91,6 +116,7 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		t.Fatalf("revoke: %d %s", res.Status, res.Body)
 	}
 	umbrellaKey := e.do(t, testAdminToken, "POST", "/admin/v1/tenants/"+umbrella+"/api-keys", `{"name":"old","scopes":["sso:read"]}`).JSON(t)["id"].(string)
+	umbrellaLink, _ := e.setupLink(t, umbrella, "")
 	// Keys with exactly one scope, and with every scope but one.
 	with, without := map[domain.Scope]string{}, map[domain.Scope]string{}
 	for _, s := range domain.AllScopes() {
@@ -98,6 +124,16 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		without[s] = e.apiKey(t, acme, slices.DeleteFunc(domain.AllScopes(), func(x domain.Scope) bool { return x == s })...)
 	}
 	allScopes := e.key(acme)
+	// Console sessions of Acme and Globex, opened by setup links; the probe stands in for the
+	// console's pages.
+	e.Server.RegisterConsoleProbe()
+	consoleOf := func(tenant string) (cookie, csrf string) {
+		b := e.browser(t)
+		csrf = b.signInByLink(t, tenant)
+		return b.client.Jar.Cookies(mustURL(t, e.URL))[0].String(), csrf
+	}
+	acmeConsole, acmeCSRF := consoleOf(acme)
+	globexConsole, globexCSRF := consoleOf(globex)
 
 	const userSchema = "urn:ietf:params:scim:schemas:core:2.0:User"
 	search := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}`
@@ -151,9 +187,16 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 		{method: "POST", pattern: "/admin/v1/tenants/:id/api-keys", path: "/admin/v1/tenants/" + umbrella + "/api-keys", body: `{"name":"ci","scopes":["sso:read"]}`, ok: 201},
 		{method: "GET", pattern: "/admin/v1/tenants/:id/api-keys", path: "/admin/v1/tenants/" + umbrella + "/api-keys", ok: 200},
 		{method: "DELETE", pattern: "/admin/v1/tenants/:id/api-keys/:keyId", path: "/admin/v1/tenants/" + umbrella + "/api-keys/" + umbrellaKey, ok: 204},
+		{method: "POST", pattern: "/admin/v1/tenants/:id/setup-links", path: "/admin/v1/tenants/" + umbrella + "/setup-links", body: `{"expiresIn":"1h"}`, ok: 201},
+		{method: "DELETE", pattern: "/admin/v1/tenants/:id/setup-links/:linkId", path: "/admin/v1/tenants/" + umbrella + "/setup-links/" + umbrellaLink, ok: 204},
 		// This env's projector offers no administration: the operator gets the route's own 404.
 		{method: "GET", pattern: "/admin/v1/projections", ok: 404},
 		{method: "POST", pattern: "/admin/v1/projections/rebuild", ok: 404},
+
+		// The console (its pages stand-in): a read, and a change (the probe changes nothing
+		// without a form).
+		{method: "GET", pattern: "/console/:tenant", path: "/console/" + acme, ok: 200},
+		{method: "POST", pattern: "/console/:tenant", path: "/console/" + acme, ok: 200},
 	}
 
 	// The table covers every route the server serves under the three APIs.
@@ -189,14 +232,26 @@ func TestCredentials_EveryRouteEveryKind(t *testing.T) {
 			if r.scope != "" && col == colKeyWithout {
 				token = without[r.scope] // every scope but the route's
 			}
-			res := e.doWith(t, token, r.method, path, r.body, map[string]string{"Content-Type": contentType(r)})
+			header := map[string]string{"Content-Type": contentType(r)}
+			switch col {
+			case colConsole:
+				header["Cookie"], header["X-CSRF-Token"] = acmeConsole, acmeCSRF
+			case colConsoleNoCSRF:
+				header["Cookie"] = acmeConsole
+			case colOtherConsole:
+				header["Cookie"], header["X-CSRF-Token"] = globexConsole, globexCSRF
+			}
+			if consoleColumn(col) {
+				token, header["Origin"] = "", e.URL
+			}
+			res := e.doWith(t, token, r.method, path, r.body, header)
 			want := r.want(col)
 			if res.Status != want {
 				t.Errorf("%s %s with %s = %d, want %d: %s", r.method, r.pattern, col, res.Status, want, res.Body)
 				continue
 			}
 			switch {
-			case want == http.StatusUnauthorized && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer"):
+			case want == http.StatusUnauthorized && !strings.HasPrefix(r.pattern, "/console/") && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer"):
 				t.Errorf("%s %s with %s: 401 without a Bearer challenge (WWW-Authenticate %q)", r.method, r.pattern, col, res.Header.Get("WWW-Authenticate"))
 			case want == http.StatusForbidden && col == colKeyWithout:
 				m := res.JSON(t)

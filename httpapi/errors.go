@@ -91,7 +91,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	}
 	if status >= 500 {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
+		s.log.Error("request failed", "method", c.Request().Method, "path", logPath(c),
 			"status", status, "err", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	}
 	if status == http.StatusServiceUnavailable {

@@ -73,6 +73,12 @@ func TestGoldenEventSamples(t *testing.T) {
 	must(e.do(t, testAdminToken, "POST", "/admin/v1/tenants/"+tenant+"/rotate-token", ""), http.StatusOK)
 	keyID := must(e.do(t, testAdminToken, "POST", "/admin/v1/tenants/"+tenant+"/api-keys", `{"name":"ci","scopes":["sso:read"]}`), http.StatusCreated)["id"].(string)
 	must(e.do(t, testAdminToken, "DELETE", "/admin/v1/tenants/"+tenant+"/api-keys/"+keyID, ""), http.StatusNoContent)
+	_, link := e.setupLink(t, tenant, "") // created, then used
+	if res := e.browser(t).openLink(t, link); res.Status != http.StatusSeeOther {
+		t.Fatalf("setup link: %d %s", res.Status, res.Body)
+	}
+	linkID, _ := e.setupLink(t, tenant, "")
+	must(e.do(t, testAdminToken, "DELETE", "/admin/v1/tenants/"+tenant+"/setup-links/"+linkID, ""), http.StatusNoContent)
 
 	// One sample of each type, from the real log.
 	ctx := context.Background()

@@ -294,7 +294,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		attrs := []slog.Attr{
 			slog.String("method", req.Method),
 			slog.String("route", route),
-			slog.String("path", req.URL.Path), // never the query: filters can hold userNames
+			slog.String("path", logPath(c)), // never the query: filters can hold userNames
 			slog.Int("status", res.Status),
 			slog.Duration("duration", d),
 			slog.Int64("bytes", res.Size),

@@ -104,6 +104,15 @@ type Config struct {
 	// KeyUsage, if set, keeps when each API key was last used, shared by all instances
 	// (credentials.go); nil keeps it in this instance's memory.
 	KeyUsage KeyUsage
+	// ConsoleSessions, if set, holds the company console's sessions, shared by all instances
+	// (console_auth.go), and turns on setup links and the console's sign-in; nil leaves them
+	// answering 404.
+	ConsoleSessions ConsoleSessions
+	// Lockout bounds refused console credentials per source (lockout.go).
+	Lockout LockoutConfig
+	// Now is the clock of console sessions and lock-outs (default time.Now); setup links
+	// expire by the domain.Service's clock.
+	Now func() time.Time
 }
 
 // Server serves the HTTP API. Create it with New; it is an http.Handler.
@@ -122,6 +131,8 @@ type Server struct {
 	buffers   *sync.Pool   // of *[]byte: response buffers (writeSCIM)
 
 	sso *ssoState // from Config.SSO (sso.go); nil turns the SSO routes off
+
+	console *consoleState // from Config.ConsoleSessions (console_auth.go); nil turns the console off
 
 	audit Auditor // Config.Audit (audit.go); nil turns audit, cycles and request records off
 }
@@ -196,7 +207,8 @@ func (s *Server) routes() {
 
 	// The company API: one table of routes and the API key scope each needs (scopes.go).
 	s.registerCompanyAPI(e)
-	s.registerConsole(e) // the company console and the home page (console.go)
+	s.registerConsoleAuth(e) // setup links and console sessions (console_auth.go)
+	s.registerConsole(e)     // the company console and the home page (console.go)
 
 	scim := e.Group("/scim/v2", ready, s.requireSCIMToken, s.recordSCIM) // recordSCIM: provisioning_cycles.go
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)

@@ -127,7 +127,11 @@ func (s *Server) handleSAMLLogin(c echo.Context) error {
 	if s.sso == nil {
 		return s.ssoOff()
 	}
-	tenant := domain.TenantID(c.Param("tenant"))
+	return s.startSAMLLogin(c, domain.TenantID(c.Param("tenant")), c.QueryParam("return_to"))
+}
+
+// startSAMLLogin starts a company's SP-initiated login that returns to returnTo.
+func (s *Server) startSAMLLogin(c echo.Context, tenant domain.TenantID, returnTo string) error {
 	binding := ""
 	if ck, err := c.Cookie(bindingCookie); err == nil && validToken(ck.Value) {
 		binding = ck.Value // one value per browser, so logins in two tabs both work
@@ -137,7 +141,7 @@ func (s *Server) handleSAMLLogin(c echo.Context) error {
 			return err
 		}
 	}
-	to, err := s.sso.SAML.StartLogin(c.Request().Context(), tenant, binding, c.QueryParam("return_to"))
+	to, err := s.sso.SAML.StartLogin(c.Request().Context(), tenant, binding, returnTo)
 	if err != nil {
 		return err
 	}
@@ -208,6 +212,9 @@ func (s *Server) handleSAMLACS(c echo.Context) error {
 		User: res.User, Reason: domain.SignInOK, Source: source, Flow: res.Flow,
 	}); err != nil {
 		return fmt.Errorf("httpapi: record sign-in: %w", err)
+	}
+	if s.consoleSignIn(tenant, res) {
+		return s.openConsoleBySAML(c, tenant, res) // console_auth.go
 	}
 	id, err := s.openSession(ctx, tenant, res.User, t.SSO.MetadataSet)
 	if err != nil {

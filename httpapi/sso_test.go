@@ -96,7 +96,9 @@ func buildSSOEnv(tb testing.TB, base string, more func(cfg *httpapi.Config, e *t
 			if err != nil {
 				tb.Fatal(err)
 			}
-			cfg.SSO = &httpapi.SSOConfig{SAML: sp, Sessions: records(eventstore.BucketSessions, 12*time.Hour), Now: e.Clock.Now}
+			sessions := records(eventstore.BucketSessions, 12*time.Hour)
+			cfg.SSO = &httpapi.SSOConfig{SAML: sp, Sessions: sessions, Now: e.Clock.Now}
+			cfg.ConsoleSessions, cfg.Now = sessions, e.Clock.Now // the console's sign-in (console_auth_test.go)
 			if more != nil {
 				more(cfg, e)
 			}

@@ -54,7 +54,7 @@ func (w *writer) applyTenant(e *domain.Event) error {
 	if e.Version <= t.Version {
 		return nil
 	}
-	oldHash, oldKeys := t.SCIMTokenHash, t.APIKeys
+	oldHash, oldKeys, oldLinks := t.SCIMTokenHash, t.APIKeys, t.SetupLinks
 	t.Apply(*e)
 	if strings.HasPrefix(e.Actor, domain.ActorSCIMPrefix) {
 		if err := w.updateStats(e, func(*domain.ProvisioningStats) {}); err != nil {
@@ -72,6 +72,9 @@ func (w *writer) applyTenant(e *domain.Event) error {
 		}
 	}
 	if err := w.reindexAPIKeys(t.ID, oldKeys, t.APIKeys); err != nil {
+		return err
+	}
+	if err := w.reindexSetupLinks(t.ID, oldLinks, t.SetupLinks); err != nil {
 		return err
 	}
 	return w.putJSON(rawTenants, []byte(e.Tenant), t)

@@ -468,8 +468,9 @@ func key(tenant domain.TenantID, id string) []byte {
 	return []byte(string(tenant) + "/" + id)
 }
 
-// FindTenantByTokenHash returns the tenant whose SCIM token or live API key hashes to hash (the
-// tenant's SCIMTokenHash and APIKeys tell which), or an error wrapping domain.ErrNotFound.
+// FindTenantByTokenHash returns the tenant whose SCIM token, live API key or remembered setup
+// link hashes to hash (the tenant's SCIMTokenHash, APIKeys and SetupLinks tell which), or an
+// error wrapping domain.ErrNotFound.
 func (db *DB) FindTenantByTokenHash(_ context.Context, hash string) (domain.Tenant, error) {
 	var t domain.Tenant
 	err := db.view(func(tx *bolt.Tx) error {

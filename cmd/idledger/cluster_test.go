@@ -314,6 +314,14 @@ func TestCluster_TwoInstancesR3(t *testing.T) {
 		}
 	})
 
+	t.Run("ConsoleSessionSharedAcrossInstances", func(t *testing.T) {
+		// Opened on A by a setup link (console_test.go), held by B: the session store is shared.
+		cookie := openSetupLink(t, baseA, tenant)
+		if !consoleSessionLive(t, baseB, publicBase, cookie) {
+			t.Errorf("the console session opened on A is not live on B")
+		}
+	})
+
 	// The load: writers through both instances, one NATS node stopped and restarted meanwhile.
 	type acked struct{ id, userName string }
 	var (

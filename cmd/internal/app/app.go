@@ -286,7 +286,9 @@ func (s *Server) buildAPI(ctx context.Context) error {
 	}
 	s.API = httpapi.New(httpapi.Config{BaseURL: s.baseURL, AdminToken: s.AdminToken, BodyLimit: s.BodyLimit,
 		Metrics: s.Metrics, RateLimit: s.RateLimit, Audit: s.Audit, Storage: s.Store, Fairness: s.Fairness, KeyUsage: usage,
-		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now}},
+		SSO: &httpapi.SSOConfig{SAML: s.SAML, Sessions: sessions, SessionTTL: 8 * time.Hour, Now: s.Now},
+		// Console sessions share the bucket, under their own keys (httpapi/console_auth.go).
+		ConsoleSessions: sessions, Now: s.Now},
 		s.Service, s.DB, projectionAdmin{s.Projector}, s.Logger)
 	return nil
 }
