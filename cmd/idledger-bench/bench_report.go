@@ -180,7 +180,7 @@ func (rep *benchReport) limit(key string) *benchResult {
 }
 
 // benchSectionOrder is the order of the table, whatever order the phases ran in.
-var benchSectionOrder = []string{"limits", "initial", "baseline", "incremental", "replay", "saml", "fairness", "process"}
+var benchSectionOrder = []string{"limits", "initial", "baseline", "incremental", "replay", "saml", "fairness", "console", "process"}
 
 // benchLimitOrder orders the limit rows (measured in two phases) from the disk up.
 var benchLimitOrder = []string{limDiskFsync, limFsyncC1, limFsyncC32, limBatch2, limBatch100, limDirectGet, limConsume,
@@ -194,6 +194,7 @@ var benchSectionTitle = map[string]string{
 	"replay":      "4 replay",
 	"saml":        "5 SAML",
 	"fairness":    "6 fairness",
+	"console":     "7 console",
 	"process":     "process",
 }
 

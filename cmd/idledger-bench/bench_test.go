@@ -37,7 +37,7 @@ func TestBench_Tiny(t *testing.T) {
 		"initial.patch_manager", "initial.durable_writes", "initial.projection_lag", "initial.get_filter_reads",
 		"baseline.all", "incremental.all", "incremental.writes",
 		"replay.asof_user", "replay.asof_members", "replay.export", "replay.rebuild",
-		"saml.lookup", "saml.acs", "fairness.neighbour_alone", "fairness.neighbour_flooded", "process.rss",
+		"saml.lookup", "saml.acs", "fairness.neighbour_alone", "fairness.neighbour_flooded", "console.pages", "process.rss",
 	} {
 		r := rep.byKey[key]
 		switch {
