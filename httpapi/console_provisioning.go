@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -14,28 +15,29 @@ import (
 // with their counts, one cycle's failed requests, and Stop provisioning.
 
 type provisioningData struct {
-	Status     provisioningStatus
+	Since      *time.Time // managed since
 	Managed    bool
 	AuditOff   bool
 	Cycles     []audit.CycleSummary
 	NextBefore int
 	Cycle      *audit.CycleDetail // the cycle asked for (?cycle=n), else the newest
+	Computing  bool               // the figures are being computed (a company with a long history, first view)
 }
 
 func (s *Server) handleConsoleProvisioning(c echo.Context) error {
 	ctx := c.Request().Context()
-	st, err := s.provisioningStatus(c) // company.go: what GET /api/v1/provisioning answers
+	t, err := s.read.FindTenant(ctx, tenantOf(c))
 	if err != nil {
 		return err
 	}
-	d := provisioningData{Status: st, Managed: st.Mode == domain.ModeManaged, AuditOff: s.audit == nil}
+	d := provisioningData{Managed: t.Provisioning.Managed, AuditOff: s.audit == nil}
+	if !t.Provisioning.Since.IsZero() {
+		since := t.Provisioning.Since
+		d.Since = &since
+	}
 	if s.audit != nil {
 		p, err := page(c)
 		if err != nil {
-			return err
-		}
-		p.Limit = 20
-		if d.Cycles, d.NextBefore, err = s.audit.Cycles(ctx, tenantOf(c), p); err != nil {
 			return err
 		}
 		n := 0
@@ -43,15 +45,20 @@ func (s *Server) handleConsoleProvisioning(c echo.Context) error {
 			if n, err = strconv.Atoi(v); err != nil || n < 1 {
 				return domain.Errorf(domain.ErrNotFound, "sync cycle %q not found", v)
 			}
-		} else if len(d.Cycles) > 0 {
-			n = d.Cycles[0].Number
 		}
-		if n > 0 {
-			cd, err := s.audit.Cycle(ctx, tenantOf(c), n, audit.Page{Limit: consolePageSize})
-			if err != nil {
+		var cp *cyclesPageData
+		if p.Before == 0 && n == 0 {
+			// The default view, which every visit starts with: cached (console_cycles.go).
+			cp = s.newestCyclesCached(ctx, tenantOf(c))
+			d.Computing = cp == nil
+		} else {
+			p.Limit = cyclesPerPage
+			if cp, err = s.cyclesPage(ctx, tenantOf(c), p, n); err != nil {
 				return err
 			}
-			d.Cycle = &cd
+		}
+		if cp != nil {
+			d.Cycles, d.NextBefore, d.Cycle = cp.cycles, cp.next, cp.newest
 		}
 	}
 	return s.render(c, http.StatusOK, "provisioning", "Provisioning logs", "provisioning", d)

@@ -91,7 +91,7 @@ func (s *Server) consoleStatusOf(ctx context.Context, t domain.Tenant) (consoleS
 		}
 		st.ConnectedAt = used
 	}
-	if last := s.lastSyncCycle(ctx, t.ID); last != nil {
+	if last := s.lastCycleCached(ctx, t.ID); last != nil { // console_cycles.go
 		st.LastCycle = last
 		for _, n := range last.Failures {
 			st.LastFailures += n

@@ -135,6 +135,8 @@ type Server struct {
 	console *consoleState // from Config.ConsoleSessions (console_auth.go); nil turns the console off
 
 	audit Auditor // Config.Audit (audit.go); nil turns audit, cycles and request records off
+
+	cycles *consoleCycles // the console's sync cycle figures (console_cycles.go)
 }
 
 // New returns a Server with its routes.
@@ -156,7 +158,7 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil), tokens: newTokenCache(projector),
 		buffers: newBufferPool(), audit: cfg.Audit, scans: newScanBudget(cfg.Fairness.ScanBudget),
-		usage: newKeyUsage(cfg.KeyUsage, log)}
+		usage: newKeyUsage(cfg.KeyUsage, log), cycles: newConsoleCycles(log)}
 	if cfg.SSO != nil {
 		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
 	}
