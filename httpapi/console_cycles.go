@@ -30,6 +30,7 @@ const cycleComputeTimeout = time.Minute
 // consoleCycles caches the cycle figures the console shows, per company and figure.
 type consoleCycles struct {
 	log     *slog.Logger
+	now     func() time.Time
 	mu      sync.Mutex
 	entries map[cycleFigure]*cycleEntry
 }
@@ -47,7 +48,7 @@ type cycleEntry struct {
 }
 
 func newConsoleCycles(log *slog.Logger) *consoleCycles {
-	return &consoleCycles{log: log, entries: make(map[cycleFigure]*cycleEntry)}
+	return &consoleCycles{log: log, now: time.Now, entries: make(map[cycleFigure]*cycleEntry)}
 }
 
 // get returns the cached figure (nil if none could be computed yet), starting a background
@@ -60,7 +61,7 @@ func (cc *consoleCycles) get(ctx context.Context, key cycleFigure, compute func(
 		e = &cycleEntry{}
 		cc.entries[key] = e
 	}
-	if time.Since(e.at) >= cycleFreshness && e.running == nil {
+	if cc.now().Sub(e.at) >= cycleFreshness && e.running == nil {
 		done := make(chan struct{})
 		e.running = done
 		go cc.refresh(key, e, done, compute)
@@ -94,7 +95,7 @@ func (cc *consoleCycles) refresh(key cycleFigure, e *cycleEntry, done chan struc
 		e.value = v
 	}
 	// A failure counts as a computation too: the next one waits for cycleFreshness.
-	e.at = time.Now()
+	e.at = cc.now()
 	e.running = nil
 	cc.mu.Unlock()
 	close(done)

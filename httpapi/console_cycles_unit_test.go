@@ -1,0 +1,86 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idledger/idledger/domain"
+)
+
+// TestConsoleCycles_StaleWhileRevalidate: the first view waits for the figure; later views
+// within cycleFreshness use it without computing; an older figure is answered at once while one
+// refresh (never two) runs; a failed refresh keeps the last figure.
+func TestConsoleCycles_StaleWhileRevalidate(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	cc := newConsoleCycles(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cc.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	key := cycleFigure{domain.TenantID("acme"), "last"}
+
+	calls := 0
+	release := make(chan struct{})
+	result, fail := 1, false
+	compute := func(context.Context) (any, error) {
+		<-release
+		calls++ // computations never overlap (checked below), so no lock
+		if fail {
+			return nil, errors.New("log unreachable")
+		}
+		return result, nil
+	}
+	ctx := t.Context()
+
+	first := make(chan any)
+	go func() { first <- cc.get(ctx, key, compute) }()
+	release <- struct{}{}
+	if v := <-first; v != 1 {
+		t.Fatalf("first view: %v, want 1", v)
+	}
+	if v := cc.get(ctx, key, compute); v != 1 || calls != 1 {
+		t.Fatalf("fresh view: %v after %d computations, want 1 after 1", v, calls)
+	}
+
+	advance(cycleFreshness)
+	result = 2
+	if v := cc.get(ctx, key, compute); v != 1 {
+		t.Fatalf("stale view: %v, want the old figure 1 at once", v)
+	}
+	if v := cc.get(ctx, key, compute); v != 1 { // the refresh is still running: no second one
+		t.Fatalf("stale view during the refresh: %v", v)
+	}
+	release <- struct{}{}
+	waitDone(t, cc, key)
+	if v := cc.get(ctx, key, compute); v != 2 || calls != 2 {
+		t.Fatalf("after the refresh: %v after %d computations, want 2 after 2", v, calls)
+	}
+
+	advance(cycleFreshness)
+	fail = true
+	cc.get(ctx, key, compute)
+	release <- struct{}{}
+	waitDone(t, cc, key)
+	if v := cc.get(ctx, key, compute); v != 2 {
+		t.Fatalf("after a failed refresh: %v, want the last figure 2", v)
+	}
+}
+
+// waitDone waits until no computation of key runs.
+func waitDone(t *testing.T, cc *consoleCycles, key cycleFigure) {
+	t.Helper()
+	cc.mu.Lock()
+	running := cc.entries[key].running
+	cc.mu.Unlock()
+	if running != nil {
+		select {
+		case <-running:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the refresh did not end")
+		}
+	}
+}
