@@ -228,12 +228,13 @@ func TestConsoleBrowser_EntraSetup(t *testing.T) {
 			t.Fatalf("allow %s: %v", name, err)
 		}
 	}
-	b.run("copy the Identifier",
-		b.click(`//div[input[@id=//label[normalize-space()='Identifier (Entity ID)']/@for]]/button[normalize-space()='Copy']`),
-		chromedp.WaitVisible(`//button[normalize-space()='Copied']`))
-	clip := runGet(b, "read the clipboard", chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
-	if clip != wantEntity {
-		t.Errorf("clipboard after Copy = %q, want %q", clip, wantEntity)
+	for label, want := range map[string]string{"Identifier (Entity ID)": wantEntity, "Reply URL (Assertion Consumer Service URL)": wantACS} {
+		copyButton := `//div[input[@id=//label[normalize-space()=` + xpathString(label) + `]/@for]]/button`
+		b.run("copy "+label, b.click(copyButton+`[normalize-space()='Copy']`), chromedp.WaitVisible(copyButton+`[normalize-space()='Copied']`))
+		clip := runGet(b, "read the clipboard", chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+		if clip != want {
+			t.Errorf("clipboard after Copy of %s = %q, want %q", label, clip, want)
+		}
 	}
 
 	// Upload the test IdP's Federation Metadata XML.
@@ -356,6 +357,16 @@ func TestConsoleBrowser_EntraSetup(t *testing.T) {
 		t.Errorf("new API key = %q", key)
 	}
 	b.screenshot("10-settings")
+
+	// Sign out: the home page says how to get in again, and the console is closed.
+	b.run("sign out", b.click(button("Sign out")), chromedp.WaitVisible(`//h1[normalize-space()='idledger']`),
+		b.waitText("setup link"))
+	b.screenshot("00-home")
+	// Back in with single sign-on, as an admin of the company.
+	b.run("console after sign-out", chromedp.Navigate(env.URL+"/console/"+tenant),
+		chromedp.WaitVisible(`//h1[normalize-space()='Sign in to the console']`),
+		b.click(link("Sign in with SSO")),
+		chromedp.WaitVisible(`//h1[normalize-space()='Connect Microsoft Entra ID']`))
 	if got := env.do(t, "", "GET", "/console/"+tenant, "").Status; got == http.StatusOK {
 		t.Errorf("console without a session: %d", got)
 	}
