@@ -103,8 +103,12 @@ type consoleView struct {
 	Company string
 	CSRF    string
 	Notice  string // what the last action did (from ?done=)
+	Refresh int    // seconds after which the page reloads itself (0: never)
 	Data    any
 }
+
+// refresher is page data that asks for the page to reload itself after some seconds.
+type refresher interface{ refreshAfter() int }
 
 // consoleNotices are the messages a 303 after an action may show (?done=<key>): fixed texts,
 // so a link cannot make the page say anything else.
@@ -125,6 +129,9 @@ func (s *Server) render(c echo.Context, status int, page string, title, nav stri
 		Notice: consoleNotices[c.QueryParam("done")]}
 	if sess := consoleSessionOf(c); sess != nil {
 		v.CSRF = sess.CSRF
+	}
+	if r, ok := data.(refresher); ok {
+		v.Refresh = r.refreshAfter()
 	}
 	if v.Tenant != "" {
 		if t, err := s.read.FindTenant(c.Request().Context(), v.Tenant); err == nil {

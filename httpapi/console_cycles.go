@@ -21,8 +21,10 @@ import (
 // cycleFreshness is how old cached cycle figures may be before a view starts a refresh.
 const cycleFreshness = 3 * time.Second
 
-// cycleFirstWait is how long a view waits for figures nobody has computed yet.
-const cycleFirstWait = 2 * time.Second
+// cycleFirstWait is how long a view waits for figures nobody has computed yet: a small
+// company's are there by then; a large one's page says they are being counted, and fills them
+// in (console.js, or a refresh of the page) once they are.
+const cycleFirstWait = 50 * time.Millisecond
 
 // cycleComputeTimeout bounds one background computation.
 const cycleComputeTimeout = time.Minute
@@ -51,10 +53,10 @@ func newConsoleCycles(log *slog.Logger) *consoleCycles {
 	return &consoleCycles{log: log, now: time.Now, entries: make(map[cycleFigure]*cycleEntry)}
 }
 
-// get returns the cached figure (nil if none could be computed yet), starting a background
-// refresh when it is older than cycleFreshness; without any figure yet it waits for the first
-// up to cycleFirstWait.
-func (cc *consoleCycles) get(ctx context.Context, key cycleFigure, compute func(context.Context) (any, error)) any {
+// get returns the cached figure, starting a background refresh when it is older than
+// cycleFreshness; without any figure yet it waits for the first up to cycleFirstWait. ready is
+// false while no computation has ended (the figure is then nil).
+func (cc *consoleCycles) get(ctx context.Context, key cycleFigure, compute func(context.Context) (any, error)) (value any, ready bool) {
 	cc.mu.Lock()
 	e := cc.entries[key]
 	if e == nil {
@@ -69,7 +71,7 @@ func (cc *consoleCycles) get(ctx context.Context, key cycleFigure, compute func(
 	value, at, running := e.value, e.at, e.running
 	cc.mu.Unlock()
 	if !at.IsZero() || running == nil {
-		return value
+		return value, true
 	}
 	t := time.NewTimer(cycleFirstWait)
 	defer t.Stop()
@@ -80,7 +82,7 @@ func (cc *consoleCycles) get(ctx context.Context, key cycleFigure, compute func(
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	return e.value
+	return e.value, !e.at.IsZero()
 }
 
 // refresh computes a figure outside any request (the request that started it may end first).
@@ -101,16 +103,17 @@ func (cc *consoleCycles) refresh(key cycleFigure, e *cycleEntry, done chan struc
 	close(done)
 }
 
-// lastCycleCached is lastSyncCycle (provisioning_cycles.go) through the cache.
-func (s *Server) lastCycleCached(ctx context.Context, tenant domain.TenantID) *audit.CycleSummary {
+// lastCycleCached is lastSyncCycle (provisioning_cycles.go) through the cache; ready is false
+// while it is being computed for the first time.
+func (s *Server) lastCycleCached(ctx context.Context, tenant domain.TenantID) (last *audit.CycleSummary, ready bool) {
 	if s.audit == nil {
-		return nil
+		return nil, true
 	}
-	v := s.cycles.get(ctx, cycleFigure{tenant, "last"}, func(ctx context.Context) (any, error) {
+	v, ready := s.cycles.get(ctx, cycleFigure{tenant, "last"}, func(ctx context.Context) (any, error) {
 		return s.audit.LastCycle(ctx, tenant)
 	})
-	last, _ := v.(*audit.CycleSummary)
-	return last
+	last, _ = v.(*audit.CycleSummary)
+	return last, ready
 }
 
 // cyclesPageData is the default view of the provisioning log: the newest cycles and the
@@ -124,7 +127,7 @@ type cyclesPageData struct {
 // newestCyclesCached returns the provisioning log's default view through the cache (nil
 // until it is first computed).
 func (s *Server) newestCyclesCached(ctx context.Context, tenant domain.TenantID) *cyclesPageData {
-	v := s.cycles.get(ctx, cycleFigure{tenant, "page"}, func(ctx context.Context) (any, error) {
+	v, _ := s.cycles.get(ctx, cycleFigure{tenant, "page"}, func(ctx context.Context) (any, error) {
 		return s.cyclesPage(ctx, tenant, audit.Page{Limit: cyclesPerPage}, 0)
 	})
 	d, _ := v.(*cyclesPageData)

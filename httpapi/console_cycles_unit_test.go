@@ -35,37 +35,40 @@ func TestConsoleCycles_StaleWhileRevalidate(t *testing.T) {
 		return result, nil
 	}
 	ctx := t.Context()
-
-	first := make(chan any)
-	go func() { first <- cc.get(ctx, key, compute) }()
-	release <- struct{}{}
-	if v := <-first; v != 1 {
-		t.Fatalf("first view: %v, want 1", v)
+	get := func(cc *consoleCycles, key cycleFigure, compute func(context.Context) (any, error)) (any, bool) {
+		return cc.get(ctx, key, compute)
 	}
-	if v := cc.get(ctx, key, compute); v != 1 || calls != 1 {
+
+	// The first view waits cycleFirstWait at most: not ready while the computation runs.
+	if v, ready := cc.get(ctx, key, compute); v != nil || ready {
+		t.Fatalf("first view during the first computation: %v, %v", v, ready)
+	}
+	release <- struct{}{}
+	waitDone(t, cc, key)
+	if v, ready := get(cc, key, compute); v != 1 || !ready || calls != 1 {
 		t.Fatalf("fresh view: %v after %d computations, want 1 after 1", v, calls)
 	}
 
 	advance(cycleFreshness)
 	result = 2
-	if v := cc.get(ctx, key, compute); v != 1 {
+	if v, _ := get(cc, key, compute); v != 1 {
 		t.Fatalf("stale view: %v, want the old figure 1 at once", v)
 	}
-	if v := cc.get(ctx, key, compute); v != 1 { // the refresh is still running: no second one
+	if v, _ := get(cc, key, compute); v != 1 { // the refresh is still running: no second one
 		t.Fatalf("stale view during the refresh: %v", v)
 	}
 	release <- struct{}{}
 	waitDone(t, cc, key)
-	if v := cc.get(ctx, key, compute); v != 2 || calls != 2 {
+	if v, _ := get(cc, key, compute); v != 2 || calls != 2 {
 		t.Fatalf("after the refresh: %v after %d computations, want 2 after 2", v, calls)
 	}
 
 	advance(cycleFreshness)
 	fail = true
-	cc.get(ctx, key, compute)
+	get(cc, key, compute)
 	release <- struct{}{}
 	waitDone(t, cc, key)
-	if v := cc.get(ctx, key, compute); v != 2 {
+	if v, _ := get(cc, key, compute); v != 2 {
 		t.Fatalf("after a failed refresh: %v, want the last figure 2", v)
 	}
 }

@@ -64,6 +64,14 @@ func (s *Server) handleConsoleProvisioning(c echo.Context) error {
 	return s.render(c, http.StatusOK, "provisioning", "Provisioning logs", "provisioning", d)
 }
 
+// refreshAfter reloads the page while its figures are being counted.
+func (d provisioningData) refreshAfter() int {
+	if d.Computing {
+		return 2
+	}
+	return 0
+}
+
 // handleConsoleStopProvisioning serves POST /console/{tenant}/provisioning/stop: the company
 // goes back to manual mode (as POST /api/v1/provisioning/deactivate).
 func (s *Server) handleConsoleStopProvisioning(c echo.Context) error {

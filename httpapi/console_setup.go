@@ -42,18 +42,21 @@ type setupCert struct {
 
 // consoleStatus is the live part of the setup page, also served as JSON (GET .../status).
 type consoleStatus struct {
-	Mode          string              `json:"mode"`
-	Users         int                 `json:"users"`
-	Active        int                 `json:"activeUsers"`
-	Inactive      int                 `json:"inactiveUsers"`
-	Groups        int                 `json:"groups"`
-	AdminPresent  bool                `json:"adminPresent"`
-	ConnectedAt   *time.Time          `json:"connectedAt"`
-	LastCycle     *audit.CycleSummary `json:"lastCycle"`
-	LastFailures  int                 `json:"lastCycleFailures"`
-	TestSignIn    *testSignIn         `json:"testSignIn"`
-	SSOEnabled    bool                `json:"ssoEnabled"`
-	LastSCIMWrite *time.Time          `json:"lastScimWrite"`
+	Mode         string              `json:"mode"`
+	Users        int                 `json:"users"`
+	Active       int                 `json:"activeUsers"`
+	Inactive     int                 `json:"inactiveUsers"`
+	Groups       int                 `json:"groups"`
+	AdminPresent bool                `json:"adminPresent"`
+	ConnectedAt  *time.Time          `json:"connectedAt"`
+	LastCycle    *audit.CycleSummary `json:"lastCycle"`
+	LastFailures int                 `json:"lastCycleFailures"`
+	// CyclesCounting: the last cycle's figures are being computed for the first time
+	// (console_cycles.go); LastCycle is then nil whether or not there is one.
+	CyclesCounting bool        `json:"cyclesCounting"`
+	TestSignIn     *testSignIn `json:"testSignIn"`
+	SSOEnabled     bool        `json:"ssoEnabled"`
+	LastSCIMWrite  *time.Time  `json:"lastScimWrite"`
 }
 
 // scimUseID names a SCIM token in the key usage records: its hash prefix, so a rotated token
@@ -91,7 +94,9 @@ func (s *Server) consoleStatusOf(ctx context.Context, t domain.Tenant) (consoleS
 		}
 		st.ConnectedAt = used
 	}
-	if last := s.lastCycleCached(ctx, t.ID); last != nil { // console_cycles.go
+	last, ready := s.lastCycleCached(ctx, t.ID) // console_cycles.go
+	st.CyclesCounting = !ready
+	if last != nil {
 		st.LastCycle = last
 		for _, n := range last.Failures {
 			st.LastFailures += n

@@ -65,9 +65,10 @@ func (s *Server) handleConsoleUsers(c echo.Context) error {
 			d.Next = last.UserName()
 		}
 	}
+	names := map[domain.GroupID]string{} // a page's users share their groups
 	for _, u := range users {
 		row := userRow{companyUser: toCompanyUser(u)}
-		if row.Groups, err = s.groupNames(c, u.ID, 5); err != nil {
+		if row.Groups, err = s.groupNames(c, u.ID, 5, names); err != nil {
 			return err
 		}
 		d.Users = append(d.Users, row)
@@ -75,8 +76,9 @@ func (s *Server) handleConsoleUsers(c echo.Context) error {
 	return s.render(c, http.StatusOK, "users", "Users", "users", d)
 }
 
-// groupNames returns the display names of up to max groups of the user ("…" ends a longer list).
-func (s *Server) groupNames(c echo.Context, user domain.UserID, max int) ([]string, error) {
+// groupNames returns the display names of up to max groups of the user ("…" ends a longer
+// list), remembering them in names.
+func (s *Server) groupNames(c echo.Context, user domain.UserID, max int, names map[domain.GroupID]string) ([]string, error) {
 	ctx := c.Request().Context()
 	ids, err := s.read.GroupsOf(ctx, tenantOf(c), user)
 	if err != nil {
@@ -88,6 +90,10 @@ func (s *Server) groupNames(c echo.Context, user domain.UserID, max int) ([]stri
 			out = append(out, "…")
 			break
 		}
+		if name, ok := names[id]; ok {
+			out = append(out, name)
+			continue
+		}
 		g, err := s.read.FindGroup(ctx, tenantOf(c), id)
 		if err != nil {
 			if isNotFound(err) {
@@ -96,6 +102,7 @@ func (s *Server) groupNames(c echo.Context, user domain.UserID, max int) ([]stri
 			return nil, err
 		}
 		name, _ := g.Resource["displayName"].(string)
+		names[id] = name
 		out = append(out, name)
 	}
 	return out, nil

@@ -78,7 +78,9 @@
       setText("live-connection", ["Connected: last request from Microsoft Entra at ", timeEl(s.connectedAt)]);
       setText("live-scim-state", ["Done"]);
     }
-    if (s.lastCycle) {
+    if (!s.lastCycle) {
+      setText("live-cycle", [s.cyclesCounting ? "being counted…" : "none yet"]);
+    } else {
       var c = s.lastCycle;
       setText("live-cycle", ["#" + c.number + ", started ", timeEl(c.start), ": " + c.requests + " requests, " + s.lastCycleFailures + " failed"]);
     }
