@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -33,6 +34,8 @@ type setupData struct {
 	NewToken   string // the SCIM token just generated: shown this once
 	GroupsOff  bool
 	SSOEnabled bool
+	// PublicHTTPS: the base URL is https and not a loopback address, as Entra needs it.
+	PublicHTTPS bool
 }
 
 type setupCert struct {
@@ -118,6 +121,10 @@ func (s *Server) setupData(c echo.Context) (setupData, error) {
 	}
 	d := setupData{SSO: s.ssoStatusOf(t), TenantURL: s.cfg.BaseURL + "/scim/v2", Status: st,
 		HasToken: t.SCIMTokenHash != "", GroupsOff: !t.Features.Groups(), SSOEnabled: t.SSO.Enabled()}
+	if u, err := url.Parse(s.cfg.BaseURL); err == nil {
+		host := u.Hostname()
+		d.PublicHTTPS = u.Scheme == "https" && host != "localhost" && !strings.HasPrefix(host, "127.") && host != "::1"
+	}
 	now := s.svc.Now()
 	for _, cert := range d.SSO.Certificates {
 		d.Certs = append(d.Certs, setupCert{ssoCertificate: cert, Soon: cert.NotAfter.Sub(now) < certWarning})
