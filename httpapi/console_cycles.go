@@ -18,8 +18,14 @@ import (
 // cycleFreshness (stale-while-revalidate): a page answers at once with figures at most a few
 // seconds old, and at most one computation per company and figure runs at a time.
 
-// cycleFreshness is how old cached cycle figures may be before a view starts a refresh.
-const cycleFreshness = 3 * time.Second
+// cycleFreshness is how old cached cycle figures may be before a view starts a refresh; a
+// figure that takes long to compute is refreshed at most every cycleCostFactor times its
+// computation time, so that refreshes take a tenth of a processor at most (an initial cycle of
+// 10k users takes seconds to count on a busy machine).
+const (
+	cycleFreshness  = 3 * time.Second
+	cycleCostFactor = 10
+)
 
 // cycleFirstWait is how long a view waits for figures nobody has computed yet: a small
 // company's are there by then; a large one's page says they are being counted, and fills them
@@ -46,6 +52,7 @@ type cycleFigure struct {
 type cycleEntry struct {
 	value   any
 	at      time.Time     // when value was computed; zero before the first computation ends
+	took    time.Duration // how long the last computation took
 	running chan struct{} // closed when the running computation ends; nil when none runs
 }
 
@@ -63,7 +70,7 @@ func (cc *consoleCycles) get(ctx context.Context, key cycleFigure, compute func(
 		e = &cycleEntry{}
 		cc.entries[key] = e
 	}
-	if cc.now().Sub(e.at) >= cycleFreshness && e.running == nil {
+	if cc.now().Sub(e.at) >= max(cycleFreshness, cycleCostFactor*e.took) && e.running == nil {
 		done := make(chan struct{})
 		e.running = done
 		go cc.refresh(key, e, done, compute)
@@ -89,8 +96,10 @@ func (cc *consoleCycles) get(ctx context.Context, key cycleFigure, compute func(
 func (cc *consoleCycles) refresh(key cycleFigure, e *cycleEntry, done chan struct{}, compute func(context.Context) (any, error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), cycleComputeTimeout)
 	defer cancel()
+	start := cc.now()
 	v, err := compute(ctx)
 	cc.mu.Lock()
+	e.took = cc.now().Sub(start)
 	if err != nil {
 		cc.log.Warn("console: sync cycle figures not computed", "tenant", key.tenant, "figure", key.what, "err", err)
 	} else {

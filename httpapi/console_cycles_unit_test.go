@@ -14,7 +14,8 @@ import (
 
 // TestConsoleCycles_StaleWhileRevalidate: the first view waits for the figure; later views
 // within cycleFreshness use it without computing; an older figure is answered at once while one
-// refresh (never two) runs; a failed refresh keeps the last figure.
+// refresh (never two) runs; a slow computation is repeated less often; a failed refresh keeps
+// the last figure.
 func TestConsoleCycles_StaleWhileRevalidate(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
@@ -63,7 +64,21 @@ func TestConsoleCycles_StaleWhileRevalidate(t *testing.T) {
 		t.Fatalf("after the refresh: %v after %d computations, want 2 after 2", v, calls)
 	}
 
+	// A computation that took long is refreshed less often.
 	advance(cycleFreshness)
+	slow := func(ctx context.Context) (any, error) { advance(time.Second); return compute(ctx) }
+	get(cc, key, slow)
+	release <- struct{}{}
+	waitDone(t, cc, key)
+	advance(cycleFreshness)
+	get(cc, key, compute)
+	cc.mu.Lock()
+	refreshing := cc.entries[key].running != nil
+	cc.mu.Unlock()
+	if refreshing {
+		t.Fatal("a figure that took 1 s to compute was refreshed 3 s later, not 10 s")
+	}
+	advance(cycleCostFactor*time.Second - cycleFreshness)
 	fail = true
 	get(cc, key, compute)
 	release <- struct{}{}
