@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/beevik/etree v1.8.1
-	github.com/chromedp/cdproto v0.160.5
+	github.com/chromedp/cdproto v0.160.1
 	github.com/chromedp/chromedp v0.23.1
 	github.com/crewjam/saml v0.6.3
 	github.com/google/uuid v1.6.0
