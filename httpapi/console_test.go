@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/httpapi"
+	"github.com/idledger/idledger/saml/samltest"
 )
 
 // consoleAgent is a browser-like HTTP client signed in to a company's console.
@@ -339,5 +341,54 @@ func TestConsoleActions(t *testing.T) {
 	other, _ := env.tenant(t, "Other")
 	if res := a.get(t, "/console/"+other); res.Status == http.StatusOK {
 		t.Errorf("another company's console: %d", res.Status)
+	}
+}
+
+// TestConsoleTestSignIn_Refused: a Test sign-in that the ACS refuses shows the refusal's reason
+// on the setup page (its live status), not a success.
+func TestConsoleTestSignIn_Refused(t *testing.T) {
+	env, a, token := newConsolePagesEnv(t)
+	base := "/console/" + a.tenant
+	idp := env.idps[samltest.Entra]
+	if res := env.putRaw(t, env.apiKey(t, a.tenant, domain.ScopeSSOWrite), "/api/v1/sso/idp-metadata", idp.Metadata); res.Status != http.StatusNoContent {
+		t.Fatalf("upload metadata: %d %s", res.Status, res.Body)
+	}
+	c := newECClient(env.testEnv, token)
+	if err := c.createUser(&ecUser{userName: "ada@fabrikam.example", externalID: "1", email: "ada@fabrikam.example", active: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	res := a.get(t, base+"/test-signin")
+	if res.Status != http.StatusSeeOther {
+		t.Fatalf("test sign-in: %d %s", res.Status, res.Body)
+	}
+	res = a.get(t, res.Header.Get("Location"))
+	if res.Status != http.StatusFound {
+		t.Fatalf("login: %d %s", res.Status, res.Body)
+	}
+	status := func() map[string]any {
+		res := a.get(t, base+"/status")
+		ts, _ := res.JSON(t)["testSignIn"].(map[string]any)
+		return ts
+	}
+	if ts := status(); ts == nil || ts["done"] != false {
+		t.Fatalf("test sign-in under way: %v", ts)
+	}
+	r := idp.Login(t, res.Header.Get("Location"), env.spMetadata(t, a.tenant), "ada@fabrikam.example",
+		samltest.WithAudience("https://elsewhere.example/"))
+	req, err := http.NewRequest(http.MethodPost, r.ACSURL, strings.NewReader(r.Form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if res := a.send(t, req); res.Status != http.StatusForbidden {
+		t.Fatalf("ACS with a wrong audience: %d", res.Status)
+	}
+	ts := status()
+	if ts["done"] != true || ts["ok"] != false || !strings.Contains(fmt.Sprint(ts["reason"]), "audience") {
+		t.Errorf("test sign-in refused: %v", ts)
+	}
+	if body := a.page(t, base); !strings.Contains(body, "Test sign-in refused: ") {
+		t.Error("the setup page does not show the refusal")
 	}
 }
