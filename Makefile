@@ -3,7 +3,7 @@ GO     ?= go
 DATA   ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: build build-bench run test bench bench-short bench-go lint fuzz fuzz-smoke clean
+.PHONY: build build-bench run test bench bench-short bench-go lint fuzz fuzz-smoke clean screens
 
 build:
 	$(GO) build -o bin/idledger ./cmd/idledger
@@ -35,6 +35,12 @@ fuzz-smoke:
 			$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMIN) $$pkg || exit 1; \
 		done ) & pids="$$pids $$!"; \
 	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; exit $$rc
+
+# The console's screenshots (README, "Connect Microsoft Entra ID"): the headless Chromium test
+# writes them to bin/screens/; this copies the set into docs/screens/.
+screens:
+	$(GO) test -count=1 -run '^TestConsoleBrowser' ./httpapi/
+	cp bin/screens/*.png docs/screens/
 
 # idledger-bench (docs/benchmarks.md): this machine's limits, an Entra-like provisioning cycle
 # over HTTP, replay and SAML, on a fresh temp data dir. Prints the table, writes the JSON

@@ -122,6 +122,7 @@ func (s *Server) requireSCIMToken(next echo.HandlerFunc) echo.HandlerFunc {
 			s.metrics.authFailed(cred.kind.String(), authWrongKind)
 			return domain.Errorf(domain.ErrUnauthorized, "the bearer token is not a SCIM token")
 		}
+		s.touchSCIMToken(c.Request().Context(), cred.tenant, domain.HashToken(token)) // console_setup.go
 		// The actor names the token by its hash prefix, never by the secret.
 		return s.admit(c, cred, domain.ActorSCIMPrefix+domain.HashToken(token)[:16], next)
 	}

@@ -146,13 +146,15 @@ func (s *Server) registerConsoleAuth(e *echo.Echo) {
 }
 
 // setConsoleHeaders sets the security headers of every console HTML answer: a strict CSP (only
-// this site's scripts, styles and form targets; no framing), no MIME sniffing, no Referer (the
-// setup link's secret is in a console URL) and no caching.
+// this site's scripts, styles and form targets; no framing), no MIME sniffing, no caching, and a
+// Referer for this site only: other sites learn nothing of console URLs, while the browser's
+// form POSTs keep the Origin header that unsafeRefusal checks (under no-referrer a browser
+// sends "Origin: null", and every form would be refused).
 func setConsoleHeaders(c echo.Context) {
 	h := c.Response().Header()
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set(echo.HeaderCacheControl, "no-store")
 }
 

@@ -112,7 +112,7 @@ func checkConsoleHeaders(tb testing.TB, what string, res response) {
 	for k, v := range map[string]string{
 		"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 		"X-Content-Type-Options":  "nosniff",
-		"Referrer-Policy":         "no-referrer",
+		"Referrer-Policy":         "same-origin",
 		"Cache-Control":           "no-store",
 	} {
 		if got := res.Header.Get(k); got != v {

@@ -57,7 +57,7 @@ const retryAfterStorageFull = 30
 // handleError is the only place an error becomes a response. SCIM routes answer with SCIM
 // error bodies, the others with {"error","code"}. Only 5xx responses log the full error.
 func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
+	if c.Response().Committed || s.browserNotFound(err, c) { // console_root.go
 		return
 	}
 	status, scimType, detail := http.StatusInternalServerError, "", "internal error"

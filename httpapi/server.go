@@ -35,6 +35,7 @@ type Reader interface {
 	QueryUsers(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error)
 	QueryGroups(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error)
 	ProvisioningStats(ctx context.Context, tenant domain.TenantID) (domain.ProvisioningStats, error)
+	consoleReader // console.go
 }
 
 // Projector is the local projector: writes wait on it, health reports it.
@@ -145,7 +146,8 @@ type Server struct {
 
 	audit Auditor // Config.Audit (audit.go); nil turns audit, cycles and request records off
 
-	hub *feedHub // the live stream's one log subscription (events_stream.go); nil without Feed
+	hub    *feedHub       // the live stream's one log subscription (events_stream.go); nil without Feed
+	cycles *consoleCycles // the console's sync cycle figures (console_cycles.go)
 }
 
 // New returns a Server with its routes.
@@ -167,7 +169,7 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil), tokens: newTokenCache(projector),
 		buffers: newBufferPool(), audit: cfg.Audit, scans: newScanBudget(cfg.Fairness.ScanBudget),
-		usage: newKeyUsage(cfg.KeyUsage, log)}
+		usage: newKeyUsage(cfg.KeyUsage, log), cycles: newConsoleCycles(log)}
 	if cfg.SSO != nil {
 		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
 	}
@@ -224,6 +226,7 @@ func (s *Server) routes() {
 	// The company API: one table of routes and the API key scope each needs (scopes.go).
 	s.registerCompanyAPI(e)
 	s.registerConsoleAuth(e) // setup links and console sessions (console_auth.go)
+	s.registerConsole(e)     // the company console and the home page (console.go)
 
 	scim := e.Group("/scim/v2", ready, s.requireSCIMToken, s.recordSCIM) // recordSCIM: provisioning_cycles.go
 	scim.GET("/ServiceProviderConfig", s.handleServiceProviderConfig)

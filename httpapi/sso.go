@@ -265,6 +265,7 @@ func (s *Server) refuseSignIn(c echo.Context, tenant domain.TenantID, source str
 	}
 	s.log.Warn(msg, attrs...)
 	s.metrics.signInRefused(e.Reason, record)
+	s.noteTestSignInRefused(ctx, tenant, e) // console_setup.go
 	if record {
 		detail := ""
 		if e.Err != nil {

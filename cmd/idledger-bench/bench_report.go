@@ -180,7 +180,7 @@ func (rep *benchReport) limit(key string) *benchResult {
 }
 
 // benchSectionOrder is the order of the table, whatever order the phases ran in.
-var benchSectionOrder = []string{"limits", "initial", "baseline", "incremental", "replay", "saml", "fairness", "privacy", "feed", "process"}
+var benchSectionOrder = []string{"limits", "initial", "baseline", "incremental", "replay", "saml", "fairness", "privacy", "feed", "console", "process"}
 
 // benchLimitOrder orders the limit rows (measured in two phases) from the disk up.
 var benchLimitOrder = []string{limDiskFsync, limFsyncC1, limFsyncC32, limBatch2, limBatch100, limDirectGet, limConsume,
@@ -196,6 +196,7 @@ var benchSectionTitle = map[string]string{
 	"fairness":    "6 fairness",
 	"privacy":     "7 personal data",
 	"feed":        "8 change feed",
+	"console":     "9 console",
 	"process":     "process",
 }
 

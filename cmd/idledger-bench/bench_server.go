@@ -134,6 +134,13 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 		s.phaseDone()
 	}
 
+	// 7: the company console's pages (bench_console.go), on the company the cycles provisioned.
+	if err := s.console(ctx, admin); err != nil {
+		s.rep.fail("console", err)
+		s.rep.add(&benchResult{Key: "console.pages", Section: "console", Name: "console pages", NotMeasured: err.Error()})
+	}
+	s.phaseDone()
+
 	payload, err := benchSamplePayload(ctx, s.m.Store, 2000)
 	if err != nil {
 		s.rep.fail("sample payload", err)

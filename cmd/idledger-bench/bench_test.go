@@ -39,7 +39,7 @@ func TestBench_Tiny(t *testing.T) {
 		"replay.asof_user", "replay.asof_members", "replay.export", "replay.rebuild",
 		"saml.lookup", "saml.acs", "fairness.neighbour_alone", "fairness.neighbour_flooded", "process.rss",
 		"privacy.initial_plain", "privacy.initial_sealed", "privacy.erase", "privacy.asof_user",
-		"feed.api_read", "feed.webhook_delivery", "feed.webhook_lag",
+		"feed.api_read", "feed.webhook_delivery", "feed.webhook_lag", "console.pages",
 	} {
 		r := rep.byKey[key]
 		switch {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -415,6 +416,20 @@ func TestServeDemo(t *testing.T) {
 	}
 	if res := (client{t, "http://" + m.Addr(), demo.APIKey}).do("PUT", "/api/v1/sso/settings", `{"allowIdpInitiated":false}`); res.status != http.StatusOK {
 		t.Errorf("demo API key on /api/v1: %d %s", res.status, res.body)
+	}
+	// The printed setup link opens the demo company's console.
+	link := regexp.MustCompile(`setup link +(\S+)`).FindStringSubmatch(out.String())
+	if link == nil || !strings.HasPrefix(link[1], "http://"+m.Addr()+"/console/setup/") {
+		t.Fatalf("banner lacks the setup link:\n%s", out.String())
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := noFollow.Get(link[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/console/"+string(demo.ID) {
+		t.Errorf("demo setup link: %d %q", r.StatusCode, r.Header.Get("Location"))
 	}
 }
 

@@ -46,6 +46,10 @@ func (s *Server) demo(ctx context.Context) error {
 		}
 	}
 	base := s.baseURL
+	link, err := s.demoSetupLink(ctx, d.ID)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(s.Stdout, `
 idledger is running (data in %s, event log: %s)
 
@@ -56,6 +60,9 @@ idledger is running (data in %s, event log: %s)
   SCIM base URL    %s/scim/v2
   SCIM token       %s        (for Entra: opens /scim/v2 only)
   API key          %s        (for your backend: /api/v1, every scope)
+  setup link       %s
+                   (open it in a browser: the company settings console, to connect Entra; it works
+                   once, for 24 hours; every start prints a new one)
 
 Try it:
   export TOKEN=%s
@@ -67,8 +74,24 @@ Try it:
   curl -s %s/api/v1/provisioning -H "Authorization: Bearer $KEY"
 
 `, s.DataDir, s.logName(),
-		base, base, s.AdminToken, d.Name, d.ID, base, d.Token, d.APIKey, d.Token, base, base, d.APIKey, base)
+		base, base, s.AdminToken, d.Name, d.ID, base, d.Token, d.APIKey, link, d.Token, base, base, d.APIKey, base)
 	return nil
+}
+
+// demoSetupLink creates a fresh setup link of the demo company (as POST
+// /admin/v1/tenants/{id}/setup-links does) and returns its URL once it works.
+func (s *Server) demoSetupLink(ctx context.Context, tenant domain.TenantID) (string, error) {
+	ctx = domain.WithRequest(ctx, domain.Request{Actor: "system", Correlation: "demo"})
+	t, _, secret, err := s.Service.CreateSetupLink(ctx, tenant, domain.DefaultSetupLinkLifetime)
+	if err != nil {
+		return "", fmt.Errorf("demo setup link: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Projector.WaitFor(wctx, t.Version); err != nil {
+		return "", fmt.Errorf("demo setup link not visible: %w", err)
+	}
+	return s.baseURL + "/console/setup/" + secret, nil // httpapi's setup link route
 }
 
 // createDemo creates what d lacks (the demo company, its API key), saves d to path (mode

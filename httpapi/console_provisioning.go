@@ -1,0 +1,89 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/audit"
+)
+
+// The provisioning log of the console (/console/{tenant}/provisioning): Entra's sync cycles
+// with their counts, one cycle's failed requests, and Stop provisioning.
+
+type provisioningData struct {
+	Since      *time.Time // managed since
+	Managed    bool
+	AuditOff   bool
+	Cycles     []audit.CycleSummary
+	NextBefore int
+	Cycle      *audit.CycleDetail // the cycle asked for (?cycle=n), else the newest
+	Computing  bool               // the figures are being computed (a company with a long history, first view)
+}
+
+func (s *Server) handleConsoleProvisioning(c echo.Context) error {
+	ctx := c.Request().Context()
+	t, err := s.read.FindTenant(ctx, tenantOf(c))
+	if err != nil {
+		return err
+	}
+	d := provisioningData{Managed: t.Provisioning.Managed, AuditOff: s.audit == nil}
+	if !t.Provisioning.Since.IsZero() {
+		since := t.Provisioning.Since
+		d.Since = &since
+	}
+	if s.audit != nil {
+		p, err := page(c)
+		if err != nil {
+			return err
+		}
+		n := 0
+		if v := c.QueryParam("cycle"); v != "" {
+			if n, err = strconv.Atoi(v); err != nil || n < 1 {
+				return domain.Errorf(domain.ErrNotFound, "sync cycle %q not found", v)
+			}
+		}
+		var cp *cyclesPageData
+		if p.Before == 0 && n == 0 {
+			// The default view, which every visit starts with: cached (console_cycles.go).
+			cp = s.newestCyclesCached(ctx, tenantOf(c))
+			d.Computing = cp == nil
+		} else {
+			p.Limit = cyclesPerPage
+			if cp, err = s.cyclesPage(ctx, tenantOf(c), p, n); err != nil {
+				return err
+			}
+		}
+		if cp != nil {
+			d.Cycles, d.NextBefore, d.Cycle = cp.cycles, cp.next, cp.newest
+		}
+	}
+	return s.render(c, http.StatusOK, "provisioning", "Provisioning logs", "provisioning", d)
+}
+
+// refreshAfter reloads the page while its figures are being counted.
+func (d provisioningData) refreshAfter() int {
+	if d.Computing {
+		return 2
+	}
+	return 0
+}
+
+// handleConsoleStopProvisioning serves POST /console/{tenant}/provisioning/stop: the company
+// goes back to manual mode (as POST /api/v1/provisioning/deactivate).
+func (s *Server) handleConsoleStopProvisioning(c echo.Context) error {
+	if c.FormValue("confirm") != "yes" {
+		return domain.Errorf(domain.ErrInvalid, "tick the confirmation to stop provisioning")
+	}
+	t, err := s.svc.DeactivateProvisioning(c.Request().Context(), tenantOf(c), "stopped in the company console")
+	if err != nil {
+		return err
+	}
+	if err := s.awaitVisible(c, t.Version); err != nil {
+		return err
+	}
+	return seeOther(c, "/provisioning", "stopped")
+}
