@@ -127,7 +127,7 @@ func TestOpenAPI_ScopeTable(t *testing.T) {
 		"GET /api/v1/audit/users/:id/state": domain.ScopeAuditRead, "GET /api/v1/audit/groups": domain.ScopeAuditRead,
 		"GET /api/v1/audit/groups/:id": domain.ScopeAuditRead, "GET /api/v1/audit/groups/:id/members": domain.ScopeAuditRead,
 		"POST /api/v1/users/:id/erase": domain.ScopePrivacyWrite,
-		"GET /api/v1/events": domain.ScopeEventsRead, "GET /api/v1/events/stream": domain.ScopeEventsRead,
+		"GET /api/v1/events":           domain.ScopeEventsRead, "GET /api/v1/events/stream": domain.ScopeEventsRead,
 		"POST /api/v1/webhooks": domain.ScopeWebhooksWrite, "GET /api/v1/webhooks": domain.ScopeWebhooksWrite,
 		"GET /api/v1/webhooks/:id": domain.ScopeWebhooksWrite, "PATCH /api/v1/webhooks/:id": domain.ScopeWebhooksWrite,
 		"DELETE /api/v1/webhooks/:id": domain.ScopeWebhooksWrite, "GET /api/v1/webhooks/:id/deliveries": domain.ScopeWebhooksWrite,
