@@ -24,10 +24,12 @@ const consoleRecentAttempts = 5
 
 // webhooksData is the Webhooks section of the Settings page.
 type webhooksData struct {
-	On        bool // the server runs a webhook deliverer
-	Endpoints []consoleWebhook
-	Types     []string       // the public event types, for the checkboxes
-	NewSecret *webhookSecret // a secret just created or rotated: shown this once
+	On bool // the server runs a webhook deliverer
+	// AllowPrivate: the server lets endpoints use http and private addresses (development).
+	AllowPrivate bool
+	Endpoints    []consoleWebhook
+	Types        []string       // the public event types, for the checkboxes
+	NewSecret    *webhookSecret // a secret just created or rotated: shown this once
 }
 
 // consoleWebhook is one endpoint as the page shows it.
@@ -50,6 +52,7 @@ func (s *Server) consoleWebhooks(ctx context.Context, t domain.Tenant) webhooksD
 	if !d.On {
 		return d
 	}
+	d.AllowPrivate = s.cfg.Webhooks.AllowPrivate()
 	for _, h := range t.Webhooks {
 		w := consoleWebhook{webhookInfo: s.webhookInfo(ctx, s.cfg.Webhooks, t.ID, h)}
 		st, err := s.cfg.Webhooks.Deliveries(ctx, t.ID, h.ID)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -69,7 +70,7 @@ func TestConsoleWebhooks(t *testing.T) {
 	if res.Status != http.StatusOK || m == nil || res.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("create: %d %s", res.Status, res.Body)
 	}
-	secret := string(m[1])
+	secret := html.UnescapeString(string(m[1])) // base64's + and = are escaped in the attribute
 	checkConsoleHTML(t, "create webhook", res)
 	body = a.page(t, base+"/settings")
 	if strings.Contains(body, secret) || !strings.Contains(body, r.srv.URL+"/hook") || !strings.Contains(body, "host app") {
@@ -142,13 +143,13 @@ func TestConsoleWebhooks(t *testing.T) {
 	// A rotated secret is shown once and signs from then on.
 	res = a.post(t, hook+"/rotate-secret", url.Values{}, true)
 	m = hookSecretField.FindSubmatch(res.Body)
-	if res.Status != http.StatusOK || m == nil || string(m[1]) == secret {
+	if res.Status != http.StatusOK || m == nil || html.UnescapeString(string(m[1])) == secret {
 		t.Fatalf("rotate: %d %s", res.Status, res.Body)
 	}
 	r.reset()
 	invite("xia@fabrikam.example")
 	eventually(t, 20*time.Second, "delivery after the rotation", func() bool { return len(r.deliveries()) > 0 })
-	checkSigned(t, r.deliveries(), string(m[1]))
+	checkSigned(t, r.deliveries(), html.UnescapeString(string(m[1])))
 
 	// Deleted: gone from the page; its actions answer 404.
 	res = a.post(t, hook+"/delete", url.Values{}, true)
