@@ -17,13 +17,14 @@ import (
 )
 
 // newConsoleWebhooksEnv is newConsolePagesEnv with the change feed and a running webhook
-// deliverer (allowPrivate: it may reach the test's local receivers).
-func newConsoleWebhooksEnv(t *testing.T, allowPrivate bool) *consoleAgent {
+// deliverer (allowPrivate: it may reach the test's local receivers) that disables an endpoint
+// after retryFor of failures.
+func newConsoleWebhooksEnv(t *testing.T, allowPrivate bool, retryFor time.Duration) *consoleAgent {
 	t.Helper()
 	var d *webhook.Deliverer
 	env := buildSSOEnv(t, "", func(cfg *httpapi.Config, e *testEnv) {
 		cfg.Audit = &audit.Service{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
-		d = configureWebhooks(t, context.Background(), cfg, e, allowPrivate, time.Hour)
+		d = configureWebhooks(t, context.Background(), cfg, e, allowPrivate, retryFor)
 	})
 	runDeliverer(t, d)
 	tenant, _ := env.tenant(t, "Fabrikam")
@@ -39,7 +40,7 @@ var (
 // its health and deliveries, and pauses, resumes, replays, rotates and deletes it, each by a
 // form.
 func TestConsoleWebhooks(t *testing.T) {
-	a := newConsoleWebhooksEnv(t, true)
+	a := newConsoleWebhooksEnv(t, true, time.Hour)
 	base := "/console/" + a.tenant
 	r := newReceiver(t)
 
@@ -167,7 +168,7 @@ func TestConsoleWebhooks(t *testing.T) {
 // TestConsoleWebhooks_Outbound: without the allow-private flag, the console refuses an
 // endpoint on a loopback address or over http, as the JSON API does.
 func TestConsoleWebhooks_Outbound(t *testing.T) {
-	a := newConsoleWebhooksEnv(t, false)
+	a := newConsoleWebhooksEnv(t, false, time.Hour)
 	base := "/console/" + a.tenant
 	a.page(t, base+"/settings")
 	for _, u := range []string{"https://127.0.0.1/hook", "https://localhost:8443/hook", "http://example.com/hook", "https://169.254.169.254/latest"} {
@@ -179,4 +180,37 @@ func TestConsoleWebhooks_Outbound(t *testing.T) {
 	if body := a.page(t, base+"/settings"); !strings.Contains(body, "No webhook endpoints.") {
 		t.Errorf("a refused endpoint is listed:\n%s", body)
 	}
+}
+
+// TestConsoleWebhooks_DisabledAfterRetryPeriod: an endpoint that failed for the whole retry
+// period is shown disabled, since when and why, with an Enable button that resumes it.
+func TestConsoleWebhooks_DisabledAfterRetryPeriod(t *testing.T) {
+	a := newConsoleWebhooksEnv(t, true, 300*time.Millisecond)
+	base := "/console/" + a.tenant
+	r := newReceiver(t)
+	r.failing.Store(true)
+	a.page(t, base+"/settings")
+	if res := a.post(t, base+"/settings/webhooks", url.Values{"url": {r.srv.URL}}, true); res.Status != http.StatusOK {
+		t.Fatalf("create: %d %s", res.Status, res.Body)
+	}
+	if res := a.post(t, base+"/users", url.Values{"email": {"zoe@fabrikam.example"}}, true); res.Status != http.StatusSeeOther {
+		t.Fatalf("invite: %d %s", res.Status, res.Body)
+	}
+	var body string
+	eventually(t, 20*time.Second, "the page shows the endpoint disabled", func() bool {
+		body = a.page(t, base+"/settings")
+		return strings.Contains(body, "<strong>disabled</strong> since")
+	})
+	if !strings.Contains(body, "every delivery failed for 300ms") || !strings.Contains(body, "/enable\"") {
+		t.Errorf("disabled endpoint without its reason or an Enable button:\n%s", body)
+	}
+	r.failing.Store(false)
+	id := hookIDField.FindStringSubmatch(body)
+	if id == nil {
+		t.Fatal("no delete form for the endpoint")
+	}
+	if res := a.post(t, base+"/settings/webhooks/"+id[1]+"/enable", url.Values{}, true); res.Status != http.StatusSeeOther {
+		t.Fatalf("enable: %d %s", res.Status, res.Body)
+	}
+	eventually(t, 20*time.Second, "the missed event delivered after enabling", func() bool { return len(r.deliveries()) > 0 })
 }
