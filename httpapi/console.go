@@ -54,6 +54,8 @@ func parseConsolePages() map[string]*template.Template {
 		"query":  url.QueryEscape,
 		"scopes": domain.AllScopes,
 		"deref":  func(t *time.Time) time.Time { return *t },
+
+		"attemptResult": attemptResult, // console_webhooks.go
 	}
 	names, err := fs.Glob(consoleFiles, "web/templates/*.html")
 	if err != nil {
@@ -121,6 +123,11 @@ var consoleNotices = map[string]string{
 	"sso-off":     "Single sign-on turned off.",
 	"sso-saved":   "Single sign-on settings saved.",
 	"key-revoked": "API key revoked.",
+
+	"hook-enabled":  "Webhook endpoint enabled: deliveries resume where they stopped.",
+	"hook-disabled": "Webhook endpoint disabled: nothing is sent to it until it is enabled again.",
+	"hook-replayed": "Replay started: the endpoint receives those events again, in order.",
+	"hook-deleted":  "Webhook endpoint deleted.",
 }
 
 // render answers a console page with status.
@@ -253,6 +260,7 @@ func (s *Server) registerConsole(e *echo.Echo) {
 	g.POST("/settings/sso/off", h(s.handleConsoleSSOOff))
 	g.POST("/settings/api-keys", h(s.handleConsoleCreateKey))
 	g.POST("/settings/api-keys/:keyId/revoke", h(s.handleConsoleRevokeKey))
+	s.registerConsoleWebhooks(g, h) // console_webhooks.go
 }
 
 // consoleStatic is the static files' directory.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/idledger/idledger/domain/audit"
 	"github.com/idledger/idledger/httpapi"
+	"github.com/idledger/idledger/httpapi/webhook"
 	"github.com/idledger/idledger/saml/samltest"
 )
 
@@ -196,9 +197,12 @@ func testIDPServer(t *testing.T, e *ssoEnv, tenant *string, nameID string) *http
 }
 
 func TestConsoleBrowser_EntraSetup(t *testing.T) {
+	var deliverer *webhook.Deliverer
 	env := buildSSOEnv(t, "", func(cfg *httpapi.Config, e *testEnv) {
 		cfg.Audit = &audit.Service{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID}
+		deliverer = configureWebhooks(t, context.Background(), cfg, e, true, time.Hour)
 	})
+	runDeliverer(t, deliverer)
 	tenant, _ := env.tenant(t, "Contoso")
 	const adminName = "ada@contoso.example"
 	idpSrv := testIDPServer(t, env, &tenant, adminName)
@@ -357,6 +361,20 @@ func TestConsoleBrowser_EntraSetup(t *testing.T) {
 		t.Errorf("new API key = %q", key)
 	}
 	b.screenshot("10-settings")
+
+	// Settings: a webhook endpoint, its signing secret shown once, then listed.
+	hook := newReceiver(t).srv.URL + "/idledger"
+	b.run("add webhook", chromedp.SendKeys(labelled("Endpoint URL"), hook),
+		chromedp.SendKeys(labelled("Description"), "HR app"),
+		b.click(labelled("user.created")), b.click(labelled("user.deactivated")),
+		b.click(button("Add endpoint")),
+		b.waitText("is shown once"),
+		chromedp.WaitVisible(`//main//h3[normalize-space()=`+xpathString(hook)+`]`),
+		b.waitText("No deliveries yet."))
+	if secret := b.value("Signing secret"); !strings.HasPrefix(secret, "whsec_") {
+		t.Errorf("new signing secret = %q", secret)
+	}
+	b.screenshot("11-settings-webhook")
 
 	// Sign out: the home page says how to get in again, and the console is closed.
 	b.run("sign out", b.click(button("Sign out")), chromedp.WaitVisible(`//h1[normalize-space()='idledger']`),

@@ -10,12 +10,14 @@ import (
 )
 
 // Settings of the console (/console/{tenant}/settings): single sign-on on and off,
-// IdP-initiated sign-in, and the company's API keys.
+// IdP-initiated sign-in, the company's API keys and its webhook endpoints
+// (console_webhooks.go).
 
 type settingsData struct {
 	SSO    ssoStatus
 	Keys   []apiKeyInfo
 	NewKey *apiKeyCreated // the key just created: its secret is shown this once
+	Hooks  webhooksData   // console_webhooks.go
 }
 
 func (s *Server) settingsData(c echo.Context) (settingsData, error) {
@@ -24,7 +26,7 @@ func (s *Server) settingsData(c echo.Context) (settingsData, error) {
 	if err != nil {
 		return settingsData{}, err
 	}
-	d := settingsData{SSO: s.ssoStatusOf(t)}
+	d := settingsData{SSO: s.ssoStatusOf(t), Hooks: s.consoleWebhooks(ctx, t)}
 	for _, k := range t.APIKeys {
 		used, err := s.usage.lastUsed(ctx, t.ID, k.ID)
 		if err != nil {

@@ -111,10 +111,10 @@ func (s *Server) webhookBody(c echo.Context, d *webhook.Deliverer) (domain.Webho
 					if !ok {
 						return ch, domain.Errorf(domain.ErrInvalid, "types must be a list of event types")
 					}
-					if _, err := feed.ParseTypes(n); err != nil || n == "" {
-						return ch, domain.Errorf(domain.ErrInvalid, "unknown event type %q", n)
-					}
 					names = append(names, n)
+				}
+				if err := checkWebhookTypes(names); err != nil {
+					return ch, err
 				}
 			}
 			ch.Types = &names
@@ -160,20 +160,9 @@ func (s *Server) handleCreateWebhook(c echo.Context) error {
 	if ch.Description != nil {
 		create.Description = *ch.Description
 	}
-	secret, err := webhook.NewSecret()
-	if err != nil {
-		return err
-	}
 	ctx, tenant := c.Request().Context(), tenantOf(c)
-	t, h, err := s.svc.CreateWebhook(ctx, tenant, create)
+	t, h, secret, err := s.createWebhook(ctx, d, tenant, create)
 	if err != nil {
-		return err
-	}
-	if err := d.SetSecret(ctx, tenant, h.ID, secret); err != nil {
-		// An endpoint without a secret cannot be signed for: take it back.
-		if _, derr := s.svc.DeleteWebhook(context.WithoutCancel(ctx), tenant, h.ID); derr != nil {
-			s.log.Error("webhook endpoint left without a secret", "tenant", tenant, "endpoint", h.ID, "err", derr)
-		}
 		return err
 	}
 	s.waitVisible(c, t.Version)
@@ -256,15 +245,12 @@ func (s *Server) handleDeleteWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, tenant := c.Request().Context(), tenantOf(c)
-	t, err := s.svc.DeleteWebhook(ctx, tenant, h.ID)
+	err = s.deleteWebhook(c.Request().Context(), d, tenantOf(c), h.ID, func(v domain.Version) error {
+		s.waitVisible(c, v)
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	s.waitVisible(c, t.Version)
-	d.Kick()
-	if err := d.Forget(ctx, tenant, h.ID); err != nil {
-		s.log.Warn("webhook secret not deleted", "tenant", tenant, "endpoint", h.ID, "err", err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
@@ -302,15 +288,7 @@ func (s *Server) handleReplayWebhook(c echo.Context) error {
 		}
 	}
 	ctx, tenant := c.Request().Context(), tenantOf(c)
-	log, err := s.feedLog()
-	if err != nil {
-		return err
-	}
-	pos, err := cursor(ctx, log, tenant, after)
-	if err != nil {
-		return err
-	}
-	t, err := s.svc.ReplayWebhook(ctx, tenant, h.ID, pos)
+	t, err := s.replayWebhook(ctx, tenant, h.ID, after)
 	if err != nil {
 		return err
 	}
@@ -327,16 +305,91 @@ func (s *Server) handleRotateWebhookSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	secret, err := webhook.NewSecret()
-	if err != nil {
-		return err
-	}
 	ctx, tenant := c.Request().Context(), tenantOf(c)
-	if err := d.SetSecret(ctx, tenant, h.ID, secret); err != nil {
+	secret, err := rotateWebhookSecret(ctx, d, tenant, h.ID)
+	if err != nil {
 		return err
 	}
 	info := s.webhookInfo(ctx, d, tenant, h)
 	info.Secret = secret
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, info)
+}
+
+// The actions below are shared by the JSON handlers above and the console's Settings page
+// (console_webhooks.go), so both follow the same rules.
+
+// checkWebhookTypes refuses a name that is not a public event type (domain/feed).
+func checkWebhookTypes(names []string) error {
+	for _, n := range names {
+		if _, err := feed.ParseTypes(n); err != nil || n == "" {
+			return domain.Errorf(domain.ErrInvalid, "unknown event type %q", n)
+		}
+	}
+	return nil
+}
+
+// createWebhook records a new endpoint and stores its new secret, which it returns (to be
+// shown once).
+func (s *Server) createWebhook(ctx context.Context, d *webhook.Deliverer, tenant domain.TenantID, create domain.WebhookCreated) (domain.Tenant, domain.Webhook, string, error) {
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		return domain.Tenant{}, domain.Webhook{}, "", err
+	}
+	t, h, err := s.svc.CreateWebhook(ctx, tenant, create)
+	if err != nil {
+		return domain.Tenant{}, domain.Webhook{}, "", err
+	}
+	if err := d.SetSecret(ctx, tenant, h.ID, secret); err != nil {
+		// An endpoint without a secret cannot be signed for: take it back.
+		if _, derr := s.svc.DeleteWebhook(context.WithoutCancel(ctx), tenant, h.ID); derr != nil {
+			s.log.Error("webhook endpoint left without a secret", "tenant", tenant, "endpoint", h.ID, "err", derr)
+		}
+		return domain.Tenant{}, domain.Webhook{}, "", err
+	}
+	return t, h, secret, nil
+}
+
+// deleteWebhook deletes an endpoint, waits with visible until the deliverer's reads no longer
+// show it, then forgets its secret and delivery record.
+func (s *Server) deleteWebhook(ctx context.Context, d *webhook.Deliverer, tenant domain.TenantID, id string, visible func(domain.Version) error) error {
+	t, err := s.svc.DeleteWebhook(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	if err := visible(t.Version); err != nil {
+		return err
+	}
+	d.Kick()
+	if err := d.Forget(ctx, tenant, id); err != nil {
+		s.log.Warn("webhook secret not deleted", "tenant", tenant, "endpoint", id, "err", err)
+	}
+	return nil
+}
+
+// replayWebhook makes the endpoint receive the company's events after the event id after
+// again (all of them if after is empty); an id that is not one of the company's events is
+// domain.ErrInvalid.
+func (s *Server) replayWebhook(ctx context.Context, tenant domain.TenantID, id, after string) (domain.Tenant, error) {
+	log, err := s.feedLog()
+	if err != nil {
+		return domain.Tenant{}, err
+	}
+	pos, err := cursor(ctx, log, tenant, after)
+	if err != nil {
+		return domain.Tenant{}, err
+	}
+	return s.svc.ReplayWebhook(ctx, tenant, id, pos)
+}
+
+// rotateWebhookSecret gives the endpoint a new secret and returns it (to be shown once).
+func rotateWebhookSecret(ctx context.Context, d *webhook.Deliverer, tenant domain.TenantID, id string) (string, error) {
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	if err := d.SetSecret(ctx, tenant, id, secret); err != nil {
+		return "", err
+	}
+	return secret, nil
 }

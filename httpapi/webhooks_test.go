@@ -28,28 +28,42 @@ func newWebhookEnv(t *testing.T, allowPrivate bool, retryFor time.Duration) *tes
 	t.Helper()
 	var deliverer *webhook.Deliverer
 	e := buildTestEnv(t, envOptions{noSync: true, configure: func(tb testing.TB, ctx context.Context, cfg *httpapi.Config, e *testEnv) {
-		secrets, err := e.Store.OpenBucket(ctx, eventstore.BucketWebhookSecrets, "webhook secrets")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		deliveries, err := e.Store.OpenBucket(ctx, eventstore.BucketWebhookDeliveries, "webhook deliveries")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		deliverer = webhook.New(webhook.Config{Queues: e.Store, Secrets: secrets, Deliveries: deliveries,
-			Endpoints: e.DB.WebhookTenants, Disable: func(ctx context.Context, tenant domain.TenantID, id, reason string) error {
-				_, err := e.Service.DisableWebhook(ctx, tenant, id, reason)
-				return err
-			},
-			AllowPrivate: allowPrivate, RetryFor: retryFor, FirstRetry: 20 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond,
-			Refresh: 50 * time.Millisecond, Timeout: 2 * time.Second, SecretTTL: -1})
-		cfg.Feed, cfg.Webhooks = e.Store, deliverer
+		deliverer = configureWebhooks(tb, ctx, cfg, e, allowPrivate, retryFor)
 	}})
+	runDeliverer(t, deliverer)
+	return e
+}
+
+// configureWebhooks gives cfg the change feed and a webhook deliverer with fast retries, and
+// returns the deliverer (for runDeliverer).
+func configureWebhooks(tb testing.TB, ctx context.Context, cfg *httpapi.Config, e *testEnv, allowPrivate bool, retryFor time.Duration) *webhook.Deliverer {
+	tb.Helper()
+	secrets, err := e.Store.OpenBucket(ctx, eventstore.BucketWebhookSecrets, "webhook secrets")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deliveries, err := e.Store.OpenBucket(ctx, eventstore.BucketWebhookDeliveries, "webhook deliveries")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deliverer := webhook.New(webhook.Config{Queues: e.Store, Secrets: secrets, Deliveries: deliveries,
+		Endpoints: e.DB.WebhookTenants, Disable: func(ctx context.Context, tenant domain.TenantID, id, reason string) error {
+			_, err := e.Service.DisableWebhook(ctx, tenant, id, reason)
+			return err
+		},
+		AllowPrivate: allowPrivate, RetryFor: retryFor, FirstRetry: 20 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond,
+		Refresh: 50 * time.Millisecond, Timeout: 2 * time.Second, SecretTTL: -1})
+	cfg.Feed, cfg.Webhooks = e.Store, deliverer
+	return deliverer
+}
+
+// runDeliverer runs d until the test ends.
+func runDeliverer(t *testing.T, d *webhook.Deliverer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = deliverer.Run(ctx) }()
+	go func() { defer close(done); _ = d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return e
 }
 
 // receiver is a real HTTP endpoint that records what it is sent, and fails while told to.
