@@ -43,6 +43,10 @@ type Auditor interface {
 	Cycles(ctx context.Context, tenant domain.TenantID, p audit.Page) ([]audit.CycleSummary, int, error)
 	Cycle(ctx context.Context, tenant domain.TenantID, n int, p audit.Page) (audit.CycleDetail, error)
 	LastCycle(ctx context.Context, tenant domain.TenantID) (*audit.CycleSummary, error)
+	// CatchUp folds the company's sync cycle figures up to now; CaughtUp reports whether they
+	// were folded before, so that reading them is quick (console_cycles.go).
+	CatchUp(ctx context.Context, tenant domain.TenantID) error
+	CaughtUp(tenant domain.TenantID) bool
 }
 
 // auditor returns the Auditor, or an error if the server has none.

@@ -62,6 +62,14 @@ type RequestLog interface {
 	// Requests calls fn with the company's records of cycles from..through (through 0: no
 	// upper bound) in order, until fn returns false.
 	Requests(ctx context.Context, tenant domain.TenantID, from, through int, fn func(RequestRecord) bool) error
+	// RequestsAfter calls fn with the company's records after position seq (0: all), in
+	// order, until fn returns false.
+	RequestsAfter(ctx context.Context, tenant domain.TenantID, seq uint64, fn func(RequestRecord) bool) error
+	// RequestsAt calls fn with the company's records at the given positions (ascending) that
+	// are still kept, in order, until fn returns false.
+	RequestsAt(ctx context.Context, tenant domain.TenantID, seqs []uint64, fn func(RequestRecord) bool) error
+	// OldestRequest returns the position of the company's oldest kept record; 0 if it has none.
+	OldestRequest(ctx context.Context, tenant domain.TenantID) (uint64, error)
 }
 
 // A RequestRecord is one request of a company's provisioning (SCIM) client, successful or not.
@@ -115,8 +123,9 @@ type Service struct {
 	Names domain.UserNames
 
 	enter sync.Mutex // serialises starting a cycle in this process
-	mu    sync.Mutex // guards seen
+	mu    sync.Mutex // guards seen and folds
 	seen  map[domain.TenantID]cycleSeen
+	folds map[domain.TenantID]*tenantFold // sync cycle figures (cycles_fold.go)
 }
 
 // A Page selects part of a list: entries after a position (or cycles before a number), at
