@@ -15,7 +15,8 @@
 //     marker makes the cycle's number permanent; the cycle's events are the company's SCIM
 //     events after its marker and before the next one. Every SCIM request, failed or not, is
 //     also kept in a [RequestLog] (a separate, expiring stream), which supplies the request
-//     counts and the failures.
+//     counts and the failures. The figures are folded incrementally (cycles_fold.go): every
+//     message and record is applied once, and a read applies only those since the last one.
 package audit
 
 import (
@@ -121,6 +122,11 @@ type Service struct {
 	// Names folds userNames as the commands did when they claimed them; nil means
 	// [domain.CaseFold].
 	Names domain.UserNames
+	// FoldAhead, if positive, keeps each company's sync cycle figures folded in the
+	// background: a recorded request schedules a catch-up that long after (one pending per
+	// company), so that a read finds little left to fold (cycles_fold.go). Zero folds on reads
+	// only.
+	FoldAhead time.Duration
 
 	enter sync.Mutex // serialises starting a cycle in this process
 	mu    sync.Mutex // guards seen and folds
@@ -157,7 +163,11 @@ func (a *Service) RecordRequest(ctx context.Context, r RequestRecord) error {
 	if a.Requests == nil {
 		return nil
 	}
-	return a.Requests.RecordRequest(ctx, r)
+	if err := a.Requests.RecordRequest(ctx, r); err != nil {
+		return err
+	}
+	a.foldSoon(r.Tenant)
+	return nil
 }
 
 // names returns the service's userName rule.

@@ -303,15 +303,23 @@ func (a *Service) Cycle(ctx context.Context, tenant domain.TenantID, n int, p Pa
 
 // tenantFold is a company's cycle fold; mu is held while it is caught up and read.
 type tenantFold struct {
-	mu     sync.Mutex
-	fold   cycleFold
-	folded atomic.Bool // caught up once (read without mu, which a long first fold holds)
+	mu      sync.Mutex
+	fold    cycleFold
+	folded  atomic.Bool // caught up once (read without mu, which a long first fold holds)
+	pending atomic.Bool // a background catch-up is scheduled (FoldAhead)
 }
 
-// catchUp applies to the company's fold the log messages and request records appended since
-// it was last caught up, and returns it locked: the caller unlocks it once it has read it.
-func (a *Service) catchUp(ctx context.Context, tenant domain.TenantID) (*tenantFold, error) {
+// DefaultFoldAhead is the FoldAhead idledger runs with: a second's requests are a few
+// hundred records and changes to fold at most, during a large initial cycle.
+const DefaultFoldAhead = time.Second
+
+// foldAheadTimeout bounds a background catch-up.
+const foldAheadTimeout = 5 * time.Minute
+
+// fold returns the company's fold entry, creating it.
+func (a *Service) fold(tenant domain.TenantID) *tenantFold {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.folds == nil {
 		a.folds = make(map[domain.TenantID]*tenantFold)
 	}
@@ -320,7 +328,31 @@ func (a *Service) catchUp(ctx context.Context, tenant domain.TenantID) (*tenantF
 		tf = &tenantFold{}
 		a.folds[tenant] = tf
 	}
-	a.mu.Unlock()
+	return tf
+}
+
+// foldSoon schedules a background catch-up of the company's figures FoldAhead from now,
+// unless one is pending already. A failed one is left to the next read or request.
+func (a *Service) foldSoon(tenant domain.TenantID) {
+	if a.FoldAhead <= 0 {
+		return
+	}
+	tf := a.fold(tenant)
+	if tf.pending.Swap(true) {
+		return
+	}
+	time.AfterFunc(a.FoldAhead, func() {
+		tf.pending.Store(false) // requests recorded from now on schedule the next one
+		ctx, cancel := context.WithTimeout(context.Background(), foldAheadTimeout)
+		defer cancel()
+		_ = a.CatchUp(ctx, tenant)
+	})
+}
+
+// catchUp applies to the company's fold the log messages and request records appended since
+// it was last caught up, and returns it locked: the caller unlocks it once it has read it.
+func (a *Service) catchUp(ctx context.Context, tenant domain.TenantID) (*tenantFold, error) {
+	tf := a.fold(tenant)
 	tf.mu.Lock()
 	if err := a.catchUpLocked(ctx, tenant, &tf.fold); err != nil {
 		tf.mu.Unlock()

@@ -30,9 +30,9 @@ type cycleTally struct {
 	requestIDs map[string]struct{}
 	distinct   int
 
-	records   int
-	failures  map[string]int
-	recordEnd time.Time
+	records           int
+	failures          map[string]int
+	recordEnd         time.Time
 	firstRec, lastRec uint64   // positions of its first and last folded record (0: none)
 	failed            []uint64 // positions of its first maxFailedKept failed records
 }
