@@ -89,3 +89,17 @@ func (s *Store) OldestRequest(ctx context.Context, tenant domain.TenantID) (uint
 	}
 	return m.Sequence, nil
 }
+
+// CountRequests returns how many records of a company are kept. It implements
+// [audit.RequestLog].
+func (s *Store) CountRequests(ctx context.Context, tenant domain.TenantID) (int, error) {
+	if !validToken(string(tenant)) {
+		return 0, nil
+	}
+	subj := requestSubject(tenant)
+	info, err := s.requests.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: count requests: %w", err)
+	}
+	return int(info.State.Subjects[subj]), nil
+}

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/domain/audit"
+	"github.com/idledger/idledger/httpapi"
 )
 
 // TestAudit_CyclesFoldIncrementally reads the cycle figures while the cycles grow, so that each
@@ -71,7 +73,7 @@ func TestAudit_CyclesFoldIncrementally(t *testing.T) {
 
 	check() // no cycle yet: the fold starts empty
 
-	call("POST", "/scim/v2/Users", "a-1", user("ada@acme.test"), 201)
+	ada := call("POST", "/scim/v2/Users", "a-1", user("ada@acme.test"), 201)["id"].(string)
 	call("POST", "/scim/v2/Users", "a-2", user("ADA@acme.test"), 409)
 	check(figures{1, 2, "map[tenant.provisioning_locked:1 user.created:1]", "map[409:1]"})
 
@@ -96,6 +98,14 @@ func TestAudit_CyclesFoldIncrementally(t *testing.T) {
 		first.FailedRequests[0].RequestID != "a-2" || first.FailedRequests[1].RequestID != "a-5" {
 		t.Errorf("cycle 1, first page: %+v", first)
 	}
+
+	// Erasing ada deletes the record of the request whose error named her: the figures count
+	// the records kept, and the failed requests list no longer shows it.
+	if n, err := e.Store.EraseRequestRecords(t.Context(), domain.TenantID(tenant), domain.UserID(ada), []string{"ada@acme.test"}); err != nil || n != 1 {
+		t.Fatalf("erased %d records, %v; want 1", n, err)
+	}
+	check(figures{2, 2, "map[user.created:1]", "map[400:1]"},
+		figures{1, 4, "map[tenant.provisioning_locked:1 user.created:2 user.deleted:1]", "map[404:1]"})
 }
 
 // jsonOf returns v as JSON.
@@ -106,4 +116,27 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestAudit_FoldAhead: with FoldAhead set (as the app runs), a recorded request has its
+// company's figures folded in the background, before anything reads them.
+func TestAudit_FoldAhead(t *testing.T) {
+	var a *audit.Service
+	e := buildTestEnv(t, envOptions{noSync: true, configure: func(_ testing.TB, _ context.Context, cfg *httpapi.Config, e *testEnv) {
+		a = &audit.Service{Log: e.Store, History: e.Store, Requests: e.Store, Now: e.Clock.Now, NewID: e.Service.NewID,
+			FoldAhead: time.Millisecond}
+		cfg.Audit = a
+	}})
+	tenant, token, _ := e.tenantWithKey(t, "Acme")
+	id := domain.TenantID(tenant)
+	if a.CaughtUp(id) {
+		t.Fatal("figures folded before any request")
+	}
+	must(t, 201, "POST /Users")(entra(t, e, token, "POST", "/scim/v2/Users", "f-1",
+		map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "userName": "ada@acme.test"}))
+	eventually(t, 10*time.Second, "background fold", func() bool { return a.CaughtUp(id) })
+	last, err := a.LastCycle(t.Context(), id)
+	if err != nil || last == nil || last.Number != 1 || last.Requests != 1 || last.Changes["user.created"] != 1 {
+		t.Fatalf("last cycle = %+v, %v", last, err)
+	}
 }

@@ -71,6 +71,8 @@ type RequestLog interface {
 	RequestsAt(ctx context.Context, tenant domain.TenantID, seqs []uint64, fn func(RequestRecord) bool) error
 	// OldestRequest returns the position of the company's oldest kept record; 0 if it has none.
 	OldestRequest(ctx context.Context, tenant domain.TenantID) (uint64, error)
+	// CountRequests returns how many records of the company are kept.
+	CountRequests(ctx context.Context, tenant domain.TenantID) (int, error)
 }
 
 // A RequestRecord is one request of a company's provisioning (SCIM) client, successful or not.

@@ -381,7 +381,39 @@ func (a *Service) catchUpLocked(ctx context.Context, tenant domain.TenantID, f *
 	if err != nil {
 		return fmt.Errorf("audit: sync cycles: %w", err)
 	}
-	return a.forgetExpired(ctx, tenant, f)
+	if err := a.forgetExpired(ctx, tenant, f); err != nil {
+		return err
+	}
+	return a.forgetErased(ctx, tenant, f)
+}
+
+// forgetErased folds all of the company's records again if some that were folded are gone
+// before their time (a person's erasure deletes the records that name them), so that the
+// figures count the records kept, as a full count would.
+func (a *Service) forgetErased(ctx context.Context, tenant domain.TenantID, f *cycleFold) error {
+	kept, err := a.Requests.CountRequests(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("audit: sync cycles: %w", err)
+	}
+	folded := 0
+	for _, c := range f.cycles {
+		folded += c.records
+	}
+	if folded <= kept {
+		return nil // records recorded since the fold may hide an erasure until the next read
+	}
+	for _, c := range f.cycles {
+		c.resetRecords()
+	}
+	f.recThrough = 0
+	err = a.Requests.RequestsAfter(ctx, tenant, 0, func(r RequestRecord) bool {
+		f.addRecord(r)
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("audit: sync cycles: %w", err)
+	}
+	return nil
 }
 
 // forgetExpired brings the record figures of the cycles whose oldest records have expired
