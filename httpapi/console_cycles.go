@@ -107,7 +107,7 @@ func (s *Server) cyclesPage(ctx context.Context, tenant domain.TenantID, p audit
 		n = cycles[0].Number
 	}
 	if n > 0 {
-		cd, err := s.audit.Cycle(ctx, tenant, n, audit.Page{Limit: consolePageSize})
+		cd, err := s.audit.CycleFailures(ctx, tenant, n) // the page lists its failures, not its changes
 		if err != nil {
 			return nil, err
 		}

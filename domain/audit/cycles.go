@@ -254,6 +254,16 @@ func (a *Service) LastCycle(ctx context.Context, tenant domain.TenantID) (*Cycle
 // and its failures, or an error wrapping domain.ErrNotFound. It reads only the page of changes
 // and the failed requests (at most MaxPageSize), whatever the size of the cycle.
 func (a *Service) Cycle(ctx context.Context, tenant domain.TenantID, n int, p Page) (CycleDetail, error) {
+	return a.cycle(ctx, tenant, n, p, true)
+}
+
+// CycleFailures returns sync cycle n with its failures but none of its changes (Events is
+// empty), or an error wrapping domain.ErrNotFound.
+func (a *Service) CycleFailures(ctx context.Context, tenant domain.TenantID, n int) (CycleDetail, error) {
+	return a.cycle(ctx, tenant, n, Page{}, false)
+}
+
+func (a *Service) cycle(ctx context.Context, tenant domain.TenantID, n int, p Page, events bool) (CycleDetail, error) {
 	tf, err := a.catchUp(ctx, tenant)
 	if err != nil {
 		return CycleDetail{}, err
@@ -273,20 +283,10 @@ func (a *Service) Cycle(ctx context.Context, tenant domain.TenantID, n int, p Pa
 	failed := slices.Clone(all[i].failed)
 	tf.mu.Unlock()
 
-	limit := p.limit()
-	err = a.History.Scan(ctx, tenant, max(marks[0].Seq, p.After), through, func(e domain.Event) bool {
-		if !isProvisioningChange(e) {
-			return true
+	if events {
+		if err := a.changesPage(ctx, tenant, marks, through, p, &d); err != nil {
+			return CycleDetail{}, err
 		}
-		if len(d.Events) == limit {
-			d.Next = d.Events[limit-1].Seq
-			return false
-		}
-		d.Events = append(d.Events, entryOf(e, marks))
-		return true
-	})
-	if err != nil {
-		return CycleDetail{}, err
 	}
 	if a.Requests != nil && len(failed) > 0 {
 		// Records that expired since they were counted are gone: the detail lists those kept.
@@ -299,6 +299,27 @@ func (a *Service) Cycle(ctx context.Context, tenant domain.TenantID, n int, p Pa
 		}
 	}
 	return d, nil
+}
+
+// changesPage reads into d the page p of the changes of the cycle of marks[0], which end at
+// log position through (0: the head).
+func (a *Service) changesPage(ctx context.Context, tenant domain.TenantID, marks []cycleMark, through domain.Version, p Page, d *CycleDetail) error {
+	limit := p.limit()
+	err := a.History.Scan(ctx, tenant, max(marks[0].Seq, p.After), through, func(e domain.Event) bool {
+		if !isProvisioningChange(e) {
+			return true
+		}
+		if len(d.Events) == limit {
+			d.Next = d.Events[limit-1].Seq
+			return false
+		}
+		d.Events = append(d.Events, entryOf(e, marks))
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("audit: sync cycle %d: %w", marks[0].Number, err)
+	}
+	return nil
 }
 
 // tenantFold is a company's cycle fold; mu is held while it is caught up and read.
