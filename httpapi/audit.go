@@ -42,7 +42,13 @@ type Auditor interface {
 	MembersAt(ctx context.Context, tenant domain.TenantID, id domain.GroupID, t time.Time) (audit.MembersSnapshot, error)
 	Cycles(ctx context.Context, tenant domain.TenantID, p audit.Page) ([]audit.CycleSummary, int, error)
 	Cycle(ctx context.Context, tenant domain.TenantID, n int, p audit.Page) (audit.CycleDetail, error)
+	// CycleFailures is Cycle without the changes (the console lists only the failures).
+	CycleFailures(ctx context.Context, tenant domain.TenantID, n int) (audit.CycleDetail, error)
 	LastCycle(ctx context.Context, tenant domain.TenantID) (*audit.CycleSummary, error)
+	// CatchUp folds the company's sync cycle figures up to now; CaughtUp reports whether they
+	// were folded before, so that reading them is quick (console_cycles.go).
+	CatchUp(ctx context.Context, tenant domain.TenantID) error
+	CaughtUp(tenant domain.TenantID) bool
 }
 
 // auditor returns the Auditor, or an error if the server has none.

@@ -46,17 +46,12 @@ func (s *Server) handleConsoleProvisioning(c echo.Context) error {
 				return domain.Errorf(domain.ErrNotFound, "sync cycle %q not found", v)
 			}
 		}
-		var cp *cyclesPageData
-		if p.Before == 0 && n == 0 {
-			// The default view, which every visit starts with: cached (console_cycles.go).
-			cp = s.newestCyclesCached(ctx, tenantOf(c))
-			d.Computing = cp == nil
-		} else {
-			p.Limit = cyclesPerPage
-			if cp, err = s.cyclesPage(ctx, tenantOf(c), p, n); err != nil {
-				return err
-			}
+		p.Limit = cyclesPerPage
+		cp, err := s.cyclesPage(ctx, tenantOf(c), p, n) // console_cycles.go
+		if err != nil {
+			return err
 		}
+		d.Computing = cp == nil
 		if cp != nil {
 			d.Cycles, d.NextBefore, d.Cycle = cp.cycles, cp.next, cp.newest
 		}

@@ -97,7 +97,7 @@ func (s *Server) consoleStatusOf(ctx context.Context, t domain.Tenant) (consoleS
 		}
 		st.ConnectedAt = used
 	}
-	last, ready := s.lastCycleCached(ctx, t.ID) // console_cycles.go
+	last, ready := s.lastCycleRead(ctx, t.ID) // console_cycles.go
 	st.CyclesCounting = !ready
 	if last != nil {
 		st.LastCycle = last

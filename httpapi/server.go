@@ -169,7 +169,7 @@ func New(cfg Config, svc *domain.Service, read Reader, projector Projector, log 
 	s := &Server{cfg: cfg, svc: svc, read: read, projector: projector, log: log, echo: echo.New(), metrics: cfg.Metrics,
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst, nil), tokens: newTokenCache(projector),
 		buffers: newBufferPool(), audit: cfg.Audit, scans: newScanBudget(cfg.Fairness.ScanBudget),
-		usage: newKeyUsage(cfg.KeyUsage, log), cycles: newConsoleCycles(log)}
+		usage: newKeyUsage(cfg.KeyUsage, log), cycles: newConsoleCycles()}
 	if cfg.SSO != nil {
 		s.sso = newSSOState(*cfg.SSO, cfg.BaseURL)
 	}

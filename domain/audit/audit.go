@@ -15,7 +15,8 @@
 //     marker makes the cycle's number permanent; the cycle's events are the company's SCIM
 //     events after its marker and before the next one. Every SCIM request, failed or not, is
 //     also kept in a [RequestLog] (a separate, expiring stream), which supplies the request
-//     counts and the failures.
+//     counts and the failures. The figures are folded incrementally (cycles_fold.go): every
+//     message and record is applied once, and a read applies only those since the last one.
 package audit
 
 import (
@@ -62,6 +63,16 @@ type RequestLog interface {
 	// Requests calls fn with the company's records of cycles from..through (through 0: no
 	// upper bound) in order, until fn returns false.
 	Requests(ctx context.Context, tenant domain.TenantID, from, through int, fn func(RequestRecord) bool) error
+	// RequestsAfter calls fn with the company's records after position seq (0: all), in
+	// order, until fn returns false.
+	RequestsAfter(ctx context.Context, tenant domain.TenantID, seq uint64, fn func(RequestRecord) bool) error
+	// RequestsAt calls fn with the company's records at the given positions (ascending) that
+	// are still kept, in order, until fn returns false.
+	RequestsAt(ctx context.Context, tenant domain.TenantID, seqs []uint64, fn func(RequestRecord) bool) error
+	// OldestRequest returns the position of the company's oldest kept record; 0 if it has none.
+	OldestRequest(ctx context.Context, tenant domain.TenantID) (uint64, error)
+	// CountRequests returns how many records of the company are kept.
+	CountRequests(ctx context.Context, tenant domain.TenantID) (int, error)
 }
 
 // A RequestRecord is one request of a company's provisioning (SCIM) client, successful or not.
@@ -113,10 +124,16 @@ type Service struct {
 	// Names folds userNames as the commands did when they claimed them; nil means
 	// [domain.CaseFold].
 	Names domain.UserNames
+	// FoldAhead, if positive, keeps each company's sync cycle figures folded in the
+	// background: a recorded request schedules a catch-up that long after (one pending per
+	// company), so that a read finds little left to fold (cycles_fold.go). Zero folds on reads
+	// only.
+	FoldAhead time.Duration
 
 	enter sync.Mutex // serialises starting a cycle in this process
-	mu    sync.Mutex // guards seen
+	mu    sync.Mutex // guards seen and folds
 	seen  map[domain.TenantID]cycleSeen
+	folds map[domain.TenantID]*tenantFold // sync cycle figures (cycles_fold.go)
 }
 
 // A Page selects part of a list: entries after a position (or cycles before a number), at
@@ -148,7 +165,11 @@ func (a *Service) RecordRequest(ctx context.Context, r RequestRecord) error {
 	if a.Requests == nil {
 		return nil
 	}
-	return a.Requests.RecordRequest(ctx, r)
+	if err := a.Requests.RecordRequest(ctx, r); err != nil {
+		return err
+	}
+	a.foldSoon(r.Tenant)
+	return nil
 }
 
 // names returns the service's userName rule.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idledger/idledger/domain"
@@ -206,25 +208,18 @@ type CycleDetail struct {
 	FailedRequests []RequestRecord `json:"failedRequests"`
 }
 
-// cyclesEnd returns the last log position of the cycles marks[:end]: just before the next
-// marker, or 0 (the log's head) if there is none.
-func cyclesEnd(marks []cycleMark, end int) domain.Version {
-	if end < len(marks) {
-		return marks[end].Seq - 1
-	}
-	return 0
-}
-
 // Cycles returns a company's sync cycles, newest first: at most p.Limit of them, numbered
 // below p.Before if it is set. The second result is the Before of the next page (0: none).
 func (a *Service) Cycles(ctx context.Context, tenant domain.TenantID, p Page) ([]CycleSummary, int, error) {
-	all, err := a.markers(ctx, tenant)
+	tf, err := a.catchUp(ctx, tenant)
 	if err != nil {
 		return nil, 0, err
 	}
-	end := len(all) // marks = all[start:end]
+	defer tf.mu.Unlock()
+	all := tf.fold.cycles
+	end := len(all) // the page is all[start:end]
 	if p.Before > 0 {
-		end = slices.IndexFunc(all, func(m cycleMark) bool { return m.Number >= p.Before })
+		end = slices.IndexFunc(all, func(c *cycleTally) bool { return c.mark.Number >= p.Before })
 		if end < 0 {
 			end = len(all)
 		}
@@ -232,136 +227,263 @@ func (a *Service) Cycles(ctx context.Context, tenant domain.TenantID, p Page) ([
 	start, next := 0, 0
 	if limit := p.limit(); end > limit {
 		start = end - limit
-		next = all[start].Number
+		next = all[start].mark.Number
 	}
-	out, err := a.summarise(ctx, tenant, all[start:end], cyclesEnd(all, end), nil, nil)
-	if err != nil {
-		return nil, 0, err
+	out := make([]CycleSummary, 0, end-start)
+	for i := end - 1; i >= start; i-- {
+		out = append(out, all[i].summary())
 	}
-	slices.Reverse(out)
 	return out, next, nil
 }
 
 // LastCycle returns the company's latest sync cycle, or nil if it has none.
 func (a *Service) LastCycle(ctx context.Context, tenant domain.TenantID) (*CycleSummary, error) {
-	mark, v, err := a.lastMarker(ctx, tenant)
-	if err != nil || v == 0 {
-		return nil, err
-	}
-	cs, err := a.summarise(ctx, tenant, []cycleMark{mark}, 0, nil, nil)
+	tf, err := a.catchUp(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	return &cs[0], nil
+	defer tf.mu.Unlock()
+	if len(tf.fold.cycles) == 0 {
+		return nil, nil
+	}
+	s := tf.fold.cycles[len(tf.fold.cycles)-1].summary()
+	return &s, nil
 }
 
 // Cycle returns sync cycle n with a page of its changes (those after p.After, at most p.Limit)
-// and its failures, or an error wrapping domain.ErrNotFound.
+// and its failures, or an error wrapping domain.ErrNotFound. It reads only the page of changes
+// and the failed requests (at most MaxPageSize), whatever the size of the cycle.
 func (a *Service) Cycle(ctx context.Context, tenant domain.TenantID, n int, p Page) (CycleDetail, error) {
-	all, err := a.markers(ctx, tenant)
-	if err != nil {
-		return CycleDetail{}, err
-	}
-	i := slices.IndexFunc(all, func(m cycleMark) bool { return m.Number == n })
-	if i < 0 {
-		return CycleDetail{}, domain.Errorf(domain.ErrNotFound, "sync cycle %d not found", n)
-	}
-	marks := all[i : i+1]
-	d := CycleDetail{Events: []TimelineEntry{}, FailedRequests: []RequestRecord{}}
-	limit := p.limit()
-	sums, err := a.summarise(ctx, tenant, marks, cyclesEnd(all, i+1),
-		func(e domain.Event) {
-			switch {
-			case e.Version <= p.After:
-			case len(d.Events) < limit:
-				d.Events = append(d.Events, entryOf(e, marks))
-			case d.Next == 0:
-				d.Next = d.Events[limit-1].Seq
-			}
-		},
-		func(r RequestRecord) {
-			if r.Failed() && len(d.FailedRequests) < MaxPageSize {
-				d.FailedRequests = append(d.FailedRequests, r)
-			}
-		})
-	if err != nil {
-		return CycleDetail{}, err
-	}
-	d.CycleSummary = sums[0]
-	return d, nil
+	return a.cycle(ctx, tenant, n, p, true)
 }
 
-// summarise computes the summaries of the consecutive cycles want, whose events end at
-// position through (0: the log's head). onEvent and onRecord, if set, see each change and
-// record.
-func (a *Service) summarise(ctx context.Context, tenant domain.TenantID, want []cycleMark, through domain.Version,
-	onEvent func(domain.Event), onRecord func(RequestRecord)) ([]CycleSummary, error) {
-	if len(want) == 0 {
-		return []CycleSummary{}, nil
-	}
-	sums := make([]CycleSummary, len(want))
-	index := make(map[int]int, len(want))
-	requests := make([]map[string]bool, len(want)) // request ids seen in events
-	for i, m := range want {
-		sums[i] = CycleSummary{Number: m.Number, Start: m.At, End: m.At,
-			Changes: map[string]int{}, Failures: map[string]int{}}
-		index[m.Number] = i
-		requests[i] = map[string]bool{}
-	}
-	err := a.History.Scan(ctx, tenant, want[0].Seq, through, func(e domain.Event) bool {
-		if !isProvisioningChange(e) {
-			return true
-		}
-		i, ok := index[cycleAt(want, e.Version)]
-		if !ok {
-			return true
-		}
-		s := &sums[i]
-		s.Changes[e.Type]++
-		if e.At.After(s.End) {
-			s.End = e.At
-		}
-		requests[i][e.Correlation] = true
-		if onEvent != nil {
-			onEvent(e)
-		}
-		return true
-	})
+// CycleFailures returns sync cycle n with its failures but none of its changes (Events is
+// empty), or an error wrapping domain.ErrNotFound.
+func (a *Service) CycleFailures(ctx context.Context, tenant domain.TenantID, n int) (CycleDetail, error) {
+	return a.cycle(ctx, tenant, n, Page{}, false)
+}
+
+func (a *Service) cycle(ctx context.Context, tenant domain.TenantID, n int, p Page, events bool) (CycleDetail, error) {
+	tf, err := a.catchUp(ctx, tenant)
 	if err != nil {
-		return nil, err
+		return CycleDetail{}, err
 	}
-	records := make([]int, len(want))
-	if a.Requests != nil {
-		err := a.Requests.Requests(ctx, tenant, want[0].Number, want[len(want)-1].Number, func(r RequestRecord) bool {
-			i, ok := index[r.Cycle]
-			if !ok {
-				return true
-			}
-			s := &sums[i]
-			records[i]++
-			if r.Failed() {
-				s.Failures[fmt.Sprint(r.Status)]++
-			}
-			if r.At.After(s.End) {
-				s.End = r.At
-			}
-			if onRecord != nil {
-				onRecord(r)
-			}
+	all := tf.fold.cycles
+	i := slices.IndexFunc(all, func(c *cycleTally) bool { return c.mark.Number == n })
+	if i < 0 {
+		tf.mu.Unlock()
+		return CycleDetail{}, domain.Errorf(domain.ErrNotFound, "sync cycle %d not found", n)
+	}
+	d := CycleDetail{CycleSummary: all[i].summary(), Events: []TimelineEntry{}, FailedRequests: []RequestRecord{}}
+	marks := []cycleMark{all[i].mark}
+	through := domain.Version(0) // the cycle's events end before the next marker, or at the head
+	if i+1 < len(all) {
+		through = all[i+1].mark.Seq - 1
+	}
+	failed := slices.Clone(all[i].failed)
+	tf.mu.Unlock()
+
+	if events {
+		if err := a.changesPage(ctx, tenant, marks, through, p, &d); err != nil {
+			return CycleDetail{}, err
+		}
+	}
+	if a.Requests != nil && len(failed) > 0 {
+		// Records that expired since they were counted are gone: the detail lists those kept.
+		err := a.Requests.RequestsAt(ctx, tenant, failed, func(r RequestRecord) bool {
+			d.FailedRequests = append(d.FailedRequests, r)
 			return true
 		})
 		if err != nil {
-			return nil, err
+			return CycleDetail{}, err
 		}
 	}
-	for i := range sums {
-		sums[i].Requests = records[i]
-		if records[i] == 0 {
-			// The opening request was recorded unless its record has expired (or none are
-			// kept): fall back to the requests the log shows.
-			sums[i].RequestsExpired = true
-			sums[i].Requests = len(requests[i])
+	return d, nil
+}
+
+// changesPage reads into d the page p of the changes of the cycle of marks[0], which end at
+// log position through (0: the head).
+func (a *Service) changesPage(ctx context.Context, tenant domain.TenantID, marks []cycleMark, through domain.Version, p Page, d *CycleDetail) error {
+	limit := p.limit()
+	err := a.History.Scan(ctx, tenant, max(marks[0].Seq, p.After), through, func(e domain.Event) bool {
+		if !isProvisioningChange(e) {
+			return true
+		}
+		if len(d.Events) == limit {
+			d.Next = d.Events[limit-1].Seq
+			return false
+		}
+		d.Events = append(d.Events, entryOf(e, marks))
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("audit: sync cycle %d: %w", marks[0].Number, err)
+	}
+	return nil
+}
+
+// tenantFold is a company's cycle fold; mu is held while it is caught up and read.
+type tenantFold struct {
+	mu      sync.Mutex
+	fold    cycleFold
+	folded  atomic.Bool // caught up once (read without mu, which a long first fold holds)
+	pending atomic.Bool // a background catch-up is scheduled (FoldAhead)
+}
+
+// DefaultFoldAhead is the FoldAhead idledger runs with: a second's requests are a few
+// hundred records and changes to fold at most, during a large initial cycle.
+const DefaultFoldAhead = time.Second
+
+// foldAheadTimeout bounds a background catch-up.
+const foldAheadTimeout = 5 * time.Minute
+
+// fold returns the company's fold entry, creating it.
+func (a *Service) fold(tenant domain.TenantID) *tenantFold {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.folds == nil {
+		a.folds = make(map[domain.TenantID]*tenantFold)
+	}
+	tf := a.folds[tenant]
+	if tf == nil {
+		tf = &tenantFold{}
+		a.folds[tenant] = tf
+	}
+	return tf
+}
+
+// foldSoon schedules a background catch-up of the company's figures FoldAhead from now,
+// unless one is pending already. A failed one is left to the next read or request.
+func (a *Service) foldSoon(tenant domain.TenantID) {
+	if a.FoldAhead <= 0 {
+		return
+	}
+	tf := a.fold(tenant)
+	if tf.pending.Swap(true) {
+		return
+	}
+	time.AfterFunc(a.FoldAhead, func() {
+		tf.pending.Store(false) // requests recorded from now on schedule the next one
+		ctx, cancel := context.WithTimeout(context.Background(), foldAheadTimeout)
+		defer cancel()
+		_ = a.CatchUp(ctx, tenant)
+	})
+}
+
+// catchUp applies to the company's fold the log messages and request records appended since
+// it was last caught up, and returns it locked: the caller unlocks it once it has read it.
+func (a *Service) catchUp(ctx context.Context, tenant domain.TenantID) (*tenantFold, error) {
+	tf := a.fold(tenant)
+	tf.mu.Lock()
+	if err := a.catchUpLocked(ctx, tenant, &tf.fold); err != nil {
+		tf.mu.Unlock()
+		return nil, err
+	}
+	tf.folded.Store(true)
+	return tf, nil
+}
+
+func (a *Service) catchUpLocked(ctx context.Context, tenant domain.TenantID, f *cycleFold) error {
+	// The log first: a record's cycle has its marker in the log before the record is sent.
+	err := a.History.Scan(ctx, tenant, f.logThrough, 0, func(e domain.Event) bool {
+		f.addEvent(e)
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("audit: sync cycles: %w", err)
+	}
+	if a.Requests == nil {
+		return nil
+	}
+	err = a.Requests.RequestsAfter(ctx, tenant, f.recThrough, func(r RequestRecord) bool {
+		f.addRecord(r)
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("audit: sync cycles: %w", err)
+	}
+	if err := a.forgetExpired(ctx, tenant, f); err != nil {
+		return err
+	}
+	return a.forgetErased(ctx, tenant, f)
+}
+
+// forgetErased folds all of the company's records again if some that were folded are gone
+// before their time (a person's erasure deletes the records that name them), so that the
+// figures count the records kept, as a full count would.
+func (a *Service) forgetErased(ctx context.Context, tenant domain.TenantID, f *cycleFold) error {
+	kept, err := a.Requests.CountRequests(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("audit: sync cycles: %w", err)
+	}
+	folded := 0
+	for _, c := range f.cycles {
+		folded += c.records
+	}
+	if folded <= kept {
+		return nil // records recorded since the fold may hide an erasure until the next read
+	}
+	for _, c := range f.cycles {
+		c.resetRecords()
+	}
+	f.recThrough = 0
+	err = a.Requests.RequestsAfter(ctx, tenant, 0, func(r RequestRecord) bool {
+		f.addRecord(r)
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("audit: sync cycles: %w", err)
+	}
+	return nil
+}
+
+// forgetExpired brings the record figures of the cycles whose oldest records have expired
+// since they were counted in line with the records still kept: a cycle whose records are all
+// gone counts the requests its changes show, one whose records are partly gone is recounted.
+func (a *Service) forgetExpired(ctx context.Context, tenant domain.TenantID, f *cycleFold) error {
+	oldest, err := a.Requests.OldestRequest(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("audit: sync cycles: %w", err)
+	}
+	for _, c := range f.cycles {
+		switch {
+		case c.records == 0 || (oldest > 0 && c.firstRec >= oldest):
+		case oldest == 0 || c.lastRec < oldest:
+			c.resetRecords()
+		default:
+			c.resetRecords()
+			err := a.Requests.Requests(ctx, tenant, c.mark.Number, c.mark.Number, func(r RequestRecord) bool {
+				if r.Seq <= f.recThrough && r.Cycle == c.mark.Number {
+					c.addRecord(r)
+				}
+				return true
+			})
+			if err != nil {
+				return fmt.Errorf("audit: sync cycles: %w", err)
+			}
 		}
 	}
-	return sums, nil
+	return nil
+}
+
+// CatchUp folds the company's sync cycle figures up to now: the first time, all of its log
+// and request records (seconds for a large company's initial cycle), later only what was
+// appended since. Every cycle read does it; a caller may do it ahead (in the background) so
+// that the first read need not.
+func (a *Service) CatchUp(ctx context.Context, tenant domain.TenantID) error {
+	tf, err := a.catchUp(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	tf.mu.Unlock()
+	return nil
+}
+
+// CaughtUp reports whether the company's figures have been folded before in this process, so
+// that a cycle read only folds what was appended since.
+func (a *Service) CaughtUp(tenant domain.TenantID) bool {
+	a.mu.Lock()
+	tf := a.folds[tenant]
+	a.mu.Unlock()
+	return tf != nil && tf.folded.Load()
 }

@@ -264,7 +264,8 @@ func (s *Server) startProjector(ctx context.Context) error {
 // (a write waits until the projector shows it) and the audit history.
 func (s *Server) buildServices(context.Context) error {
 	s.Service = &domain.Service{Log: s.Store, Read: s.DB, Sync: s.Projector.WaitFor, Now: s.Now, NewID: s.NewID, Names: usernames.Rule{}}
-	s.Audit = &audit.Service{Log: s.Store, History: s.Store, Requests: s.Store, Now: s.Now, NewID: s.NewID, Gap: s.CycleGap, Names: usernames.Rule{}}
+	s.Audit = &audit.Service{Log: s.Store, History: s.Store, Requests: s.Store, Now: s.Now, NewID: s.NewID, Gap: s.CycleGap, Names: usernames.Rule{},
+		FoldAhead: audit.DefaultFoldAhead}
 	return nil
 }
 
