@@ -50,18 +50,7 @@ func TestContractWalk(t *testing.T) {
 	ada := created.json(t)["id"].(string)
 
 	// Ada signs in, SP-initiated, with a NameID in another letter case.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(path string) (*http.Response, []byte) {
-		t.Helper()
-		res, err := browser.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res, b
-	}
+	browser, get := newBrowser(t, base)
 	res, _ = get("/saml/" + tenant + "/login?return_to=" + url.QueryEscape("/app/home"))
 	if res.StatusCode != http.StatusFound {
 		t.Fatalf("login: %d", res.StatusCode)
@@ -102,4 +91,21 @@ func createAPIKey(tb testing.TB, base, tenant string, scopes ...string) string {
 		tb.Fatalf("create API key: %d %s", res.status, res.body)
 	}
 	return res.json(tb)["key"].(string)
+}
+
+// newBrowser returns a browser-like client of the server at base (a cookie jar, redirects not
+// followed) and a GET helper that reads the whole answer.
+func newBrowser(tb testing.TB, base string) (*http.Client, func(path string) (*http.Response, []byte)) {
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return browser, func(path string) (*http.Response, []byte) {
+		tb.Helper()
+		res, err := browser.Get(base + path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, b
+	}
 }

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -157,18 +155,7 @@ func TestErasure_NoBytesLeft(t *testing.T) {
 	}
 
 	// Erin signs in through SAML.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(path string) (*http.Response, []byte) {
-		t.Helper()
-		res, err := browser.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res, b
-	}
+	browser, get := newBrowser(t, base)
 	res, _ = get("/saml/" + tenant + "/login?return_to=" + url.QueryEscape("/app/home"))
 	if res.StatusCode != http.StatusFound {
 		t.Fatalf("login: %d", res.StatusCode)
