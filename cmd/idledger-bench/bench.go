@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,32 @@ type benchConfig struct {
 	// Trace, if set, is where an execution trace of the first seconds of the initial cycle's
 	// manager step (writes only) is written: go tool trace -pprof=sync|syscall|net FILE.
 	Trace string
+	// Only, if not empty, names the sections to run (benchSections); the server's initial
+	// cycle runs whenever a server section is named, since they all read what it wrote. Such a
+	// run is no profile's record.
+	Only map[string]bool
+}
+
+// benchSections are the names -only accepts, in the order they run.
+var benchSections = []string{"baseline", "reads", "incremental", "replay", "feed", "saml", "console", "fairness", "privacy", "limits"}
+
+// runs reports whether the section named name is to run.
+func (c benchConfig) runs(name string) bool { return len(c.Only) == 0 || c.Only[name] }
+
+// parseOnly parses -only's comma-separated list of sections.
+func parseOnly(v string) (map[string]bool, error) {
+	if v == "" {
+		return nil, nil
+	}
+	only := make(map[string]bool)
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(benchSections, n) {
+			return nil, fmt.Errorf("unknown section %q (%s)", n, strings.Join(benchSections, ", "))
+		}
+		only[n] = true
+	}
+	return only, nil
 }
 
 // run parses the command line (and the environment: IDLEDGER_MEMORY_LIMIT, GOMEMLIMIT), runs the
@@ -89,6 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data directory")
 	fs.BoolVar(&cfg.NoSync, "no-fsync", false, "run the server and the JetStream limits without fsync before acknowledgement (not durable; a comparison run, recorded in no document unless --doc is set)")
 	memLimit := fs.String("memory-limit", envMemLimit, "as `idledger serve --memory-limit`, for the whole bench process (server and load generator)")
+	only := fs.String("only", "", "run only these comma-separated sections ("+strings.Join(benchSections, ", ")+"); the initial cycle runs for any server section")
 	fs.StringVar(&cfg.Trace, "trace", "", "write an execution trace of 5 s of the initial cycle's manager PATCHes to this file (where writes wait)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: idledger-bench [-short] [flags]\n\nMeasures this machine's limits, an Entra-like provisioning cycle over HTTP, replay and SAML; see docs/benchmarks.md.")
@@ -121,6 +149,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			docSet = true
 		case "no-fsync":
 			p.Name += "-nofsync"
+		case "only":
+			p.Name += "-partial"
 		}
 	})
 	for _, o := range []struct {
@@ -133,6 +163,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if p.Name != name && !docSet { // a custom or non-durable run is no profile's record
 		cfg.Doc = ""
+	}
+	var err error
+	if cfg.Only, err = parseOnly(*only); err != nil {
+		fmt.Fprintln(stderr, err)
+		return cli.ErrUsage
 	}
 	cfg.Profile = p
 	cfg.Command = strings.TrimSpace("idledger-bench " + strings.Join(args, " "))
@@ -189,7 +224,7 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 
 	// 2 (baseline): the same initial cycle against the in-memory SCIM server, first, so its
 	// resident set is its own.
-	if cfg.Baseline {
+	if cfg.Baseline && cfg.runs("baseline") {
 		if err := benchBaseline(ctx, p, rss, rep, bar); err != nil {
 			rep.fail("baseline", err)
 		}
@@ -202,15 +237,18 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 
 	// 2–5 against the real server.
 	srv := &benchServer{cfg: cfg, dir: filepath.Join(dir, "server"), model: model, rss: rss, rep: rep, bar: bar, progressOut: progressOut}
-	payload, err := srv.run(ctx)
-	if err != nil {
-		rep.fail("server", err)
+	var payload benchPayload
+	if slices.ContainsFunc([]string{"reads", "incremental", "replay", "feed", "saml", "console", "fairness", "limits"}, cfg.runs) {
+		var err error
+		if payload, err = srv.run(ctx); err != nil {
+			rep.fail("server", err)
+		}
 	}
 	rss.reset()
 	rep.AfterServerMiB = rss.peakMiB()
 
 	// 7: personal data (bench_privacy.go), on servers of its own.
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && cfg.runs("privacy") {
 		if err := benchPrivacy(ctx, cfg, dir, rep, rss, bar, progressOut); err != nil {
 			rep.fail("privacy", err)
 		}
@@ -218,7 +256,7 @@ func runBench(ctx context.Context, cfg benchConfig, progressOut io.Writer) (*ben
 	}
 
 	// 1: the limits, last so they can move the payloads the product wrote.
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && cfg.runs("limits") {
 		if payload.Messages == 0 {
 			payload = benchSyntheticPayload()
 		}

@@ -52,6 +52,24 @@ type benchServer struct {
 	apiKey string // an API key of the company, for /api/v1
 }
 
+// replay runs section 4 (asOf, export, rebuild), with the raw read of this log (a limit of
+// section 1) just before.
+func (s *benchServer) replay(ctx context.Context, since time.Time) {
+	s.asOf(ctx, since)
+	if nc, err := nats.Connect("", nats.InProcessServer(s.m.Store)); err != nil {
+		s.rep.fail("raw read", err)
+	} else if js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
+		nc.Close()
+		s.rep.fail("raw read", err)
+	} else {
+		lim := &benchLimits{prof: s.cfg.Profile, rss: s.rss, rep: s.rep, bar: s.bar}
+		lim.orderedRead(ctx, js, eventstore.StreamName)
+		nc.Close()
+	}
+	s.export(ctx)
+	s.rebuild(ctx)
+}
+
 // phaseDone folds the current peak into the server-wide one.
 func (s *benchServer) phaseDone() float64 {
 	v := s.rss.peakMiB()
@@ -98,34 +116,32 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 	if err := s.initial(ctx, cy); err != nil {
 		return benchPayload{}, err
 	}
-	if err := s.reads(ctx, cy); err != nil {
-		s.rep.fail("reads", err)
+	run := s.cfg.runs
+	if run("reads") {
+		if err := s.reads(ctx, cy); err != nil {
+			s.rep.fail("reads", err)
+		}
 	}
-	if err := s.incremental(ctx, cy); err != nil {
-		s.rep.fail("incremental cycle", err)
+	if run("incremental") {
+		if err := s.incremental(ctx, cy); err != nil {
+			s.rep.fail("incremental cycle", err)
+		}
 	}
 
-	// 4: replay, with the raw read of this log (a limit of section 1) just before.
-	s.asOf(ctx, since)
-	if nc, err := nats.Connect("", nats.InProcessServer(s.m.Store)); err != nil {
-		s.rep.fail("raw read", err)
-	} else if js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
-		nc.Close()
-		s.rep.fail("raw read", err)
-	} else {
-		lim := &benchLimits{prof: p, rss: s.rss, rep: s.rep, bar: s.bar}
-		lim.orderedRead(ctx, js, eventstore.StreamName)
-		nc.Close()
+	if run("replay") {
+		s.replay(ctx, since) // 4
 	}
-	s.export(ctx)
-	s.rebuild(ctx)
-	s.feed(ctx) // 7: the change feed (bench_feed.go)
+	if run("feed") {
+		s.feed(ctx) // 7: the change feed (bench_feed.go)
+	}
 
 	// 5: SAML.
-	if ssoErr != nil {
+	switch {
+	case !run("saml"):
+	case ssoErr != nil:
 		s.rep.fail("saml setup", ssoErr)
 		s.rep.add(&benchResult{Key: "saml.acs", Section: "saml", Name: "SAML", NotMeasured: ssoErr.Error()})
-	} else {
+	default:
 		sso.lookups(ctx)
 		s.phaseDone()
 		if err := sso.acs(ctx); err != nil {
@@ -135,19 +151,23 @@ func (s *benchServer) run(ctx context.Context) (benchPayload, error) {
 	}
 
 	// 7: the company console's pages (bench_console.go), on the company the cycles provisioned.
-	if err := s.console(ctx, admin); err != nil {
-		s.rep.fail("console", err)
-		s.rep.add(&benchResult{Key: "console.pages", Section: "console", Name: "console pages", NotMeasured: err.Error()})
+	if run("console") {
+		if err := s.console(ctx, admin); err != nil {
+			s.rep.fail("console", err)
+			s.rep.add(&benchResult{Key: "console.pages", Section: "console", Name: "console pages", NotMeasured: err.Error()})
+		}
+		s.phaseDone()
 	}
-	s.phaseDone()
 
 	payload, err := benchSamplePayload(ctx, s.m.Store, 2000)
 	if err != nil {
 		s.rep.fail("sample payload", err)
 	}
 	// 6: fairness, last: it adds a second company, which no figure above should see.
-	if err := s.fairness(ctx, admin); err != nil {
-		s.rep.fail("fairness", err)
+	if run("fairness") {
+		if err := s.fairness(ctx, admin); err != nil {
+			s.rep.fail("fairness", err)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
