@@ -24,6 +24,28 @@ import (
 // consume, raw bbolt write)).
 const benchRebuildBound = "min:" + limConsume + "," + limBoltWriteNoSync
 
+// profile starts a CPU profile named after the initial cycle's (.NAME.cpu.pprof), if that one
+// was written, and records its path in *path; the returned function stops it.
+func (s *benchServer) profile(name string, path *string) (stop func()) {
+	if s.rep.CPUProfile == "" {
+		return func() {}
+	}
+	p := strings.TrimSuffix(s.rep.CPUProfile, ".cpu.pprof") + "." + name + ".cpu.pprof"
+	f, err := os.Create(p)
+	if err != nil {
+		return func() {}
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		f.Close()
+		return func() {}
+	}
+	*path = p
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 // benchRebuild rebuilds the running server's read models from sequence 1 with
 // Projector.Rebuild (online: a second file built beside the live one, then swapped in).
 func (s *benchServer) rebuild(ctx context.Context) *benchResult {
@@ -33,21 +55,7 @@ func (s *benchServer) rebuild(ctx context.Context) *benchResult {
 		check:  func(r *benchResult) string { return benchYesNo(r.Ratio >= 0.5) },
 		Note:   "events = every message of the log (claims, sign-ins, request records included); each writes several bbolt keys"}
 	s.rss.reset()
-	if s.rep.CPUProfile != "" { // a CPU profile of the rebuild too, next to the initial cycle's
-		path := strings.TrimSuffix(s.rep.CPUProfile, ".cpu.pprof") + ".rebuild.cpu.pprof"
-		if f, err := os.Create(path); err == nil {
-			started := pprof.StartCPUProfile(f) == nil
-			if started {
-				s.rep.RebuildProfile = path
-			}
-			defer func() {
-				if started {
-					pprof.StopCPUProfile()
-				}
-				f.Close()
-			}()
-		}
-	}
+	defer s.profile("rebuild", &s.rep.RebuildProfile)()
 	bar := s.bar("replay rebuild", 0)
 	var total atomic.Uint64
 	start := time.Now()

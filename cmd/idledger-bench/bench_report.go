@@ -121,6 +121,7 @@ type benchReport struct {
 	CPUProfile     string       `json:"cpu_profile,omitempty"`
 	HeapProfile    string       `json:"heap_profile,omitempty"`
 	RebuildProfile string       `json:"rebuild_cpu_profile,omitempty"`
+	ConsoleProfile string       `json:"console_cpu_profile,omitempty"`
 	// AfterServerMiB is the resident set once the server has shut down (what the limits
 	// start from).
 	AfterServerMiB float64        `json:"rss_after_server_mib,omitempty"`
@@ -385,6 +386,9 @@ func (rep *benchReport) markdownSection() string {
 	}
 	if rep.RebuildProfile != "" {
 		fmt.Fprintf(&b, "- **CPU profile** of the rebuild: `%s`\n", rep.RebuildProfile)
+	}
+	if rep.ConsoleProfile != "" {
+		fmt.Fprintf(&b, "- **CPU profile** of the console pages: `%s`\n", rep.ConsoleProfile)
 	}
 	if rep.HeapProfile != "" {
 		fmt.Fprintf(&b, "- **Heap profile** after the initial cycle: `%s`\n", rep.HeapProfile)
