@@ -306,6 +306,9 @@ func TestConsoleActions(t *testing.T) {
 	if err := c.createUser(&ecUser{userName: "amy@fabrikam.example", externalID: "1", email: "amy@fabrikam.example", active: true}); err != nil {
 		t.Fatal(err)
 	}
+	if body := a.page(t, base+"/provisioning"); !strings.Contains(body, `<span title="user.created">users created</span>: 1`) {
+		t.Errorf("the provisioning log does not count Entra's creation in words:\n%s", body)
+	}
 	res = a.post(t, base+"/users", url.Values{"email": {"bob@fabrikam.example"}}, true)
 	if res.Status != http.StatusConflict || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("invite while managed: %d %s", res.Status, res.Header.Get("Content-Type"))
