@@ -17,29 +17,23 @@ import (
 
 // ReadCompany calls fn with a company's messages (events and index records) after position
 // after, in log order, until fn returns false, limit messages (all if limit <= 0) were passed, or
-// the company's last message as of the call was passed. It reads with an ordered consumer
-// filtered on the company's subjects that starts at after+1 and pulls about as many messages as
-// it may pass: a page costs reads of its own messages only, wherever it is in the log. It
-// returns the position of the last message passed to fn (after if none) and the company's
-// last position as of the call.
+// the messages the company had when the read started were passed. It reads with an ordered
+// consumer filtered on the company's subjects that starts at after+1 and pulls about as many
+// messages as it may pass: a page costs reads of its own messages only, wherever it is in the
+// log, and the consumer's pending count at its creation says where the company's log ends (a
+// look-up of the company's last position would walk every subject of the company). It returns
+// the position of the last message passed to fn (after if none) and whether the company had
+// more messages after it when the read started.
 func (s *Store) ReadCompany(ctx context.Context, tenant domain.TenantID, after domain.Version, limit int,
-	fn func(domain.Event) bool) (last, head domain.Version, err error) {
+	fn func(domain.Event) bool) (last domain.Version, more bool, err error) {
 	last = after
 	if !validToken(string(tenant)) {
-		return last, 0, nil
+		return last, false, nil
 	}
 	if err := s.connected(); err != nil {
-		return last, 0, err
+		return last, false, err
 	}
 	filter := tenantFilter(tenant)
-	through, err := s.lastSeq(ctx, StreamName, filter)
-	if err != nil {
-		return last, 0, unavailable(err)
-	}
-	head = domain.Version(through)
-	if through <= uint64(after) {
-		return last, head, nil
-	}
 	pull := 2048
 	if limit > 0 {
 		pull = min(pull, max(limit, 64))
@@ -50,37 +44,43 @@ func (s *Store) ReadCompany(ctx context.Context, tenant domain.TenantID, after d
 		OptStartSeq:    uint64(after) + 1,
 	})
 	if err != nil {
-		return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
+		return last, false, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(pull))
 	if err != nil {
-		return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
+		return last, false, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
 	}
 	defer it.Stop()
+	info := cons.CachedInfo()
+	if info == nil {
+		return last, false, unavailable(fmt.Errorf("eventstore: read %s: the consumer's pending count is unknown", filter))
+	}
+	pending := info.NumPending // the company's messages after `after` when the read started
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for passed := 0; limit <= 0 || passed < limit; passed++ {
+	for passed := uint64(0); passed < pending; {
+		if limit > 0 && passed == uint64(limit) {
+			return last, true, nil
+		}
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
+			return last, false, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return last, head, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
-		}
-		if md.Sequence.Stream > through {
-			return last, head, nil
+			return last, false, unavailable(fmt.Errorf("eventstore: read %s: %w", filter, err))
 		}
 		e, err := s.decodeOpen(ctx, m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 		if err != nil {
-			return last, head, err
+			return last, false, err
 		}
 		last = e.Version
-		if !fn(e) || md.Sequence.Stream >= through {
-			return last, head, nil
+		passed++
+		if !fn(e) {
+			return last, passed < pending, nil
 		}
 	}
-	return last, head, nil
+	return last, false, nil
 }
 
 // CompanyEvent returns the message at position seq if it belongs to the company, and an error

@@ -28,7 +28,7 @@ func TestReadCompany(t *testing.T) {
 		}
 	}
 	var got []domain.Version
-	last, head, err := s.ReadCompany(ctx, "acme", 0, 0, func(e domain.Event) bool {
+	last, more, err := s.ReadCompany(ctx, "acme", 0, 0, func(e domain.Event) bool {
 		if e.Tenant != "acme" {
 			t.Errorf("read another company's event %+v", e)
 		}
@@ -38,17 +38,31 @@ func TestReadCompany(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(got) != fmt.Sprint(mine) || last != mine[len(mine)-1] || head != last {
-		t.Fatalf("read %v (last %d, head %d), want %v", got, last, head, mine)
+	if fmt.Sprint(got) != fmt.Sprint(mine) || last != mine[len(mine)-1] || more {
+		t.Fatalf("read %v (last %d, more %v), want %v", got, last, more, mine)
 	}
-	// From a position on, with a bound.
+	// Nothing after the company's last message: the read ends at once (it does not wait for
+	// the next message of the log, which may be another company's).
+	if _, err := s.Append(ctx, domain.Batch{Tenant: "other", Writes: []domain.Write{
+		{Event: userCreated("other", "u-last", ids(), "last")}}}); err != nil {
+		t.Fatal(err)
+	}
 	got = nil
-	last, _, err = s.ReadCompany(ctx, "acme", mine[4], 3, func(e domain.Event) bool {
+	last, more, err = s.ReadCompany(ctx, "acme", mine[len(mine)-1], 0, func(e domain.Event) bool {
 		got = append(got, e.Version)
 		return true
 	})
-	if err != nil || fmt.Sprint(got) != fmt.Sprint(mine[5:8]) || last != mine[7] {
-		t.Fatalf("read %v, last %d, %v; want %v", got, last, err, mine[5:8])
+	if err != nil || len(got) != 0 || last != mine[len(mine)-1] || more {
+		t.Fatalf("read past the end: %v, last %d, more %v, %v", got, last, more, err)
+	}
+	// From a position on, with a bound.
+	got = nil
+	last, more, err = s.ReadCompany(ctx, "acme", mine[4], 3, func(e domain.Event) bool {
+		got = append(got, e.Version)
+		return true
+	})
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(mine[5:8]) || last != mine[7] || !more {
+		t.Fatalf("read %v, last %d, more %v, %v; want %v and more", got, last, more, err, mine[5:8])
 	}
 	// fn stops the read.
 	got = nil

@@ -24,9 +24,10 @@ import (
 type FeedLog interface {
 	// ReadCompany calls fn with the company's messages after a position, in order, until fn
 	// returns false, max were passed (all if max <= 0) or its last one as of the call was
-	// passed; it returns the position of the last one passed and the company's last position.
+	// passed; it returns the position of the last one passed and whether the company had more
+	// after it as of the call.
 	ReadCompany(ctx context.Context, tenant domain.TenantID, after domain.Version, max int,
-		fn func(domain.Event) bool) (last, head domain.Version, err error)
+		fn func(domain.Event) bool) (last domain.Version, more bool, err error)
 	// CompanyEvent returns the message at a position if it is the company's (ErrNotFound
 	// otherwise).
 	CompanyEvent(ctx context.Context, tenant domain.TenantID, seq domain.Version) (domain.Event, error)
@@ -57,7 +58,7 @@ type feedPage struct {
 func readFeed(ctx context.Context, log FeedLog, tenant domain.TenantID, after domain.Version, types map[string]bool, limit int) (feedPage, error) {
 	p := feedPage{next: after}
 	var encErr error
-	last, head, err := log.ReadCompany(ctx, tenant, after, maxFeedScan, func(e domain.Event) bool {
+	last, more, err := log.ReadCompany(ctx, tenant, after, maxFeedScan, func(e domain.Event) bool {
 		item, ok := feed.Map(e)
 		if !ok || (types != nil && !types[item.Type]) {
 			return true
@@ -83,7 +84,7 @@ func readFeed(ctx context.Context, log FeedLog, tenant domain.TenantID, after do
 	}
 	if !p.hasMore {
 		p.next = max(p.next, last)
-		p.hasMore = last < head
+		p.hasMore = more
 	}
 	return p, nil
 }

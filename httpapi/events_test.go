@@ -38,7 +38,7 @@ type countingFeed struct {
 }
 
 func (c *countingFeed) ReadCompany(ctx context.Context, tenant domain.TenantID, after domain.Version, max int,
-	fn func(domain.Event) bool) (domain.Version, domain.Version, error) {
+	fn func(domain.Event) bool) (domain.Version, bool, error) {
 	c.reads.Add(1)
 	return c.FeedLog.ReadCompany(ctx, tenant, after, max, fn)
 }
