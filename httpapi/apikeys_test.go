@@ -138,6 +138,22 @@ func TestAPIKeys_Lifecycle(t *testing.T) {
 			t.Errorf("idledger_auth_failures_total{kind=%s,reason=%s} = %v, want ≥ 1", c.kind, c.reason, m)
 		}
 	}
+	// On the operator's routes a live company credential counts as the wrong kind, not as an
+	// unknown token.
+	wrongKind := func() float64 {
+		m := metric(e.scrape(t), "idledger_auth_failures_total", map[string]string{"kind": "scim_token", "reason": "wrong_kind"})
+		if m == nil {
+			return 0
+		}
+		return m.GetCounter().GetValue()
+	}
+	before := wrongKind()
+	if res := e.do(t, scimToken, "GET", "/admin/v1/tenants", ""); res.Status != http.StatusUnauthorized {
+		t.Errorf("SCIM token on /admin/v1: %d, want 401", res.Status)
+	}
+	if got := wrongKind(); got != before+1 {
+		t.Errorf("SCIM token on /admin/v1 counted %v times as the wrong kind, want 1", got-before)
+	}
 	scraped := e.do(t, "", "GET", "/metrics", "").Body
 	for _, secret := range []string{key, readOnly, scimToken, domain.HashToken(key)[:16]} {
 		if strings.Contains(string(scraped), secret) {

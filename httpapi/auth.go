@@ -96,11 +96,18 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		token := bearer(c)
 		if s.cfg.AdminToken == "" || token == "" ||
 			subtle.ConstantTimeCompare([]byte(domain.HashToken(token)), []byte(domain.HashToken(s.cfg.AdminToken))) != 1 {
-			reason := authInvalid
-			if token == "" {
+			kind, reason := kindOfPrefix(token), authInvalid
+			switch {
+			case token == "":
 				reason = authMissing
+			default:
+				// A live company credential is refused for its kind, not as an unknown token:
+				// the metric then tells a misconfigured client from a guessing one.
+				if cred, err := s.credentialByHash(c.Request().Context(), domain.HashToken(token)); err == nil {
+					kind, reason = cred.kind.String(), authWrongKind
+				}
 			}
-			s.metrics.authFailed(kindOfPrefix(token), reason)
+			s.metrics.authFailed(kind, reason)
 			return domain.Errorf(domain.ErrUnauthorized, "a valid operator bearer token is required")
 		}
 		setActor(c, "admin")
