@@ -56,7 +56,7 @@ func parseConsolePages() map[string]*template.Template {
 		"deref":  func(t *time.Time) time.Time { return *t },
 
 		"attemptResult": attemptResult, // console_webhooks.go
-		"changeLabel":   changeLabel,   // console_provisioning.go
+		"changes":       changeList,    // console_provisioning.go
 	}
 	names, err := fs.Glob(consoleFiles, "web/templates/*.html")
 	if err != nil {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,33 +60,54 @@ func (s *Server) handleConsoleProvisioning(c echo.Context) error {
 	return s.render(c, http.StatusOK, "provisioning", "Provisioning logs", "provisioning", d)
 }
 
-// changeLabels name the kinds of change a sync cycle counts in the provisioning log's words;
-// the event type stays in the cell's title for those who read the audit export.
-var changeLabels = map[string]string{
-	domain.EventUserCreated:                "users created",
-	domain.EventUserInvited:                "users invited",
-	domain.EventUserAdopted:                "users matched to an existing account",
-	domain.EventUserAttributesChanged:      "users updated",
-	domain.EventUserDeactivated:            "users deactivated",
-	domain.EventUserReactivated:            "users reactivated",
-	domain.EventUserDeleted:                "users deleted",
-	domain.EventUserErased:                 "users erased",
-	domain.EventGroupCreated:               "groups created",
-	domain.EventGroupRenamed:               "groups renamed",
-	domain.EventGroupAttributesChanged:     "groups updated",
-	domain.EventGroupMembersAdded:          "membership additions",
-	domain.EventGroupMembersRemoved:        "membership removals",
-	domain.EventGroupDeleted:               "groups deleted",
-	domain.EventTenantProvisioningLocked:   "provisioning taken over by Entra",
-	domain.EventTenantProvisioningUnlocked: "provisioning stopped",
+// changeKinds name the kinds of change a sync cycle counts in the provisioning log's words, in
+// the order the log lists them; the event type stays in the cell's title for those who read
+// the audit export.
+var changeKinds = []struct{ typ, label string }{
+	{domain.EventTenantProvisioningLocked, "provisioning taken over by Entra"},
+	{domain.EventUserCreated, "users created"},
+	{domain.EventUserAdopted, "users matched to an existing account"},
+	{domain.EventUserInvited, "users invited"},
+	{domain.EventUserAttributesChanged, "users updated"},
+	{domain.EventUserDeactivated, "users deactivated"},
+	{domain.EventUserReactivated, "users reactivated"},
+	{domain.EventUserDeleted, "users deleted"},
+	{domain.EventUserErased, "users erased"},
+	{domain.EventGroupCreated, "groups created"},
+	{domain.EventGroupRenamed, "groups renamed"},
+	{domain.EventGroupAttributesChanged, "groups updated"},
+	{domain.EventGroupMembersAdded, "membership additions"},
+	{domain.EventGroupMembersRemoved, "membership removals"},
+	{domain.EventGroupDeleted, "groups deleted"},
+	{domain.EventTenantProvisioningUnlocked, "provisioning stopped"},
 }
 
-// changeLabel names an event type for the provisioning log; an unknown type reads as itself.
-func changeLabel(eventType string) string {
-	if l, ok := changeLabels[eventType]; ok {
-		return l
+// changeCount is one line of a cycle's changes in the provisioning log.
+type changeCount struct {
+	Type, Label string
+	N           int
+}
+
+// changeList lists a cycle's counts of changes by type in the log's words and order; types
+// without words follow by name.
+func changeList(counts map[string]int) []changeCount {
+	out := make([]changeCount, 0, len(counts))
+	for _, k := range changeKinds {
+		if n := counts[k.typ]; n > 0 {
+			out = append(out, changeCount{Type: k.typ, Label: k.label, N: n})
+		}
 	}
-	return eventType
+	var rest []string
+	for typ := range counts {
+		if !slices.ContainsFunc(changeKinds, func(k struct{ typ, label string }) bool { return k.typ == typ }) {
+			rest = append(rest, typ)
+		}
+	}
+	slices.Sort(rest)
+	for _, typ := range rest {
+		out = append(out, changeCount{Type: typ, Label: typ, N: counts[typ]})
+	}
+	return out
 }
 
 // refreshAfter reloads the page while its figures are being counted.
