@@ -57,6 +57,7 @@ func parseConsolePages() map[string]*template.Template {
 
 		"attemptResult": attemptResult, // console_webhooks.go
 		"changes":       changeList,    // console_provisioning.go
+		"statusText":    statusText,    // console_provisioning.go
 	}
 	names, err := fs.Glob(consoleFiles, "web/templates/*.html")
 	if err != nil {

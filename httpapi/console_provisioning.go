@@ -110,6 +110,15 @@ func changeList(counts map[string]int) []changeCount {
 	return out
 }
 
+// statusText names an HTTP status given as text ("409 Conflict"); other text reads as itself.
+func statusText(code string) string {
+	n, err := strconv.Atoi(code)
+	if err != nil || http.StatusText(n) == "" {
+		return code
+	}
+	return code + " " + http.StatusText(n)
+}
+
 // refreshAfter reloads the page while its figures are being counted.
 func (d provisioningData) refreshAfter() int {
 	if d.Computing {

@@ -18,3 +18,11 @@ func TestChangeList(t *testing.T) {
 		t.Errorf("changeList(nil) = %v", got)
 	}
 }
+
+func TestStatusText(t *testing.T) {
+	for in, want := range map[string]string{"409": "409 Conflict", "429": "429 Too Many Requests", "799": "799", "x": "x"} {
+		if got := statusText(in); got != want {
+			t.Errorf("statusText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
