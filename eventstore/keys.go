@@ -42,8 +42,8 @@ const (
 	keyInvalidateSubject = "idlc.keys.erased"
 	keyPoolSize          = 256
 	keyPoolLow           = 64
-	// keyCacheSize bounds the unwrapped keys and user→key links kept in memory; past it the
-	// caches start over.
+	// keyCacheSize bounds the unwrapped keys and user→key links kept in memory; past it half
+	// of a cache is dropped (evictHalf).
 	keyCacheSize = 200_000
 )
 
@@ -279,20 +279,31 @@ func (s *Store) key(ctx context.Context, id string) (*dataKey, error) {
 
 func (s *Store) cacheKey(id string, k *dataKey) {
 	s.kr.mu.Lock()
-	if len(s.kr.keys) >= keyCacheSize {
-		s.kr.keys = make(map[string]*dataKey)
-	}
+	evictHalf(s.kr.keys)
 	s.kr.keys[id] = k
 	s.kr.mu.Unlock()
 }
 
 func (s *Store) cacheUserKey(ref, id string) {
 	s.kr.mu.Lock()
-	if len(s.kr.users) >= keyCacheSize {
-		s.kr.users = make(map[string]string)
-	}
+	evictHalf(s.kr.users)
 	s.kr.users[ref] = id
 	s.kr.mu.Unlock()
+}
+
+// evictHalf drops about half of a full cache (keyCacheSize entries), chosen at random (the
+// order of a map's iteration): a company larger than the cache then misses on some of its
+// people, not on all of them at once as an emptied cache would.
+func evictHalf[V any](m map[string]V) {
+	if len(m) < keyCacheSize {
+		return
+	}
+	for k := range m {
+		if len(m) <= keyCacheSize/2 {
+			return
+		}
+		delete(m, k)
+	}
 }
 
 // userKeyID returns the id of a user's data key as the first event on the user's subject
