@@ -25,6 +25,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -228,9 +229,9 @@ func benchPrivacyNote(pairs []benchPrivacyPair, plain, sealed *benchResult) stri
 		len(pairs), plain.Ops, plain.Seconds, plain.Rate, sealed.Ops, sealed.Seconds, sealed.Rate, q(0.5), q(0.25), q(0.75), hr(0), hr(1)) + cpuNote
 }
 
-// benchPrivacyProfile writes a CPU profile of one of the section's cycles next to the JSON
-// results (OUT.NAME.cpu.pprof), so that the sealed and the clear cycles can be compared
-// function by function; it returns the function that stops it.
+// benchPrivacyProfile writes a CPU profile of a part of the section (its cycles, its
+// erasures) next to the JSON results (OUT.NAME.cpu.pprof); it returns the function that stops
+// it (once, however often it is called).
 func benchPrivacyProfile(cfg benchConfig, name string) (stop func()) {
 	if cfg.Out == "" {
 		return func() {}
@@ -243,10 +244,10 @@ func benchPrivacyProfile(cfg benchConfig, name string) (stop func()) {
 		f.Close()
 		return func() {}
 	}
-	return func() {
+	return sync.OnceFunc(func() {
 		pprof.StopCPUProfile()
 		f.Close()
-	}
+	})
 }
 
 // benchPrivacyServer starts a fresh server and its company for section 7.
@@ -291,6 +292,8 @@ func (s *benchServer) privacyErase(ctx context.Context, scim *benchClient, p ben
 	api := newBenchClient(s.base+"/api/v1", s.apiKey, 1)
 	defer api.close()
 	erase := benchSamples{}
+	stop := benchPrivacyProfile(s.cfg, "privacy-erase")
+	defer stop()
 	start := time.Now()
 	for i := range n {
 		u := s.model.users[len(s.model.users)-1-i]
@@ -304,6 +307,7 @@ func (s *benchServer) privacyErase(ctx context.Context, scim *benchClient, p ben
 		erase.add("erase", d)
 	}
 	elapsed := time.Since(start)
+	stop()
 	fi, _ := os.Stat(filepath.Join(s.dir, "projections.db"))
 	var size int64
 	if fi != nil {
