@@ -77,9 +77,7 @@ func benchPrivacy(ctx context.Context, cfg benchConfig, dir string, rep *benchRe
 		c := newBenchClient(s.base+"/scim/v2", s.token, p.Concurrency)
 		sides[i] = &benchPrivacySide{name: name, s: s, c: c, cy: &benchCycle{c: c, m: s.model, conc: p.Concurrency, bar: bar}}
 	}
-	stop := benchPrivacyProfile(cfg, "privacy")
-	pairs, err := benchPrivacyPairs(ctx, sides)
-	stop()
+	pairs, err := benchPrivacyPairs(ctx, cfg, sides)
 	if err != nil {
 		return err
 	}
@@ -117,8 +115,10 @@ func benchCPUTime() (time.Duration, bool) {
 }
 
 // benchPrivacyPairs runs the initial cycle on both sides chunk by chunk, alternating which
-// side goes first, and returns the pairs' timings; each side's steps collect its chunks.
-func benchPrivacyPairs(ctx context.Context, sides [2]*benchPrivacySide) ([]benchPrivacyPair, error) {
+// side goes first, and returns the pairs' timings; each side's steps collect its chunks. Each
+// side's run of a chunk has its CPU profile, OUT.privacy-cpu/SIDE-N.pprof: go tool pprof
+// merges the files it is given, so one side's profile is that of all its files.
+func benchPrivacyPairs(ctx context.Context, cfg benchConfig, sides [2]*benchPrivacySide) ([]benchPrivacyPair, error) {
 	var phases [2][]benchPhase
 	for i, sd := range sides {
 		phases[i] = sd.cy.initialPhases(ctx)
@@ -141,6 +141,7 @@ func benchPrivacyPairs(ctx context.Context, sides [2]*benchPrivacySide) ([]bench
 				sd := sides[i]
 				job := phases[i][ph].job
 				label := fmt.Sprintf("privacy %s %s %d-%d/%d", sd.name, name, from, to, n)
+				stop := benchPrivacyProfile(cfg, fmt.Sprintf("privacy-cpu/%s-%02d", sd.name, len(pairs)))
 				cpu0, cpuOK := benchCPUTime()
 				st, err := sd.cy.parallel(ctx, label, to-from, func(k int, s benchSamples) error { return job(from+k, s) })
 				if err == nil {
@@ -150,6 +151,7 @@ func benchPrivacyPairs(ctx context.Context, sides [2]*benchPrivacySide) ([]bench
 				if cpu1, ok := benchCPUTime(); ok && cpuOK {
 					cpu = cpu1 - cpu0
 				}
+				stop() // writing the profile is not the chunk's work
 				sd.steps = append(sd.steps, st)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", sd.name, err)
@@ -229,14 +231,21 @@ func benchPrivacyNote(pairs []benchPrivacyPair, plain, sealed *benchResult) stri
 		len(pairs), plain.Ops, plain.Seconds, plain.Rate, sealed.Ops, sealed.Seconds, sealed.Rate, q(0.5), q(0.25), q(0.75), hr(0), hr(1)) + cpuNote
 }
 
-// benchPrivacyProfile writes a CPU profile of a part of the section (its cycles, its
-// erasures) next to the JSON results (OUT.NAME.cpu.pprof); it returns the function that stops
-// it (once, however often it is called).
+// benchPrivacyProfile writes a CPU profile of a part of the section (a chunk of a cycle, the
+// erasures) next to the JSON results: OUT.NAME.cpu.pprof, or OUT.DIR/FILE.pprof for a name
+// DIR/FILE. It returns the function that stops it (once, however often it is called).
 func benchPrivacyProfile(cfg benchConfig, name string) (stop func()) {
 	if cfg.Out == "" {
 		return func() {}
 	}
-	f, err := os.Create(strings.TrimSuffix(cfg.Out, ".json") + "." + name + ".cpu.pprof")
+	path := strings.TrimSuffix(cfg.Out, ".json") + "." + name + ".cpu.pprof"
+	if dir, file := filepath.Split(name); dir != "" {
+		path = filepath.Join(strings.TrimSuffix(cfg.Out, ".json")+"."+dir, file+".pprof")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return func() {}
+		}
+	}
+	f, err := os.Create(path)
 	if err != nil {
 		return func() {}
 	}
