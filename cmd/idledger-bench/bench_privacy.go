@@ -8,7 +8,10 @@ package main
 // timed until that server's projector has applied what the chunk wrote. So both servers do
 // the same requests on logs of the same size, moments apart, and a neighbour that loads the
 // machine for a while slows both sides of the pairs it overlaps: the ratio of the rates over
-// all pairs is what encryption costs. (Both servers share one Go heap, so the collector's
+// all pairs is what encryption costs. The row's note adds the spread of the pairs' own
+// ratios, the ratio over each half of the users step (a cost growing with the log would
+// show), and the process's CPU time per request of each side, which other processes on the
+// machine disturb less than wall time. (Both servers share one Go heap, so the collector's
 // work on the sealed server's larger heap is shared by both sides.) On the sealed server a
 // tenth of the users (at most 100) are then deleted and erased one after the other (each
 // erasure destroys a key, deletes request records and rewrites projections.db), and the users'
@@ -96,10 +99,9 @@ func benchPrivacy(ctx context.Context, cfg benchConfig, dir string, rep *benchRe
 
 // A benchPrivacyPair is one chunk of the cycle as run on both servers.
 type benchPrivacyPair struct {
-	phase    string
-	requests int
-	plain    time.Duration // the chunk on the server in clear, until its projector caught up
-	sealed   time.Duration
+	phase  string
+	plain  time.Duration // the chunk on the server in clear, until its projector caught up
+	sealed time.Duration
 	// The process's CPU time over each side's run of the chunk (0: not measured).
 	plainCPU, sealedCPU time.Duration
 }
@@ -156,7 +158,6 @@ func benchPrivacyPairs(ctx context.Context, cfg benchConfig, sides [2]*benchPriv
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", sd.name, err)
 				}
-				pair.requests = st.Requests
 				if i == 0 {
 					pair.plain, pair.plainCPU = st.Elapsed, cpu
 				} else {
