@@ -84,11 +84,9 @@ func (s *Store) append(ctx context.Context, b domain.Batch) (_ domain.Version, e
 	seen := make(map[string]bool)
 	newKeys := make(map[string]string)
 	for _, w := range b.Writes {
-		m, err := encode(w.Event)
+		e := w.Event
+		m, err := s.encodeSealed(ctx, e, !seen[subject(e.Tenant, e.Kind, e.AggregateID)] && !w.NoExpect && w.Expected == 0, newKeys)
 		if err != nil {
-			return 0, err
-		}
-		if err := s.sealEvent(ctx, w.Event, !seen[m.Subject] && !w.NoExpect && w.Expected == 0, m, newKeys); err != nil {
 			return 0, err
 		}
 		// Only the first message of a subject in a batch may carry its expectation.

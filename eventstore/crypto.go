@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/idledger/idledger/domain"
 )
@@ -162,7 +164,7 @@ func valueAD(tenant domain.TenantID, user domain.UserID, eventType string) []byt
 
 // sealValue returns v sealed under the data key dk (named keyID).
 func sealValue(dk *dataKey, ad []byte, v any) (string, error) {
-	plain, err := json.Marshal(v)
+	plain, err := valueJSON(v)
 	if err != nil {
 		return "", fmt.Errorf("eventstore: seal: %w", err)
 	}
@@ -170,7 +172,45 @@ func sealValue(dk *dataKey, ad []byte, v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return sealedPrefix + dk.id + ":" + base64.RawStdEncoding.EncodeToString(ct), nil
+	n := len(sealedPrefix) + len(dk.id) + 1
+	out := make([]byte, n+base64.RawStdEncoding.EncodedLen(len(ct)))
+	copy(out, sealedPrefix)
+	copy(out[len(sealedPrefix):], dk.id)
+	out[n-1] = ':'
+	base64.RawStdEncoding.Encode(out[n:], ct)
+	return string(out), nil
+}
+
+// valueJSON returns the JSON of a personal value. Most are short strings, written here
+// directly when they need no escaping (the bytes encoding/json would write); anything else
+// goes through encoding/json.
+func valueJSON(v any) ([]byte, error) {
+	if s, ok := v.(string); ok {
+		b := make([]byte, 0, len(s)+2)
+		b = append(b, '"')
+		b = append(b, s...)
+		b = append(b, '"')
+		if plainJSONString(b[1 : len(b)-1]) {
+			return b, nil
+		}
+	}
+	return json.Marshal(v)
+}
+
+// plainJSONString reports whether s is valid UTF-8 that a JSON string holds as it is: no
+// quote, backslash or control character, and none of <, >, &, U+2028, U+2029 (which
+// encoding/json escapes).
+func plainJSONString(s []byte) bool {
+	ascii := true
+	for _, c := range s {
+		switch {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || (utf8.Valid(s) && !bytes.Contains(s, []byte("\u2028")) && !bytes.Contains(s, []byte("\u2029")))
 }
 
 // parseSealed splits a sealed value into its key id and ciphertext; ok is false for any other
@@ -197,6 +237,10 @@ func openValue(dk *dataKey, ad, ct []byte) (any, error) {
 	plain, err := open(dk.aead, ct, ad)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: open sealed value: %w", err)
+	}
+	// A string without escapes (valueJSON's fast path) is taken as it is.
+	if n := len(plain); n >= 2 && plain[0] == '"' && plain[n-1] == '"' && plainJSONString(plain[1:n-1]) {
+		return string(plain[1 : n-1]), nil
 	}
 	var v any
 	if err := json.Unmarshal(plain, &v); err != nil {

@@ -42,8 +42,8 @@ const (
 	keyInvalidateSubject = "idlc.keys.erased"
 	keyPoolSize          = 256
 	keyPoolLow           = 64
-	// keyCacheSize bounds the unwrapped keys and user→key links kept in memory; past it the
-	// caches start over.
+	// keyCacheSize bounds the unwrapped keys and user→key links kept in memory; past it half
+	// of a cache is dropped (evictHalf).
 	keyCacheSize = 200_000
 )
 
@@ -279,20 +279,31 @@ func (s *Store) key(ctx context.Context, id string) (*dataKey, error) {
 
 func (s *Store) cacheKey(id string, k *dataKey) {
 	s.kr.mu.Lock()
-	if len(s.kr.keys) >= keyCacheSize {
-		s.kr.keys = make(map[string]*dataKey)
-	}
+	evictHalf(s.kr.keys)
 	s.kr.keys[id] = k
 	s.kr.mu.Unlock()
 }
 
 func (s *Store) cacheUserKey(ref, id string) {
 	s.kr.mu.Lock()
-	if len(s.kr.users) >= keyCacheSize {
-		s.kr.users = make(map[string]string)
-	}
+	evictHalf(s.kr.users)
 	s.kr.users[ref] = id
 	s.kr.mu.Unlock()
+}
+
+// evictHalf drops about half of a full cache (keyCacheSize entries), chosen at random (the
+// order of a map's iteration): a company larger than the cache then misses on some of its
+// people, not on all of them at once as an emptied cache would.
+func evictHalf[V any](m map[string]V) {
+	if len(m) < keyCacheSize {
+		return
+	}
+	for k := range m {
+		if len(m) <= keyCacheSize/2 {
+			return
+		}
+		delete(m, k)
+	}
 }
 
 // userKeyID returns the id of a user's data key as the first event on the user's subject
@@ -372,46 +383,101 @@ func (s *Store) KeyErased(ctx context.Context, tenant domain.TenantID, user doma
 // first event of a user's subject (expected version 0) gets a new key, named in Idl-Key.
 // newKeys collects user→key links to remember once the batch is stored.
 func (s *Store) sealEvent(ctx context.Context, e domain.Event, first bool, m *nats.Msg, newKeys map[string]string) error {
-	if s.kr.master == nil {
-		return nil
-	}
-	if first && e.Kind == domain.KindUser {
-		k, err := s.newKey(ctx)
-		if err != nil {
-			return err
-		}
-		m.Header.Set(hdrKey, k.id)
-		newKeys[userRef(e.Tenant, domain.UserID(e.AggregateID))] = k.id
-	}
-	if !domain.HasPersonal(e) {
-		return nil
-	}
-	data, err := domain.MapPersonal(e, func(user domain.UserID, v any) (any, error) {
-		id, ok := newKeys[userRef(e.Tenant, user)]
-		if !ok {
-			var err error
-			if id, err = s.userKeyID(ctx, e.Tenant, user); err != nil {
-				return nil, err
-			}
-		}
-		if id == "" {
-			return v, nil // a user created before encryption, or no user
-		}
-		k, err := s.key(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			return domain.ErasedValue, nil // never seal anew for an erased person
-		}
-		return sealValue(k, valueAD(e.Tenant, user, e.Type), v)
-	})
+	data, keyID, err := s.sealData(ctx, e, first, newKeys)
 	if err != nil {
 		return err
+	}
+	if keyID != "" {
+		m.Header.Set(hdrKey, keyID)
+	}
+	if !domain.HasPersonal(e) || s.kr.master == nil {
+		return nil
 	}
 	m.Data, err = domain.EncodeData(data)
 	return err
 }
+
+// encodeSealed turns e into its message (encode) with its personal values sealed (sealData),
+// encoding the payload once. first and newKeys are sealEvent's.
+func (s *Store) encodeSealed(ctx context.Context, e domain.Event, first bool, newKeys map[string]string) (*nats.Msg, error) {
+	data, keyID, err := s.sealData(ctx, e, first, newKeys)
+	if err != nil {
+		return nil, err
+	}
+	e.Data = data
+	m, err := encode(e)
+	if err != nil {
+		return nil, err
+	}
+	if keyID != "" {
+		m.Header.Set(hdrKey, keyID)
+	}
+	return m, nil
+}
+
+// sealData returns e's payload with its personal values sealed, and, for the first event of a
+// user's subject, the id of the user's new data key (else ""). Data without personal values
+// is returned as it is. newKeys collects user→key links to remember once the batch is stored.
+func (s *Store) sealData(ctx context.Context, e domain.Event, first bool, newKeys map[string]string) (data any, keyID string, err error) {
+	if s.kr.master == nil {
+		return e.Data, "", nil
+	}
+	if first && e.Kind == domain.KindUser {
+		k, err := s.newKey(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		keyID = k.id
+		newKeys[userRef(e.Tenant, domain.UserID(e.AggregateID))] = k.id
+	}
+	if !domain.HasPersonal(e) {
+		return e.Data, keyID, nil
+	}
+	// Most values of an event are one person's: look their key up once (one lock, no direct
+	// get) and build the additional data once.
+	var (
+		lastUser domain.UserID
+		lastKey  *dataKey
+		lastAD   []byte
+		looked   bool
+	)
+	data, err = domain.MapPersonal(e, func(user domain.UserID, v any) (any, error) {
+		if !looked || user != lastUser {
+			id, ok := newKeys[userRef(e.Tenant, user)]
+			if !ok {
+				var err error
+				if id, err = s.userKeyID(ctx, e.Tenant, user); err != nil {
+					return nil, err
+				}
+			}
+			var k *dataKey
+			if id != "" {
+				var err error
+				if k, err = s.key(ctx, id); err != nil {
+					return nil, err
+				}
+				if k == nil {
+					k = erasedKey
+				}
+			}
+			lastUser, lastKey, lastAD, looked = user, k, valueAD(e.Tenant, user, e.Type), true
+		}
+		switch lastKey {
+		case nil:
+			return v, nil // a user created before encryption, or no user
+		case erasedKey:
+			return domain.ErasedValue, nil // never seal anew for an erased person
+		}
+		return sealValue(lastKey, lastAD, v)
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return data, keyID, nil
+}
+
+// erasedKey stands for a destroyed data key in the lookups of sealData and openEvent.
+var erasedKey = &dataKey{}
 
 // openEvent replaces the sealed values of a decoded event by their plain values, or by
 // domain.ErasedValue where the person's key is destroyed.
@@ -422,6 +488,13 @@ func (s *Store) openEvent(ctx context.Context, e *domain.Event, h nats.Header) e
 	if !domain.HasPersonal(*e) {
 		return nil
 	}
+	// As in sealData: one key lookup and one additional data per person of the event.
+	var (
+		lastID   string
+		lastUser domain.UserID
+		lastKey  *dataKey
+		lastAD   []byte
+	)
 	data, err := domain.MapPersonal(*e, func(user domain.UserID, v any) (any, error) {
 		id, ct, ok := parseSealed(v)
 		if !ok {
@@ -430,14 +503,20 @@ func (s *Store) openEvent(ctx context.Context, e *domain.Event, h nats.Header) e
 		if s.kr.master == nil {
 			return nil, fmt.Errorf("eventstore: seq %d holds sealed personal data and the store has no master key", e.Version)
 		}
-		k, err := s.key(ctx, id)
-		if err != nil {
-			return nil, err
+		if lastKey == nil || id != lastID || user != lastUser {
+			k, err := s.key(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if k == nil {
+				k = erasedKey
+			}
+			lastID, lastUser, lastKey, lastAD = id, user, k, valueAD(e.Tenant, user, e.Type)
 		}
-		if k == nil {
+		if lastKey == erasedKey {
 			return domain.ErasedValue, nil
 		}
-		return openValue(k, valueAD(e.Tenant, user, e.Type), ct)
+		return openValue(lastKey, lastAD, ct)
 	})
 	if err != nil {
 		return err

@@ -252,3 +252,43 @@ func TestPersonalValues(t *testing.T) {
 		t.Fatalf("values %q, want %q", got, want)
 	}
 }
+
+// TestScanSealed: Scan opens the personal values (strings with and without escapes, non-ASCII
+// text, objects and lists come back as they were given); ScanSealed leaves them sealed.
+func TestScanSealed(t *testing.T) {
+	key, _ := newMasterKey(t, t.TempDir(), "m.key")
+	s := mustOpen(t, eventstore.Config{Dir: t.TempDir(), NoSync: true, MasterKey: key})
+	ctx := t.Context()
+	ids := idSeq()
+	e := userCreated("t1", "u1", ids(), "grâce@hopper.example")
+	attrs := e.Data.(domain.UserCreated).Attributes
+	attrs["displayName"] = `Grace "Amazing" <Hopper> & co\` + "\u2028"
+	attrs["title"] = "Rear Admiral"
+	if _, err := s.Append(ctx, domain.Batch{Tenant: "t1", Writes: []domain.Write{{Event: e}}}); err != nil {
+		t.Fatal(err)
+	}
+	var opened, sealed map[string]any
+	if err := s.Scan(ctx, "t1", 0, 0, func(e domain.Event) bool {
+		opened = e.Data.(domain.UserCreated).Attributes
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(opened, attrs) {
+		t.Fatalf("Scan: %#v, want %#v", opened, attrs)
+	}
+	if err := s.ScanSealed(ctx, "t1", 0, 0, func(e domain.Event) bool {
+		sealed = e.Data.(domain.UserCreated).Attributes
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range sealed {
+		if s, _ := v.(string); !strings.HasPrefix(s, "idl:sealed:1:") {
+			t.Errorf("ScanSealed: %s = %#v, want a sealed value", k, v)
+		}
+	}
+	if len(sealed) != len(attrs) {
+		t.Fatalf("ScanSealed: %d attributes, want %d", len(sealed), len(attrs))
+	}
+}

@@ -1,9 +1,18 @@
 package main
 
-// Section 7 of the bench: personal data (README "Personal data"). The same initial cycle runs
-// on fresh servers storing personal data in clear (app.Config.PlainPersonalData, the bench's
-// comparison only), sealed under per-person keys (the product), and in clear again, so the
-// ratio of the sealed rate to the clear runs' is what encryption costs. On the sealed server a
+// Section 7 of the bench: personal data (README "Personal data"). The initial cycle runs on
+// two fresh servers side by side, one storing personal data in clear (app.Config.
+// PlainPersonalData, the bench's comparison only), one sealing it under per-person keys (the
+// product). The cycle's steps are cut into chunks (a thousand users, a hundred groups), and
+// each chunk runs on one server then on the other, the first of the pair alternating, each
+// timed until that server's projector has applied what the chunk wrote. So both servers do
+// the same requests on logs of the same size, moments apart, and a neighbour that loads the
+// machine for a while slows both sides of the pairs it overlaps: the ratio of the rates over
+// all pairs is what encryption costs. The row's note adds the spread of the pairs' own
+// ratios, the ratio over each half of the users step (a cost growing with the log would
+// show), and the process's CPU time per request of each side, which other processes on the
+// machine disturb less than wall time. (Both servers share one Go heap, so the collector's
+// work on the sealed server's larger heap is shared by both sides.) On the sealed server a
 // tenth of the users (at most 100) are then deleted and erased one after the other (each
 // erasure destroys a key, deletes request records and rewrites projections.db), and the users'
 // state is read as of now through the audit API (which opens every sealed value of their
@@ -16,6 +25,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/idledger/idledger/cmd/internal/app"
@@ -26,46 +40,224 @@ import (
 // not need the full profile.
 const benchPrivacyMaxUsers = 20_000
 
+// The chunks of the section's cycles: so many users (the users and managers steps) or groups
+// (the groups and members steps) run on one server before the same run on the other.
+const (
+	benchPrivacyChunkUsers  = 1000
+	benchPrivacyChunkGroups = 100
+)
+
+// benchPrivacySide is one of the two servers of section 7.
+type benchPrivacySide struct {
+	name  string
+	s     *benchServer
+	c     *benchClient
+	cy    *benchCycle
+	steps []benchStep
+}
+
 // benchPrivacy runs section 7.
 func benchPrivacy(ctx context.Context, cfg benchConfig, dir string, rep *benchReport, rss *benchRSS, bar func(string, int) *cli.Progress, progressOut io.Writer) error {
 	p := cfg.Profile
 	scale := min(1, float64(benchPrivacyMaxUsers)/float64(p.Users))
 	p.Users = max(1, int(float64(p.Users)*scale))
 	p.Groups = max(1, int(float64(p.Groups)*scale))
-	// In clear, sealed, in clear again: the sealed run is compared with both clear runs
-	// together, so that neither a warm-up nor a later slowdown of the machine favours one side.
-	var inClear []benchStep
-	for round, plain := range []bool{true, false, true} {
-		name := map[bool]string{true: "plain", false: "sealed"}[plain]
-		s, err := benchPrivacyServer(ctx, cfg, filepath.Join(dir, fmt.Sprintf("privacy-%d-%s", round, name)), plain, rss, rep, bar, progressOut)
+	var sides [2]*benchPrivacySide // plain, sealed
+	defer func() {
+		for _, sd := range sides {
+			if sd != nil {
+				sd.c.close()
+				sd.s.m.Close()
+			}
+		}
+	}()
+	for i, name := range []string{"plain", "sealed"} {
+		s, err := benchPrivacyServer(ctx, cfg, filepath.Join(dir, "privacy-"+name), name == "plain", rss, rep, bar, progressOut)
 		if err != nil {
 			return err
 		}
 		s.model = newBenchModel(p)
 		c := newBenchClient(s.base+"/scim/v2", s.token, p.Concurrency)
-		cy := &benchCycle{c: c, m: s.model, conc: p.Concurrency, bar: bar}
-		steps, err := cy.initial(ctx, "privacy "+name)
-		if err == nil && plain {
-			inClear = append(inClear, steps...)
+		sides[i] = &benchPrivacySide{name: name, s: s, c: c, cy: &benchCycle{c: c, m: s.model, conc: p.Concurrency, bar: bar}}
+	}
+	pairs, err := benchPrivacyPairs(ctx, cfg, sides)
+	if err != nil {
+		return err
+	}
+	plain, sealed := sides[0], sides[1]
+	rp := benchCycleResult("privacy.initial_plain", "privacy", fmt.Sprintf("initial cycle, personal data in clear (%d users)", p.Users), plain.steps)
+	rs := benchCycleResult("privacy.initial_sealed", "privacy", fmt.Sprintf("initial cycle, personal data sealed (%d users)", p.Users), sealed.steps)
+	rs.RSSMiB = sealed.s.phaseDone()
+	rs.Limit, rs.Target = "privacy.initial_plain", "≥ 0.95× the same cycle in clear"
+	rs.check = func(r *benchResult) string { return benchYesNo(r.Ratio >= 0.95) }
+	rs.Note = benchPrivacyNote(pairs, rp, rs)
+	rp.Note = "the same requests as the sealed row, in chunks alternating with it (see its note)"
+	rep.add(rp)
+	rep.add(rs)
+	return sealed.s.privacyErase(ctx, sealed.c, p)
+}
+
+// A benchPrivacyPair is one chunk of the cycle as run on both servers.
+type benchPrivacyPair struct {
+	phase  string
+	plain  time.Duration // the chunk on the server in clear, until its projector caught up
+	sealed time.Duration
+	// The process's CPU time over each side's run of the chunk (0: not measured).
+	plainCPU, sealedCPU time.Duration
+}
+
+// benchCPUTime returns the CPU time this process has used (user and system), and whether it
+// could be read.
+func benchCPUTime() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// benchPrivacyPairs runs the initial cycle on both sides chunk by chunk, alternating which
+// side goes first, and returns the pairs' timings; each side's steps collect its chunks. Each
+// side's run of a chunk has its CPU profile, OUT.privacy-cpu/SIDE-N.pprof: go tool pprof
+// merges the files it is given, so one side's profile is that of all its files.
+func benchPrivacyPairs(ctx context.Context, cfg benchConfig, sides [2]*benchPrivacySide) ([]benchPrivacyPair, error) {
+	var phases [2][]benchPhase
+	for i, sd := range sides {
+		phases[i] = sd.cy.initialPhases(ctx)
+	}
+	var pairs []benchPrivacyPair
+	for ph := range phases[0] {
+		n, name := phases[0][ph].n, phases[0][ph].name
+		size := benchPrivacyChunkUsers
+		if name == "groups" || name == "members" {
+			size = benchPrivacyChunkGroups
 		}
-		if err == nil && !plain {
-			r := benchCycleResult("privacy.initial_sealed", "privacy", fmt.Sprintf("initial cycle, personal data sealed (%d users)", p.Users), steps)
-			r.RSSMiB = s.phaseDone()
-			r.Limit, r.Target = "privacy.initial_plain", "≥ 0.95× the same cycle in clear"
-			r.check = func(r *benchResult) string { return benchYesNo(r.Ratio >= 0.95) }
-			r.Note = "ratio to the same cycle with personal data in clear (a comparison switch of the bench only), run before and after it"
-			rep.add(r)
-			err = s.privacyErase(ctx, c, p)
-		}
-		c.close()
-		s.m.Close()
-		if err != nil {
-			return err
+		for from := 0; from < n; from += size {
+			to := min(from+size, n)
+			pair := benchPrivacyPair{phase: name}
+			order := []int{0, 1}
+			if len(pairs)%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, i := range order {
+				sd := sides[i]
+				job := phases[i][ph].job
+				label := fmt.Sprintf("privacy %s %s %d-%d/%d", sd.name, name, from, to, n)
+				stop := benchPrivacyProfile(cfg, fmt.Sprintf("privacy-cpu/%s-%02d", sd.name, len(pairs)))
+				cpu0, cpuOK := benchCPUTime()
+				st, err := sd.cy.parallel(ctx, label, to-from, func(k int, s benchSamples) error { return job(from+k, s) })
+				if err == nil {
+					err = sd.caughtUp(ctx, &st)
+				}
+				var cpu time.Duration
+				if cpu1, ok := benchCPUTime(); ok && cpuOK {
+					cpu = cpu1 - cpu0
+				}
+				stop() // writing the profile is not the chunk's work
+				sd.steps = append(sd.steps, st)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", sd.name, err)
+				}
+				if i == 0 {
+					pair.plain, pair.plainCPU = st.Elapsed, cpu
+				} else {
+					pair.sealed, pair.sealedCPU = st.Elapsed, cpu
+				}
+			}
+			pairs = append(pairs, pair)
 		}
 	}
-	r := benchCycleResult("privacy.initial_plain", "privacy", fmt.Sprintf("initial cycle, personal data in clear (%d users, two runs)", p.Users), inClear)
-	rep.add(r)
+	return pairs, nil
+}
+
+// caughtUp waits until the side's projector has applied the whole log and adds the wait to
+// the step: the work a chunk causes is timed whole, the read models' included.
+func (sd *benchPrivacySide) caughtUp(ctx context.Context, st *benchStep) error {
+	start := time.Now()
+	head, err := sd.s.m.Store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sd.s.m.Projector.WaitFor(ctx, head); err != nil {
+		return err
+	}
+	st.Elapsed += time.Since(start)
 	return nil
+}
+
+// benchPrivacyNote says what the sealed row's ratio is computed from: the pairs' totals, the
+// spread of the pairs' own ratios, and the ratio over the first and the second half of the
+// users created (a cost that grew with the log would show in the second).
+func benchPrivacyNote(pairs []benchPrivacyPair, plain, sealed *benchResult) string {
+	var ratios []float64
+	var half [2][2]time.Duration // [first, second half of the users][plain, sealed]
+	var cpu [2]time.Duration     // plain, sealed
+	users := 0
+	for _, p := range pairs {
+		cpu[0] += p.plainCPU
+		cpu[1] += p.sealedCPU
+		if p.plain > 0 && p.sealed > 0 {
+			ratios = append(ratios, p.plain.Seconds()/p.sealed.Seconds())
+		}
+		if p.phase == "users" {
+			users++
+		}
+	}
+	k := 0
+	for _, p := range pairs {
+		if p.phase != "users" {
+			continue
+		}
+		h := min(1, 2*k/max(1, users))
+		half[h][0] += p.plain
+		half[h][1] += p.sealed
+		k++
+	}
+	slices.Sort(ratios)
+	q := func(f float64) float64 {
+		if len(ratios) == 0 {
+			return 0
+		}
+		return ratios[min(len(ratios)-1, int(f*float64(len(ratios))))]
+	}
+	hr := func(h int) float64 { return half[h][0].Seconds() / max(1e-9, half[h][1].Seconds()) }
+	cpuNote := ""
+	if cpu[0] > 0 && cpu[1] > 0 {
+		perReq := func(d time.Duration, n int) float64 { return d.Seconds() * 1e3 / float64(max(1, n)) }
+		cpuNote = fmt.Sprintf("; CPU time of the process per request (server and client, whatever other processes do): in clear %.2f ms, sealed %.2f ms, ratio %.2f",
+			perReq(cpu[0], plain.Ops), perReq(cpu[1], sealed.Ops), cpu[0].Seconds()/cpu[1].Seconds())
+	}
+	return fmt.Sprintf("ratio of the rates over %d chunk pairs run alternately on two fresh servers, same requests, same log size at each chunk's start, each timed until its projector caught up: "+
+		"in clear %d requests in %.1f s (%.0f req/s), sealed %d in %.1f s (%.0f req/s); the pairs' own ratios: median %.2f, quartiles %.2f–%.2f; users step, first half %.2f, second half %.2f",
+		len(pairs), plain.Ops, plain.Seconds, plain.Rate, sealed.Ops, sealed.Seconds, sealed.Rate, q(0.5), q(0.25), q(0.75), hr(0), hr(1)) + cpuNote
+}
+
+// benchPrivacyProfile writes a CPU profile of a part of the section (a chunk of a cycle, the
+// erasures) next to the JSON results: OUT.NAME.cpu.pprof, or OUT.DIR/FILE.pprof for a name
+// DIR/FILE. It returns the function that stops it (once, however often it is called).
+func benchPrivacyProfile(cfg benchConfig, name string) (stop func()) {
+	if cfg.Out == "" {
+		return func() {}
+	}
+	path := strings.TrimSuffix(cfg.Out, ".json") + "." + name + ".cpu.pprof"
+	if dir, file := filepath.Split(name); dir != "" {
+		path = filepath.Join(strings.TrimSuffix(cfg.Out, ".json")+"."+dir, file+".pprof")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return func() {}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		f.Close()
+		return func() {}
+	}
+	return sync.OnceFunc(func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	})
 }
 
 // benchPrivacyServer starts a fresh server and its company for section 7.
@@ -110,6 +302,8 @@ func (s *benchServer) privacyErase(ctx context.Context, scim *benchClient, p ben
 	api := newBenchClient(s.base+"/api/v1", s.apiKey, 1)
 	defer api.close()
 	erase := benchSamples{}
+	stop := benchPrivacyProfile(s.cfg, "privacy-erase")
+	defer stop()
 	start := time.Now()
 	for i := range n {
 		u := s.model.users[len(s.model.users)-1-i]
@@ -123,6 +317,7 @@ func (s *benchServer) privacyErase(ctx context.Context, scim *benchClient, p ben
 		erase.add("erase", d)
 	}
 	elapsed := time.Since(start)
+	stop()
 	fi, _ := os.Stat(filepath.Join(s.dir, "projections.db"))
 	var size int64
 	if fi != nil {

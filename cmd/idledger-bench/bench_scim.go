@@ -309,9 +309,29 @@ func (cy *benchCycle) parallel(ctx context.Context, label string, n int, job fun
 // created (POST); every group matched and created empty, then filled by PATCHes of at most 25
 // members; then every manager written by PATCH, once both users exist.
 func (cy *benchCycle) initial(ctx context.Context, label string) ([]benchStep, error) {
-	m := cy.m
 	var steps []benchStep
-	st, err := cy.parallel(ctx, label+" users", len(m.users), func(i int, s benchSamples) error {
+	for _, ph := range cy.initialPhases(ctx) {
+		st, err := cy.parallel(ctx, label+" "+ph.name, ph.n, ph.job)
+		steps = append(steps, st)
+		if err != nil {
+			return steps, err
+		}
+	}
+	return steps, nil
+}
+
+// A benchPhase is one step of a cycle: job(i) for each of its n items, in any order.
+type benchPhase struct {
+	name string
+	n    int
+	job  func(i int, s benchSamples) error
+}
+
+// initialPhases returns the steps of the initial cycle, each to run once the one before it
+// is done.
+func (cy *benchCycle) initialPhases(ctx context.Context) []benchPhase {
+	m := cy.m
+	return []benchPhase{{"users", len(m.users), func(i int, s benchSamples) error {
 		u := m.users[i]
 		var list benchSCIMList
 		d, err := cy.c.do(ctx, "GET", benchFilterPath("Users", fmt.Sprintf("userName eq %q", u.userName), ""), nil, &list, 200)
@@ -333,13 +353,7 @@ func (cy *benchCycle) initial(ctx context.Context, label string) ([]benchStep, e
 		}
 		u.id = id.ID
 		return nil
-	})
-	steps = append(steps, st)
-	if err != nil {
-		return steps, err
-	}
-
-	st, err = cy.parallel(ctx, label+" groups", len(m.groups), func(g int, s benchSamples) error {
+	}}, {"groups", len(m.groups), func(g int, s benchSamples) error {
 		grp := m.groups[g]
 		var list benchSCIMList
 		d, err := cy.c.do(ctx, "GET", benchFilterPath("Groups", fmt.Sprintf("displayName eq %q", grp.name), "excludedAttributes=members"), nil, &list, 200)
@@ -360,14 +374,8 @@ func (cy *benchCycle) initial(ctx context.Context, label string) ([]benchStep, e
 		s.add(opPostGroup, d)
 		grp.id = id.ID
 		return nil
-	})
-	steps = append(steps, st)
-	if err != nil {
-		return steps, err
-	}
-
-	// Members: one worker per group, its chunks in order (as one Entra job sends them).
-	st, err = cy.parallel(ctx, label+" members", len(m.groups), func(g int, s benchSamples) error {
+	}}, {"members", len(m.groups), func(g int, s benchSamples) error {
+		// One worker per group, its chunks in order (as one Entra job sends them).
 		grp := m.groups[g]
 		for start := 0; start < len(grp.members); start += 25 {
 			chunk := grp.members[start:min(start+25, len(grp.members))]
@@ -386,13 +394,7 @@ func (cy *benchCycle) initial(ctx context.Context, label string) ([]benchStep, e
 			s.add(opPatchMembers, d)
 		}
 		return nil
-	})
-	steps = append(steps, st)
-	if err != nil {
-		return steps, err
-	}
-
-	st, err = cy.parallel(ctx, label+" managers", len(m.users), func(i int, s benchSamples) error {
+	}}, {"managers", len(m.users), func(i int, s benchSamples) error {
 		u := m.users[i]
 		if u.manager < 0 {
 			return nil
@@ -413,9 +415,7 @@ func (cy *benchCycle) initial(ctx context.Context, label string) ([]benchStep, e
 		}
 		s.add(opPatchManager, d)
 		return nil
-	})
-	steps = append(steps, st)
-	return steps, err
+	}}}
 }
 
 // incremental runs an incremental cycle: 5 % of users get attribute changes, 2 % are

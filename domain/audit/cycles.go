@@ -383,9 +383,20 @@ func (a *Service) catchUp(ctx context.Context, tenant domain.TenantID) (*tenantF
 	return tf, nil
 }
 
+// sealedScanner is a History that can scan without opening sealed personal values
+// (eventstore.Store.ScanSealed), for readers that use none.
+type sealedScanner interface {
+	ScanSealed(ctx context.Context, tenant domain.TenantID, after, through domain.Version, fn func(domain.Event) bool) error
+}
+
 func (a *Service) catchUpLocked(ctx context.Context, tenant domain.TenantID, f *cycleFold) error {
 	// The log first: a record's cycle has its marker in the log before the record is sent.
-	err := a.History.Scan(ctx, tenant, f.logThrough, 0, func(e domain.Event) bool {
+	// The fold reads no personal value: a log that can skip opening them (sealedScanner) does.
+	scan := a.History.Scan
+	if s, ok := a.History.(sealedScanner); ok {
+		scan = s.ScanSealed
+	}
+	err := scan(ctx, tenant, f.logThrough, 0, func(e domain.Event) bool {
 		f.addEvent(e)
 		return true
 	})
