@@ -193,9 +193,17 @@ func (s *Server) listUsers(c echo.Context, p listParams) (map[string]any, error)
 		return nil, err
 	}
 	defer done()
-	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(userIndexes, s.userView, userStored))
+	q := p.query(userIndexes, s.userView, userStored)
+	rank, err := p.rank(&q, s.userView, userStored) // scim_list_rank.go
+	if err != nil {
+		return nil, err
+	}
+	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), q)
 	if err != nil {
 		return nil, readError(err)
+	}
+	if rank != nil {
+		users, p = rankedPage[domain.User](p, rank)
 	}
 	rendered := make([]map[string]any, len(users))
 	for i, u := range users {
