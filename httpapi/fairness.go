@@ -27,6 +27,11 @@ import (
 //     (§4.1: userName, externalId or emails eq) are index look-ups and never count;
 //   - every list read runs under ReadTimeout: the read models' scan loops stop at the deadline
 //     and the request answers 503 with Retry-After.
+//
+// Within its slot, a scan parks for a moment after each millisecond of work (projections,
+// scanpace.go), so that a processor it leaves idle reads the network and serves the requests
+// that arrived meanwhile, and a sorted list keeps only the matches up to its page
+// (scim_list_rank.go) rather than rendering and sorting every user of the company.
 
 // FairnessConfig bounds what one company's list reads may cost the others.
 type FairnessConfig struct {

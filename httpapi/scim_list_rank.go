@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"math"
+	"strings"
 
 	"github.com/idledger/idledger/domain"
 	"github.com/idledger/idledger/domain/scim"
@@ -40,6 +41,29 @@ func (p listParams) rank(q *domain.ListQuery, view, stored func(domain.Resource)
 	}
 	q.Offset, q.Limit = 0, 0 // every match counts in the total; the Ranking keeps the page
 	return r, nil
+}
+
+// rankGroups is rank for a group list. A sort by members (which the read model does not
+// store with the group) is left to page, which sorts the groups rendered with their members.
+func (p listParams) rankGroups(q *domain.ListQuery, view func(domain.Resource) map[string]any) (*scim.Ranking, error) {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p.sortBy)), "members") {
+		return nil, nil
+	}
+	return p.rank(q, view, groupStored)
+}
+
+// groupSortView is what a sort sees of a group other than its members: its representation
+// with id and meta (groupJSON without members, which needs no read).
+func (s *Server) groupSortView(r domain.Resource) map[string]any {
+	g := r.(*domain.Group)
+	return resourceJSON(g.Resource, g.Schemas, scim.SchemaGroup, string(g.ID), "Group",
+		g.Created, g.Modified, s.groupLocation(g.ID), g.Version)
+}
+
+// groupStored returns a group's stored attributes, what groupView holds besides schemas, id
+// and meta.
+func groupStored(r domain.Resource) map[string]any {
+	return r.(*domain.Group).Resource
 }
 
 // rankedPage returns the page of the matches r kept (from startIndex on), and p without its
