@@ -88,8 +88,8 @@ func (p listParams) query(indexes []string, view, stored func(domain.Resource) m
 			view = stored
 		}
 		// userNames compare through the fold that uniqueness and the index use.
-		m := scim.Matcher{UserName: usernames.Fold}
-		q.Keep = func(r domain.Resource) bool { return m.Match(f, view(r)) }
+		match := scim.Matcher{UserName: usernames.Fold}.Compile(f)
+		q.Keep = func(r domain.Resource) bool { return match(view(r)) }
 	}
 	return q
 }
