@@ -2,7 +2,10 @@ package main
 
 // The noisy-neighbour figure: company B's trivial list request, alone and while company A (the
 // bench's company, with the profile's users) floods the server with the most expensive list
-// requests the filter limits allow.
+// requests the filter limits allow. B is measured the same way both times (one request at a
+// time, at least the same number of requests and the same minimum time); flooded, from A's
+// first answer on (A's scans are running) until at least benchFloodScans of them have been
+// answered, so that at 100k users, where one scan takes seconds, the figure spans several.
 
 import (
 	"context"
