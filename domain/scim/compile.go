@@ -20,6 +20,7 @@ type preparedCompare struct {
 	exact     bool   // strings compare case-sensitively
 	dateTime  bool   // meta.created or meta.lastModified of a resource
 	foldNodes bool   // the resource's values go through the Matcher's UserName fold
+	wantLower bool   // want is a string in lower case, for a comparison that is not exact
 }
 
 func (*preparedCompare) filterNode() {}
@@ -53,6 +54,9 @@ func (m Matcher) prepare(f Filter, parent string) Filter {
 		return ValuePathFilter{Path: x.Path, Filter: m.prepare(x.Filter, x.Path.Attr)}
 	case CompareFilter:
 		pc := m.prepareCompare(x, parent)
+		if w, ok := pc.want.(string); ok && !pc.exact {
+			pc.want, pc.wantLower = strings.ToLower(w), true // compareStrings lowers it otherwise
+		}
 		return &pc
 	}
 	return f

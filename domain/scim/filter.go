@@ -352,7 +352,7 @@ func (m Matcher) matchPrepared(pc *preparedCompare, obj map[string]any, top bool
 			continue // null, or an object or list that has no comparable value
 		}
 		compared = true
-		if compareValue(pc.op, n, pc.want, pc.exact, pc.dateTime) {
+		if compareValue(pc.op, n, pc.want, pc.exact, pc.dateTime, pc.wantLower) {
 			return true
 		}
 	}
@@ -439,12 +439,13 @@ func present(v any) bool {
 }
 
 // compareValue applies op to one attribute value and the filter's value, both normalised.
-func compareValue(op string, have, want any, exact, dateTime bool) bool {
+// wantLower says that want, if a string, is in lower case already (when not exact).
+func compareValue(op string, have, want any, exact, dateTime, wantLower bool) bool {
 	switch h := have.(type) {
 	case string:
 		switch w := want.(type) {
 		case string:
-			return compareStrings(op, h, w, exact, dateTime)
+			return compareStrings(op, h, w, exact, dateTime, wantLower)
 		case bool:
 			hb, ok := parseBoolText(h)
 			return ok && compareBools(op, hb, w)
@@ -472,7 +473,7 @@ func compareValue(op string, have, want any, exact, dateTime bool) bool {
 	return false
 }
 
-func compareStrings(op, h, w string, exact, dateTime bool) bool {
+func compareStrings(op, h, w string, exact, dateTime, wLower bool) bool {
 	switch op {
 	case OpGt, OpGe, OpLt, OpLe:
 		dateTime = true
@@ -488,7 +489,10 @@ func compareStrings(op, h, w string, exact, dateTime bool) bool {
 		}
 	}
 	if !exact {
-		h, w = strings.ToLower(h), strings.ToLower(w)
+		h = strings.ToLower(h)
+		if !wLower {
+			w = strings.ToLower(w)
+		}
 	}
 	switch op {
 	case OpCo:
