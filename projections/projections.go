@@ -622,8 +622,8 @@ const ctxCheckEvery = 32
 
 // candidates calls fn with the id and row of every candidate of q in creation order: all
 // rows of the tenant, or those an index names. It returns ctx's error (wrapped) once ctx has
-// ended, checking before the first candidate and then every ctxCheckEvery. A scan (all rows)
-// runs in slices of work with pauses between them (scanPacer).
+// ended, checking before the first candidate and then every ctxCheckEvery. A query that reads
+// for long runs in slices of work with pauses between them (scanPacer).
 func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *bolt.Bucket,
 	index map[string]indexDef, fn func(id, raw []byte) error) error {
 	n := 0
@@ -680,9 +680,13 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 		}
 	}
 	slices.SortFunc(ids, bytes.Compare)
+	pace := newScanPacer()
 	for _, id := range slices.CompactFunc(ids, bytes.Equal) {
 		if err := stopped(); err != nil {
 			return err
+		}
+		if err := pace.step(ctx); err != nil {
+			return fmt.Errorf("projections: query stopped after %d candidates: %w", n-1, err)
 		}
 		if raw := rows.Get(key(tenant, string(id))); raw != nil {
 			if err := fn(id, raw); err != nil {

@@ -14,8 +14,8 @@ import (
 // event log's goroutines often hold it for milliseconds) or the runtime's monitor polls the
 // network (every 10 ms). A scan therefore runs in slices of scanSlice and parks for scanPause
 // between them: with nothing else runnable the processor polls the network and runs what has
-// arrived. The scan takes up to twice as long; index look-ups (every query of Entra) do not
-// pause.
+// arrived. The scan takes up to twice as long. An index look-up that names many candidates
+// is paced the same way; one of Entra's (one candidate) never works a whole slice.
 const (
 	// scanSlice is how long a scan works between two pauses.
 	scanSlice = time.Millisecond
