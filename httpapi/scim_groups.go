@@ -137,6 +137,7 @@ func (s *Server) listGroups(c echo.Context, p listParams) (map[string]any, error
 		return m
 	}
 	q := p.query(groupIndexes, view, nil)
+	s.yieldScans(c, &q)                            // fairness.go
 	rank, err := p.rankGroups(&q, s.groupSortView) // scim_list_rank.go
 	if err != nil {
 		return nil, err

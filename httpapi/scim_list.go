@@ -194,6 +194,7 @@ func (s *Server) listUsers(c echo.Context, p listParams) (map[string]any, error)
 	}
 	defer done()
 	q := p.query(userIndexes, s.userView, userStored)
+	s.yieldScans(c, &q)                             // fairness.go
 	rank, err := p.rank(&q, s.userView, userStored) // scim_list_rank.go
 	if err != nil {
 		return nil, err

@@ -643,7 +643,7 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 	if attr == "" {
 		prefix := key(tenant, "")
 		c := rows.Cursor()
-		pace := newScanPacer()
+		pace := newScanPacer(q.Yield)
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if err := stopped(); err != nil {
 				return err
@@ -680,7 +680,7 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 		}
 	}
 	slices.SortFunc(ids, bytes.Compare)
-	pace := newScanPacer()
+	pace := newScanPacer(q.Yield)
 	for _, id := range slices.CompactFunc(ids, bytes.Equal) {
 		if err := stopped(); err != nil {
 			return err

@@ -14,13 +14,17 @@ import (
 // event log's goroutines often hold it for milliseconds) or the runtime's monitor polls the
 // network (every 10 ms). A scan therefore runs in slices of scanSlice and parks for scanPause
 // between them: with nothing else runnable the processor polls the network and runs what has
-// arrived. The scan takes up to twice as long. An index look-up that names many candidates
-// is paced the same way; one of Entra's (one candidate) never works a whole slice.
+// arrived. The scan takes up to twice as long; a query with Yield (a company pushing past its
+// budget of scans) parks three slices long and takes up to four times as long. An index
+// look-up that names many candidates is paced the same way; one of Entra's (one candidate)
+// never works a whole slice.
 const (
 	// scanSlice is how long a scan works between two pauses.
 	scanSlice = time.Millisecond
 	// scanPause is how long a scan parks; the runtime's timers make it about a millisecond.
 	scanPause = 50 * time.Microsecond
+	// yieldPause is how long a scan of a query with Yield parks: it works a quarter of the time.
+	yieldPause = 3 * scanSlice
 	// paceEvery is how many rows a scan reads between two looks at the clock.
 	paceEvery = 8
 )
@@ -29,23 +33,29 @@ const (
 type scanPacer struct {
 	n     int
 	since time.Time
+	pause time.Duration
 	timer *time.Timer
 }
 
-func newScanPacer() *scanPacer {
-	return &scanPacer{since: time.Now()}
+// newScanPacer returns a pacer that parks for scanPause, or yieldPause if yield is set.
+func newScanPacer(yield bool) *scanPacer {
+	p := &scanPacer{since: time.Now(), pause: scanPause}
+	if yield {
+		p.pause = yieldPause
+	}
+	return p
 }
 
 // step is called before each row; once the current slice is spent it parks the goroutine for
-// scanPause, or until ctx ends (then it returns ctx's error).
+// its pause, or until ctx ends (then it returns ctx's error).
 func (p *scanPacer) step(ctx context.Context) error {
 	if p.n++; p.n%paceEvery != 0 || time.Since(p.since) < scanSlice {
 		return nil
 	}
 	if p.timer == nil {
-		p.timer = time.NewTimer(scanPause)
+		p.timer = time.NewTimer(p.pause)
 	} else {
-		p.timer.Reset(scanPause)
+		p.timer.Reset(p.pause)
 	}
 	select {
 	case <-p.timer.C:

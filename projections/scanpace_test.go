@@ -9,10 +9,11 @@ import (
 )
 
 // TestScanPacer: a scan parks for scanPause once it has worked scanSlice (looking at the
-// clock every paceEvery rows), not before, and a pause ends early with the context's error.
+// clock every paceEvery rows), not before; for yieldPause if its query yields; a pause ends
+// early with the context's error.
 func TestScanPacer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newScanPacer()
+		p := newScanPacer(false)
 		ctx := context.Background()
 		step := func() time.Duration {
 			t.Helper()
@@ -40,6 +41,15 @@ func TestScanPacer(t *testing.T) {
 			if d := step(); d != 0 {
 				t.Fatalf("step %d of the next slice parked %s", i, d)
 			}
+		}
+
+		p = newScanPacer(true)
+		time.Sleep(scanSlice)
+		for range paceEvery - 1 {
+			step()
+		}
+		if d := step(); d != yieldPause {
+			t.Fatalf("step of a yielding query after the slice parked %s, want %s", d, yieldPause)
 		}
 
 		cctx, cancel := context.WithCancel(ctx)
