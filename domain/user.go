@@ -111,6 +111,9 @@ type ListQuery struct {
 	Keep func(Resource) bool
 	// Offset skips that many matches; Limit caps the page (negative means no cap).
 	Offset, Limit int
+	// Yield asks a long read to leave more of its processor to other requests (a company
+	// pushing past its budget of scans, see httpapi's fairness): it works slower.
+	Yield bool
 }
 
 // Resource is a user or group as the read model holds it, for ListQuery.Keep.

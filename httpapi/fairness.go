@@ -17,7 +17,7 @@ import (
 // Fairness: the rate limit (ratelimit.go) counts requests, not what they cost, and one list
 // request that no index answers reads, decodes and matches every user of the company. Such
 // scans are what one company can slow the others with (a few dozen concurrent filters of many
-// terms took another company's one-user GET from 3 ms to more than a second). Three bounds
+// terms took another company's one-user GET from 3 ms to more than a second). Four bounds
 // keep a company's scans to its share of the CPUs:
 //
 //   - the filter parser refuses more than 50 comparisons and 16 levels of nesting (domain/scim,
@@ -26,7 +26,15 @@ import (
 //     which Entra honours by pausing and retrying (docs/entra-scim.md §8). Entra's own queries
 //     (§4.1: userName, externalId or emails eq) are index look-ups and never count;
 //   - every list read runs under ReadTimeout: the read models' scan loops stop at the deadline
-//     and the request answers 503 with Retry-After.
+//     and the request answers 503 with Retry-After;
+//   - within its slot, a scan parks for about a millisecond after each millisecond of work
+//     (projections, scanpace.go), so that a processor it leaves idle reads the network and
+//     serves the requests that arrived meanwhile; a company refused a slot within pressWindow
+//     (one that keeps its slots busy and asks for more) has its scans park three times as
+//     long (domain.ListQuery.Yield).
+//
+// A sorted list keeps only the matches up to its page (scim_list_rank.go) rather than
+// rendering and sorting every user of the company.
 
 // FairnessConfig bounds what one company's list reads may cost the others.
 type FairnessConfig struct {
@@ -56,13 +64,20 @@ func (c FairnessConfig) withDefaults() FairnessConfig {
 // limits allow takes well under a second on a company of 10,000 users.
 const retryAfterScan = 1
 
+// pressWindow is how long after a refusal a company counts as pushing past its scan budget:
+// its scans then yield more of the processor (domain.ListQuery.Yield), so that a company that
+// keeps its slots busy and asks for more takes less of the machine than one that does not.
+const pressWindow = 2 * time.Second
+
 // scanBudget counts each company's running scans. It is safe for concurrent use; a nil
 // scanBudget admits everything.
 type scanBudget struct {
 	limit int
+	now   func() time.Time
 
-	mu      sync.Mutex // guards running
+	mu      sync.Mutex // guards running and refused
 	running map[domain.TenantID]int
+	refused map[domain.TenantID]time.Time // the last refusal of companies refused within pressWindow
 }
 
 // newScanBudget returns a budget of limit scans per company; nil if limit is negative.
@@ -70,7 +85,8 @@ func newScanBudget(limit int) *scanBudget {
 	if limit < 0 {
 		return nil
 	}
-	return &scanBudget{limit: limit, running: make(map[domain.TenantID]int)}
+	return &scanBudget{limit: limit, now: time.Now, running: make(map[domain.TenantID]int),
+		refused: make(map[domain.TenantID]time.Time)}
 }
 
 // acquire takes one of the company's slots; false if all are taken.
@@ -81,10 +97,26 @@ func (b *scanBudget) acquire(t domain.TenantID) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.running[t] >= b.limit {
+		b.refused[t] = b.now()
 		return false
 	}
 	b.running[t]++
 	return true
+}
+
+// pressed reports whether the company was refused a slot within pressWindow.
+func (b *scanBudget) pressed(t domain.TenantID) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at, ok := b.refused[t]
+	if ok && b.now().Sub(at) >= pressWindow {
+		delete(b.refused, t) // only companies refused lately stay in the map
+		ok = false
+	}
+	return ok
 }
 
 // release gives back a slot acquire took.
@@ -97,6 +129,11 @@ func (b *scanBudget) release(t domain.TenantID) {
 	if b.running[t]--; b.running[t] <= 0 {
 		delete(b.running, t) // only companies with a running scan stay in the map
 	}
+}
+
+// yieldScans sets q.Yield for a company that pushes past its scan budget (scanBudget.pressed).
+func (s *Server) yieldScans(c echo.Context, q *domain.ListQuery) {
+	q.Yield = s.scans.pressed(tenantOf(c))
 }
 
 // admitList admits a list read of p on a resource type whose read model has the given

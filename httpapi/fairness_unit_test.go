@@ -73,3 +73,36 @@ func TestReadError(t *testing.T) {
 		t.Errorf("other error changed: %v", err)
 	}
 }
+
+// TestScanBudget_pressed: a company refused a slot counts as pressing for pressWindow, then
+// no longer (and leaves the map); another company does not.
+func TestScanBudget_pressed(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b := newScanBudget(1)
+	b.now = func() time.Time { return now }
+	if !b.acquire("a") || b.pressed("a") {
+		t.Fatal("a's first scan refused, or a pressing before any refusal")
+	}
+	if b.acquire("a") {
+		t.Fatal("a's second scan admitted")
+	}
+	if !b.pressed("a") || b.pressed("b") {
+		t.Fatalf("after a's refusal: a pressing %v (want true), b pressing %v (want false)", b.pressed("a"), b.pressed("b"))
+	}
+	now = now.Add(pressWindow - time.Millisecond)
+	if !b.pressed("a") {
+		t.Error("a no longer pressing within the window")
+	}
+	now = now.Add(time.Millisecond)
+	if b.pressed("a") {
+		t.Error("a still pressing after the window")
+	}
+	if len(b.refused) != 0 {
+		t.Errorf("companies not refused lately kept: %v", b.refused)
+	}
+	var none *scanBudget
+	if none.pressed("a") {
+		t.Error("no budget: a pressing")
+	}
+}

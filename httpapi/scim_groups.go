@@ -136,9 +136,18 @@ func (s *Server) listGroups(c echo.Context, p listParams) (map[string]any, error
 		}
 		return m
 	}
-	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), p.query(groupIndexes, view, nil))
+	q := p.query(groupIndexes, view, nil)
+	s.yieldScans(c, &q)                            // fairness.go
+	rank, err := p.rankGroups(&q, s.groupSortView) // scim_list_rank.go
+	if err != nil {
+		return nil, err
+	}
+	groups, total, err := s.read.QueryGroups(ctx, tenantOf(c), q)
 	if err != nil {
 		return nil, readError(err)
+	}
+	if rank != nil {
+		groups, p = rankedPage[domain.Group](p, rank)
 	}
 	withMembers := membersWanted(p.attributes, p.excluded)
 	rendered := make([]map[string]any, len(groups))

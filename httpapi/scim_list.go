@@ -88,8 +88,8 @@ func (p listParams) query(indexes []string, view, stored func(domain.Resource) m
 			view = stored
 		}
 		// userNames compare through the fold that uniqueness and the index use.
-		m := scim.Matcher{UserName: usernames.Fold}
-		q.Keep = func(r domain.Resource) bool { return m.Match(f, view(r)) }
+		match := scim.Matcher{UserName: usernames.Fold}.Compile(f)
+		q.Keep = func(r domain.Resource) bool { return match(view(r)) }
 	}
 	return q
 }
@@ -193,9 +193,18 @@ func (s *Server) listUsers(c echo.Context, p listParams) (map[string]any, error)
 		return nil, err
 	}
 	defer done()
-	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), p.query(userIndexes, s.userView, userStored))
+	q := p.query(userIndexes, s.userView, userStored)
+	s.yieldScans(c, &q)                             // fairness.go
+	rank, err := p.rank(&q, s.userView, userStored) // scim_list_rank.go
+	if err != nil {
+		return nil, err
+	}
+	users, total, err := s.read.QueryUsers(c.Request().Context(), tenantOf(c), q)
 	if err != nil {
 		return nil, readError(err)
+	}
+	if rank != nil {
+		users, p = rankedPage[domain.User](p, rank)
 	}
 	rendered := make([]map[string]any, len(users))
 	for i, u := range users {

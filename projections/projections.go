@@ -55,7 +55,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -617,16 +616,14 @@ var (
 	}
 )
 
-// ctxCheckEvery is how many candidates a query reads between two looks at its context, each
-// with a yield of the processor: a look costs a lock and a yield a trip through the scheduler,
-// a candidate a decode and a filter match (tens of microseconds with a long filter). Without
-// the yield a scan holds its processor until the runtime preempts it (10 ms), and a request
-// of another company that became ready meanwhile waits for it.
+// ctxCheckEvery is how many candidates a query reads between two looks at its context (a
+// look costs a lock; a candidate a decode and a filter match).
 const ctxCheckEvery = 32
 
 // candidates calls fn with the id and row of every candidate of q in creation order: all
 // rows of the tenant, or those an index names. It returns ctx's error (wrapped) once ctx has
-// ended, checking before the first candidate and then every ctxCheckEvery.
+// ended, checking before the first candidate and then every ctxCheckEvery. A query that reads
+// for long runs in slices of work with pauses between them (scanPacer).
 func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q domain.ListQuery, rows *bolt.Bucket,
 	index map[string]indexDef, fn func(id, raw []byte) error) error {
 	n := 0
@@ -634,7 +631,6 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 		if n++; n%ctxCheckEvery != 1 {
 			return nil
 		}
-		runtime.Gosched()
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("projections: query stopped after %d candidates: %w", n-1, err)
 		}
@@ -647,9 +643,13 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 	if attr == "" {
 		prefix := key(tenant, "")
 		c := rows.Cursor()
+		pace := newScanPacer(q.Yield)
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if err := stopped(); err != nil {
 				return err
+			}
+			if err := pace.step(ctx); err != nil {
+				return fmt.Errorf("projections: query stopped after %d candidates: %w", n-1, err)
 			}
 			if err := fn(k[len(prefix):], v); err != nil {
 				return err
@@ -680,9 +680,13 @@ func candidates(ctx context.Context, tx *bolt.Tx, tenant domain.TenantID, q doma
 		}
 	}
 	slices.SortFunc(ids, bytes.Compare)
+	pace := newScanPacer(q.Yield)
 	for _, id := range slices.CompactFunc(ids, bytes.Equal) {
 		if err := stopped(); err != nil {
 			return err
+		}
+		if err := pace.step(ctx); err != nil {
+			return fmt.Errorf("projections: query stopped after %d candidates: %w", n-1, err)
 		}
 		if raw := rows.Get(key(tenant, string(id))); raw != nil {
 			if err := fn(id, raw); err != nil {

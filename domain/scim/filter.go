@@ -306,19 +306,27 @@ func (m Matcher) matchIn(f Filter, obj map[string]any, parent string) bool {
 		}
 	case CompareFilter:
 		return m.matchCompare(x, obj, parent)
+	case *preparedCompare:
+		return m.matchPrepared(x, obj, parent == "")
 	}
 	return false
 }
 
 func (m Matcher) matchCompare(c CompareFilter, obj map[string]any, parent string) bool {
-	op := strings.ToLower(c.Op)
-	nodes := attrNodes(obj, c.Path, parent == "")
-	if op == OpPr {
+	pc := m.prepareCompare(c, parent)
+	return m.matchPrepared(&pc, obj, parent == "")
+}
+
+// matchPrepared evaluates a prepared comparison against obj; top is true for a resource (not
+// an element of a multi-valued attribute).
+func (m Matcher) matchPrepared(pc *preparedCompare, obj map[string]any, top bool) bool {
+	var buf [4]any
+	nodes := appendAttrNodes(buf[:0], obj, pc.Path, top)
+	if pc.op == OpPr {
 		return slices.ContainsFunc(nodes, present)
 	}
-	want := normValue(c.Value)
-	if want == nil {
-		switch op {
+	if pc.want == nil {
+		switch pc.op {
 		case OpEq:
 			return !slices.ContainsFunc(nodes, present)
 		case OpNe:
@@ -326,10 +334,7 @@ func (m Matcher) matchCompare(c CompareFilter, obj map[string]any, parent string
 		}
 		return false
 	}
-	exact := caseExactPath(c.Path, parent)
-	dateTime := parent == "" && isDateTimePath(c.Path)
-	if w, ok := want.(string); ok && m.UserName != nil && parent == "" && isUserNamePath(c.Path) {
-		want, exact = m.UserName(w), true
+	if pc.foldNodes {
 		for i, n := range nodes {
 			if h, ok := n.(string); ok {
 				nodes[i] = m.UserName(h)
@@ -347,20 +352,41 @@ func (m Matcher) matchCompare(c CompareFilter, obj map[string]any, parent string
 			continue // null, or an object or list that has no comparable value
 		}
 		compared = true
-		if compareValue(op, n, want, exact, dateTime) {
+		if compareValue(pc.op, n, pc.want, pc.exact, pc.dateTime, pc.wantLower) {
 			return true
 		}
 	}
-	return op == OpNe && !compared
+	return pc.op == OpNe && !compared
 }
 
 // attrNodes returns the non-null values at p in obj, with the elements of multi-valued
 // attributes listed one by one. top allows the fallback into extension objects.
 func attrNodes(obj map[string]any, p AttrPath, top bool) []any {
-	var vals []any
+	return appendAttrNodes(nil, obj, p, top)
+}
+
+// appendAttrNodes appends attrNodes(obj, p, top) to dst.
+func appendAttrNodes(dst []any, obj map[string]any, p AttrPath, top bool) []any {
+	if p.Sub == "" {
+		return appendPathNodes(dst, obj, p, top)
+	}
+	var buf [4]any
+	for _, v := range appendPathNodes(buf[:0], obj, p, top) {
+		if m, ok := v.(map[string]any); ok {
+			dst = appendNodes(dst, getFold(m, p.Sub))
+		} else if strings.EqualFold(p.Sub, "value") {
+			dst = append(dst, v) // a bare value stands for {"value": v}
+		}
+	}
+	return dst
+}
+
+// appendPathNodes appends the non-null values of p's attribute (not its sub-attribute) in obj.
+func appendPathNodes(vals []any, obj map[string]any, p AttrPath, top bool) []any {
 	if p.URN == "" || isCoreSchemaURN(p.URN) {
+		n := len(vals)
 		vals = appendNodes(vals, getFold(obj, p.Attr))
-		if len(vals) == 0 && top && p.URN == "" && !isCoreAttrName(p.Attr) {
+		if len(vals) == n && top && p.URN == "" && !isCoreAttrName(p.Attr) {
 			for k, v := range obj {
 				if hasURNPrefix(k) {
 					if ext, ok := normValue(v).(map[string]any); ok {
@@ -372,18 +398,7 @@ func attrNodes(obj map[string]any, p AttrPath, top bool) []any {
 	} else if ext, ok := normValue(getFold(obj, p.URN)).(map[string]any); ok {
 		vals = appendNodes(vals, getFold(ext, p.Attr))
 	}
-	if p.Sub == "" {
-		return vals
-	}
-	var out []any
-	for _, v := range vals {
-		if m, ok := v.(map[string]any); ok {
-			out = appendNodes(out, getFold(m, p.Sub))
-		} else if strings.EqualFold(p.Sub, "value") {
-			out = append(out, v) // a bare value stands for {"value": v}
-		}
-	}
-	return out
+	return vals
 }
 
 // appendNodes appends v, or the elements of v if it is a list, leaving out nulls.
@@ -424,12 +439,13 @@ func present(v any) bool {
 }
 
 // compareValue applies op to one attribute value and the filter's value, both normalised.
-func compareValue(op string, have, want any, exact, dateTime bool) bool {
+// wantLower says that want, if a string, is in lower case already (when not exact).
+func compareValue(op string, have, want any, exact, dateTime, wantLower bool) bool {
 	switch h := have.(type) {
 	case string:
 		switch w := want.(type) {
 		case string:
-			return compareStrings(op, h, w, exact, dateTime)
+			return compareStrings(op, h, w, exact, dateTime, wantLower)
 		case bool:
 			hb, ok := parseBoolText(h)
 			return ok && compareBools(op, hb, w)
@@ -457,7 +473,7 @@ func compareValue(op string, have, want any, exact, dateTime bool) bool {
 	return false
 }
 
-func compareStrings(op, h, w string, exact, dateTime bool) bool {
+func compareStrings(op, h, w string, exact, dateTime, wLower bool) bool {
 	switch op {
 	case OpGt, OpGe, OpLt, OpLe:
 		dateTime = true
@@ -473,7 +489,10 @@ func compareStrings(op, h, w string, exact, dateTime bool) bool {
 		}
 	}
 	if !exact {
-		h, w = strings.ToLower(h), strings.ToLower(w)
+		h = strings.ToLower(h)
+		if !wLower {
+			w = strings.ToLower(w)
+		}
 	}
 	switch op {
 	case OpCo:

@@ -1,0 +1,68 @@
+package projections
+
+import (
+	"context"
+	"time"
+)
+
+// A scan (a list read that no index answers) reads, decodes and matches every row of the
+// company, for up to seconds; one company can keep one running after another (as many at once
+// as httpapi's scan budget allows). Go's scheduler would give such a goroutine its processor
+// back at once after runtime.Gosched (it takes the run queue before it polls the network), so
+// on a machine of two processors a request that has just arrived on a connection of another
+// company waits until the other processor is free (the garbage collector's workers or the
+// event log's goroutines often hold it for milliseconds) or the runtime's monitor polls the
+// network (every 10 ms). A scan therefore runs in slices of scanSlice and parks for scanPause
+// between them: with nothing else runnable the processor polls the network and runs what has
+// arrived. The scan takes up to twice as long; a query with Yield (a company pushing past its
+// budget of scans) parks three slices long and takes up to four times as long. An index
+// look-up that names many candidates is paced the same way; one of Entra's (one candidate)
+// never works a whole slice.
+const (
+	// scanSlice is how long a scan works between two pauses.
+	scanSlice = time.Millisecond
+	// scanPause is how long a scan parks; the runtime's timers make it about a millisecond.
+	scanPause = 50 * time.Microsecond
+	// yieldPause is how long a scan of a query with Yield parks: it works a quarter of the time.
+	yieldPause = 3 * scanSlice
+	// paceEvery is how many rows a scan reads between two looks at the clock.
+	paceEvery = 8
+)
+
+// scanPacer runs one scan in slices. The zero value is not ready: use newScanPacer.
+type scanPacer struct {
+	n     int
+	since time.Time
+	pause time.Duration
+	timer *time.Timer
+}
+
+// newScanPacer returns a pacer that parks for scanPause, or yieldPause if yield is set.
+func newScanPacer(yield bool) *scanPacer {
+	p := &scanPacer{since: time.Now(), pause: scanPause}
+	if yield {
+		p.pause = yieldPause
+	}
+	return p
+}
+
+// step is called before each row; once the current slice is spent it parks the goroutine for
+// its pause, or until ctx ends (then it returns ctx's error).
+func (p *scanPacer) step(ctx context.Context) error {
+	if p.n++; p.n%paceEvery != 0 || time.Since(p.since) < scanSlice {
+		return nil
+	}
+	if p.timer == nil {
+		p.timer = time.NewTimer(p.pause)
+	} else {
+		p.timer.Reset(p.pause)
+	}
+	select {
+	case <-p.timer.C:
+	case <-ctx.Done():
+		p.timer.Stop()
+		return ctx.Err()
+	}
+	p.since = time.Now()
+	return nil
+}
