@@ -30,8 +30,9 @@ import (
 //   - within its slot, a scan parks for about a millisecond after each millisecond of work
 //     (projections, scanpace.go), so that a processor it leaves idle reads the network and
 //     serves the requests that arrived meanwhile; a company refused a slot within pressWindow
-//     (one that keeps its slots busy and asks for more) has its scans park three times as
-//     long (domain.ListQuery.Yield).
+//     (one that keeps its slots busy and asks for more) has its scans work in quarter
+//     milliseconds and park three times as long (domain.ListQuery.Yield): another company's
+//     request waits behind one for a quarter of a millisecond at most.
 //
 // A sorted list keeps only the matches up to its page (scim_list_rank.go) rather than
 // rendering and sorting every user of the company.

@@ -9,8 +9,8 @@ import (
 )
 
 // TestScanPacer: a scan parks for scanPause once it has worked scanSlice (looking at the
-// clock every paceEvery rows), not before; for yieldPause if its query yields; a pause ends
-// early with the context's error.
+// clock every paceEvery rows), not before; for yieldPause after yieldSlice if its query
+// yields; a pause ends early with the context's error.
 func TestScanPacer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newScanPacer(false)
@@ -44,9 +44,11 @@ func TestScanPacer(t *testing.T) {
 		}
 
 		p = newScanPacer(true)
-		time.Sleep(scanSlice)
-		for range paceEvery - 1 {
-			step()
+		time.Sleep(yieldSlice)
+		for i := 1; i < paceEvery; i++ {
+			if d := step(); d != 0 {
+				t.Fatalf("step %d of a yielding query between two looks at the clock parked %s", i, d)
+			}
 		}
 		if d := step(); d != yieldPause {
 			t.Fatalf("step of a yielding query after the slice parked %s, want %s", d, yieldPause)
