@@ -31,7 +31,7 @@ import (
 //     (projections, scanpace.go), so that a processor it leaves idle reads the network and
 //     serves the requests that arrived meanwhile; a company refused a slot within pressWindow
 //     (one that keeps its slots busy and asks for more) has its scans work in quarter
-//     milliseconds and park three times as long (domain.ListQuery.Yield): another company's
+//     milliseconds and park seven times as long (domain.ListQuery.Yield): another company's
 //     request waits behind one for a quarter of a millisecond at most.
 //
 // A sorted list keeps only the matches up to its page (scim_list_rank.go) rather than

@@ -15,12 +15,13 @@ import (
 // network (every 10 ms). A scan therefore runs in slices of scanSlice and parks for scanPause
 // between them: with nothing else runnable the processor polls the network and runs what has
 // arrived. The scan takes up to twice as long. A query with Yield (a company pushing past its
-// budget of scans) works in slices of yieldSlice and parks yieldPause: it works a quarter of
+// budget of scans) works in slices of yieldSlice and parks yieldPause: it works an eighth of
 // the time, and a request of another company that lands behind it on a processor waits a
-// quarter of a millisecond at most (with millisecond slices the flood of the fairness bench
-// took another company's p99 to 2.4–3.2× its figure alone; with these, 1.6–2.0×). An index
-// look-up that names many candidates is paced the same way; one of Entra's (one candidate)
-// never works a whole slice.
+// quarter of a millisecond at most. (The fairness bench's flood took another company's p99 to
+// 2.4–3.2× its figure alone with millisecond slices; with quarter-millisecond slices to
+// 1.6–2.1×, and at 100k users to 2.12× parked 750 µs and 1.92× parked 1.75 ms, when a 50-term
+// scan of 100k users takes about 15 s.) An index look-up that names many candidates is paced
+// the same way; one of Entra's (one candidate) never works a whole slice.
 const (
 	// scanSlice is how long a scan works between two pauses.
 	scanSlice = time.Millisecond
@@ -28,7 +29,7 @@ const (
 	scanPause = 50 * time.Microsecond
 	// yieldSlice and yieldPause are scanSlice and scanPause for a query with Yield.
 	yieldSlice = 250 * time.Microsecond
-	yieldPause = 750 * time.Microsecond
+	yieldPause = 1750 * time.Microsecond
 	// paceEvery is how many rows a scan reads between two looks at the clock.
 	paceEvery = 8
 )
