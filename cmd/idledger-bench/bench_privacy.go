@@ -143,7 +143,7 @@ func benchPrivacyPairs(ctx context.Context, cfg benchConfig, sides [2]*benchPriv
 				sd := sides[i]
 				job := phases[i][ph].job
 				label := fmt.Sprintf("privacy %s %s %d-%d/%d", sd.name, name, from, to, n)
-				stop := benchPrivacyProfile(cfg, fmt.Sprintf("privacy-cpu/%s-%02d", sd.name, len(pairs)))
+				stop, _ := benchCPUProfile(cfg, fmt.Sprintf("privacy-cpu/%s-%02d", sd.name, len(pairs)))
 				cpu0, cpuOK := benchCPUTime()
 				st, err := sd.cy.parallel(ctx, label, to-from, func(k int, s benchSamples) error { return job(from+k, s) })
 				if err == nil {
@@ -232,32 +232,33 @@ func benchPrivacyNote(pairs []benchPrivacyPair, plain, sealed *benchResult) stri
 		len(pairs), plain.Ops, plain.Seconds, plain.Rate, sealed.Ops, sealed.Seconds, sealed.Rate, q(0.5), q(0.25), q(0.75), hr(0), hr(1)) + cpuNote
 }
 
-// benchPrivacyProfile writes a CPU profile of a part of the section (a chunk of a cycle, the
-// erasures) next to the JSON results: OUT.NAME.cpu.pprof, or OUT.DIR/FILE.pprof for a name
-// DIR/FILE. It returns the function that stops it (once, however often it is called).
-func benchPrivacyProfile(cfg benchConfig, name string) (stop func()) {
+// benchCPUProfile writes a CPU profile of a part of the bench (a section, a chunk of a cycle,
+// the erasures) next to the JSON results: OUT.NAME.cpu.pprof, or OUT.DIR/FILE.pprof for a name
+// DIR/FILE. It returns the function that stops it (once, however often it is called) and the
+// profile's path ("" if none is written).
+func benchCPUProfile(cfg benchConfig, name string) (stop func(), written string) {
 	if cfg.Out == "" {
-		return func() {}
+		return func() {}, ""
 	}
 	path := strings.TrimSuffix(cfg.Out, ".json") + "." + name + ".cpu.pprof"
 	if dir, file := filepath.Split(name); dir != "" {
 		path = filepath.Join(strings.TrimSuffix(cfg.Out, ".json")+"."+dir, file+".pprof")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return func() {}
+			return func() {}, ""
 		}
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return func() {}
+		return func() {}, ""
 	}
 	if pprof.StartCPUProfile(f) != nil {
 		f.Close()
-		return func() {}
+		return func() {}, ""
 	}
 	return sync.OnceFunc(func() {
 		pprof.StopCPUProfile()
 		f.Close()
-	})
+	}), path
 }
 
 // benchPrivacyServer starts a fresh server and its company for section 7.
@@ -302,7 +303,7 @@ func (s *benchServer) privacyErase(ctx context.Context, scim *benchClient, p ben
 	api := newBenchClient(s.base+"/api/v1", s.apiKey, 1)
 	defer api.close()
 	erase := benchSamples{}
-	stop := benchPrivacyProfile(s.cfg, "privacy-erase")
+	stop, _ := benchCPUProfile(s.cfg, "privacy-erase")
 	defer stop()
 	start := time.Now()
 	for i := range n {

@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"os"
-	"runtime/pprof"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,26 +21,14 @@ import (
 // consume, raw bbolt write)).
 const benchRebuildBound = "min:" + limConsume + "," + limBoltWriteNoSync
 
-// profile starts a CPU profile named after the initial cycle's (.NAME.cpu.pprof), if that one
-// was written, and records its path in *path; the returned function stops it.
+// profile starts a CPU profile of a section (benchCPUProfile), if the initial cycle's was
+// written, and records its path in *path; the returned function stops it.
 func (s *benchServer) profile(name string, path *string) (stop func()) {
 	if s.rep.CPUProfile == "" {
 		return func() {}
 	}
-	p := strings.TrimSuffix(s.rep.CPUProfile, ".cpu.pprof") + "." + name + ".cpu.pprof"
-	f, err := os.Create(p)
-	if err != nil {
-		return func() {}
-	}
-	if pprof.StartCPUProfile(f) != nil {
-		f.Close()
-		return func() {}
-	}
-	*path = p
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}
+	stop, *path = benchCPUProfile(s.cfg, name)
+	return stop
 }
 
 // benchRebuild rebuilds the running server's read models from sequence 1 with

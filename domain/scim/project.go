@@ -320,6 +320,18 @@ func dropValue(v any, n *attrNode) (any, bool) {
 	return cloneValue(v), true
 }
 
+// descending parses a sortOrder: "ascending" (the default) or "descending", in any case; any
+// other value is an error wrapping [ErrInvalid].
+func descending(sortOrder string) (bool, error) {
+	switch {
+	case sortOrder == "" || strings.EqualFold(sortOrder, "ascending"):
+		return false, nil
+	case strings.EqualFold(sortOrder, "descending"):
+		return true, nil
+	}
+	return false, errorf(ErrInvalid, "sortOrder %q must be ascending or descending", sortOrder)
+}
+
 // SortResources sorts rendered resources by sortBy in sortOrder (RFC 7644 §3.4.2.3). The sort
 // is stable, so resources with equal values keep their order (creation order from the read
 // model). Strings compare case-insensitively unless the attribute is caseExact (id,
@@ -329,13 +341,9 @@ func dropValue(v any, n *attrNode) (any, bool) {
 // other value is an error wrapping [ErrInvalid]. An empty or unreadable sortBy leaves the
 // list as it is.
 func SortResources(list []map[string]any, sortBy, sortOrder string) error {
-	desc := false
-	switch {
-	case sortOrder == "" || strings.EqualFold(sortOrder, "ascending"):
-	case strings.EqualFold(sortOrder, "descending"):
-		desc = true
-	default:
-		return errorf(ErrInvalid, "sortOrder %q must be ascending or descending", sortOrder)
+	desc, err := descending(sortOrder)
+	if err != nil {
+		return err
 	}
 	segs, ok := projectionPath(sortBy, extensionURNs(list...))
 	if strings.TrimSpace(sortBy) == "" || !ok {

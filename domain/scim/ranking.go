@@ -22,13 +22,9 @@ type Ranking struct {
 // whole list) or is empty or unreadable (SortResources leaves such a list as it is). An
 // invalid sortOrder is the error of SortResources.
 func NewRanking(sortBy, sortOrder string, n int) (*Ranking, error) {
-	desc := false
-	switch {
-	case sortOrder == "" || strings.EqualFold(sortOrder, "ascending"):
-	case strings.EqualFold(sortOrder, "descending"):
-		desc = true
-	default:
-		return nil, errorf(ErrInvalid, "sortOrder %q must be ascending or descending", sortOrder)
+	desc, err := descending(sortOrder)
+	if err != nil {
+		return nil, err
 	}
 	if hasURNPrefix(strings.TrimSpace(sortBy)) {
 		return nil, nil
