@@ -225,6 +225,23 @@ func (s *Store) each(ctx context.Context, stream, filter string, from, through u
 	}
 }
 
+// awaitAcks waits for the acknowledgement of every publish in acks, in order, and returns the
+// stream sequence of the last one acknowledged (0 if none was); op names the caller in errors.
+func awaitAcks(ctx context.Context, op string, acks []jetstream.PubAckFuture) (uint64, error) {
+	var last uint64
+	for _, f := range acks {
+		select {
+		case ack := <-f.Ok():
+			last = ack.Sequence
+		case err := <-f.Err():
+			return last, fmt.Errorf("eventstore: %s: publish %s: %w", op, f.Msg().Subject, err)
+		case <-ctx.Done():
+			return last, ctx.Err()
+		}
+	}
+	return last, nil
+}
+
 // anyPending reports whether a consumer had messages to deliver when it was created (true if
 // that is unknown, so the caller reads on).
 func anyPending(c jetstream.Consumer) bool {
@@ -637,18 +654,10 @@ func (s *Store) Import(ctx context.Context, r io.ReadSeeker, opt ImportOptions) 
 	sc.Buffer(make([]byte, 64<<10), maxExportLine)
 	var acks []jetstream.PubAckFuture
 	wait := func() error {
-		for _, f := range acks {
-			select {
-			case ack := <-f.Ok():
-				st.LastSeq = ack.Sequence
-			case err := <-f.Err():
-				return fmt.Errorf("eventstore: import: publish %s: %w", f.Msg().Subject, err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		seq, err := awaitAcks(ctx, "import", acks)
+		st.LastSeq = max(st.LastSeq, seq)
 		acks = acks[:0]
-		return nil
+		return err
 	}
 	for sc.Scan() {
 		var l importLine

@@ -45,18 +45,10 @@ func (s *Store) MigrateEncrypt(ctx context.Context, src *Store, progress func(do
 	newKeys := make(map[string]string) // tenant/user → key id
 	var acks []jetstream.PubAckFuture
 	wait := func() error {
-		for _, f := range acks {
-			select {
-			case ack := <-f.Ok():
-				st.LastSeq = ack.Sequence
-			case err := <-f.Err():
-				return fmt.Errorf("eventstore: migrate: publish %s: %w", f.Msg().Subject, err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		seq, err := awaitAcks(ctx, "migrate", acks)
+		st.LastSeq = max(st.LastSeq, seq)
 		acks = acks[:0]
-		return nil
+		return err
 	}
 	err = src.each(ctx, StreamName, "idl.>", 1, uint64(head), func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		seq := md.Sequence.Stream

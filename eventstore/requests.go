@@ -350,20 +350,15 @@ func (s *Store) Requests(ctx context.Context, tenant domain.TenantID, from, thro
 	// Records may expire while they are read: never wait for one for ever.
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s.recordStream().flush(ctx)
-	subj := requestSubject(tenant)
-	last, err := s.requests.GetLastMsgForSubject(ctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("eventstore: requests: %w", err)
-	}
-	start, err := s.firstRecordOfCycle(ctx, subj, from, last.Sequence)
-	if err != nil || start > last.Sequence {
+	subj, last, err := s.lastRecord(ctx, tenant)
+	if err != nil || last == 0 {
 		return err
 	}
-	return s.each(ctx, RequestStreamName, subj, start, last.Sequence, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+	start, err := s.firstRecordOfCycle(ctx, subj, from, last)
+	if err != nil || start > last {
+		return err
+	}
+	return s.each(ctx, RequestStreamName, subj, start, last, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		r, err := decodeRecord(m.Data(), md.Sequence.Stream)
 		if err != nil {
 			return false, err

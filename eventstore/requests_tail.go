@@ -24,25 +24,32 @@ func (s *Store) RequestsAfter(ctx context.Context, tenant domain.TenantID, seq u
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // records may expire while they are read
 	defer cancel()
-	s.recordStream().flush(ctx)
-	subj := requestSubject(tenant)
-	last, err := s.requests.GetLastMsgForSubject(ctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
+	subj, last, err := s.lastRecord(ctx, tenant)
+	if err != nil || last <= seq {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("eventstore: requests: %w", err)
-	}
-	if last.Sequence <= seq {
-		return nil
-	}
-	return s.each(ctx, RequestStreamName, subj, seq+1, last.Sequence, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+	return s.each(ctx, RequestStreamName, subj, seq+1, last, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		r, err := decodeRecord(m.Data(), md.Sequence.Stream)
 		if err != nil {
 			return false, err
 		}
 		return fn(r), nil
 	})
+}
+
+// lastRecord returns the subject of a company's records and the stream position of its last
+// one (0 if it has none), once the records this process has sent are stored.
+func (s *Store) lastRecord(ctx context.Context, tenant domain.TenantID) (subj string, last uint64, err error) {
+	s.recordStream().flush(ctx)
+	subj = requestSubject(tenant)
+	m, err := s.requests.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return subj, 0, nil
+	}
+	if err != nil {
+		return subj, 0, fmt.Errorf("eventstore: requests: %w", err)
+	}
+	return subj, m.Sequence, nil
 }
 
 // RequestsAt calls fn with a company's records at the given stream positions that are still

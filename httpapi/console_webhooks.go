@@ -96,23 +96,6 @@ func (s *Server) registerConsoleWebhooks(g *echo.Group, h func(echo.HandlerFunc)
 	g.POST("/settings/webhooks/:hookId/delete", h(s.handleConsoleDeleteWebhook))
 }
 
-// consoleEndpoint returns the deliverer and the company's endpoint named in the path.
-func (s *Server) consoleEndpoint(c echo.Context) (*webhook.Deliverer, domain.Webhook, error) {
-	d, err := s.deliverer()
-	if err != nil {
-		return nil, domain.Webhook{}, err
-	}
-	t, err := s.read.FindTenant(c.Request().Context(), tenantOf(c))
-	if err != nil {
-		return nil, domain.Webhook{}, err
-	}
-	h, ok := t.Webhook(c.Param("hookId"))
-	if !ok {
-		return nil, domain.Webhook{}, domain.Errorf(domain.ErrNotFound, "no webhook endpoint %q", c.Param("hookId"))
-	}
-	return d, h, nil
-}
-
 // showSecret answers the Settings page with a secret that is shown this once.
 func (s *Server) showSecret(c echo.Context, secret webhookSecret) error {
 	d, err := s.settingsData(c)
@@ -163,7 +146,7 @@ func (s *Server) handleConsoleCreateWebhook(c echo.Context) error {
 // resume an endpoint where it stopped, or pause it.
 func (s *Server) handleConsoleEnableWebhook(on bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		d, h, err := s.consoleEndpoint(c)
+		d, h, err := s.findWebhook(c, "hookId")
 		if err != nil {
 			return err
 		}
@@ -186,7 +169,7 @@ func (s *Server) handleConsoleEnableWebhook(on bool) echo.HandlerFunc {
 // handleConsoleReplayWebhook serves POST .../settings/webhooks/{id}/replay (after): the
 // endpoint receives the company's events after that event id again (all of them if empty).
 func (s *Server) handleConsoleReplayWebhook(c echo.Context) error {
-	d, h, err := s.consoleEndpoint(c)
+	d, h, err := s.findWebhook(c, "hookId")
 	if err != nil {
 		return err
 	}
@@ -204,7 +187,7 @@ func (s *Server) handleConsoleReplayWebhook(c echo.Context) error {
 // handleConsoleRotateWebhookSecret serves POST .../settings/webhooks/{id}/rotate-secret: a new
 // secret, in this answer only; deliveries are signed with it from now on.
 func (s *Server) handleConsoleRotateWebhookSecret(c echo.Context) error {
-	d, h, err := s.consoleEndpoint(c)
+	d, h, err := s.findWebhook(c, "hookId")
 	if err != nil {
 		return err
 	}
@@ -218,7 +201,7 @@ func (s *Server) handleConsoleRotateWebhookSecret(c echo.Context) error {
 // handleConsoleDeleteWebhook serves POST .../settings/webhooks/{id}/delete: the endpoint, its
 // secret and its delivery record are gone.
 func (s *Server) handleConsoleDeleteWebhook(c echo.Context) error {
-	d, h, err := s.consoleEndpoint(c)
+	d, h, err := s.findWebhook(c, "hookId")
 	if err != nil {
 		return err
 	}

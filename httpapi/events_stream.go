@@ -242,8 +242,29 @@ func (s *Server) handleEventStream(c echo.Context) error {
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	var buf bytes.Buffer
+	var wait <-chan struct{}
+	// idle waits for news (wait), writing a heartbeat each time the ticker fires first; false
+	// once the stream is over (the client left, the server closes, or a write failed).
+	idle := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-h.closed:
+			return false
+		case <-wait:
+		case <-tick.C:
+			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil {
+				return false
+			}
+			w.Flush()
+		}
+		return true
+	}
 	for {
-		items, to, covered, wait := h.since(tenant, types, pos)
+		var items []hubItem
+		var to domain.Version
+		var covered bool
+		items, to, covered, wait = h.since(tenant, types, pos)
 		if !covered {
 			// Catch up from this stream's own cursor with reads of the log.
 			p, err := readFeed(ctx, log, tenant, pos, types, streamCatchUp)
@@ -269,17 +290,8 @@ func (s *Server) handleEventStream(c echo.Context) error {
 			}
 			if items, to, covered, wait = h.since(tenant, types, pos); !covered {
 				// The hub is not following the log: poll it ourselves at the heartbeat.
-				select {
-				case <-ctx.Done():
+				if !idle() {
 					return nil
-				case <-h.closed:
-					return nil
-				case <-wait:
-				case <-tick.C:
-					if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil {
-						return nil
-					}
-					w.Flush()
 				}
 				continue
 			}
@@ -296,17 +308,8 @@ func (s *Server) handleEventStream(c echo.Context) error {
 			tick.Reset(heartbeat)
 		}
 		pos = to
-		select {
-		case <-ctx.Done():
+		if !idle() {
 			return nil
-		case <-h.closed:
-			return nil
-		case <-wait:
-		case <-tick.C:
-			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil {
-				return nil
-			}
-			w.Flush()
 		}
 	}
 }

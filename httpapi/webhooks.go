@@ -191,8 +191,9 @@ func (s *Server) handleListWebhooks(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"data": out})
 }
 
-// findWebhook returns the company's endpoint named in the path.
-func (s *Server) findWebhook(c echo.Context) (*webhook.Deliverer, domain.Webhook, error) {
+// findWebhook returns the deliverer and the company's endpoint named by the path parameter
+// param ("id" on /api/v1, "hookId" in the console).
+func (s *Server) findWebhook(c echo.Context, param string) (*webhook.Deliverer, domain.Webhook, error) {
 	d, err := s.deliverer()
 	if err != nil {
 		return nil, domain.Webhook{}, err
@@ -201,16 +202,16 @@ func (s *Server) findWebhook(c echo.Context) (*webhook.Deliverer, domain.Webhook
 	if err != nil {
 		return nil, domain.Webhook{}, err
 	}
-	h, ok := t.Webhook(c.Param("id"))
+	h, ok := t.Webhook(c.Param(param))
 	if !ok {
-		return nil, domain.Webhook{}, domain.Errorf(domain.ErrNotFound, "no webhook endpoint %q", c.Param("id"))
+		return nil, domain.Webhook{}, domain.Errorf(domain.ErrNotFound, "no webhook endpoint %q", c.Param(param))
 	}
 	return d, h, nil
 }
 
 // handleGetWebhook serves GET /api/v1/webhooks/:id.
 func (s *Server) handleGetWebhook(c echo.Context) error {
-	d, h, err := s.findWebhook(c)
+	d, h, err := s.findWebhook(c, "id")
 	if err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func (s *Server) handleGetWebhook(c echo.Context) error {
 
 // handlePatchWebhook serves PATCH /api/v1/webhooks/:id.
 func (s *Server) handlePatchWebhook(c echo.Context) error {
-	d, h, err := s.findWebhook(c)
+	d, h, err := s.findWebhook(c, "id")
 	if err != nil {
 		return err
 	}
@@ -241,7 +242,7 @@ func (s *Server) handlePatchWebhook(c echo.Context) error {
 // handleDeleteWebhook serves DELETE /api/v1/webhooks/:id: the endpoint, its secret and its
 // delivery record are gone.
 func (s *Server) handleDeleteWebhook(c echo.Context) error {
-	d, h, err := s.findWebhook(c)
+	d, h, err := s.findWebhook(c, "id")
 	if err != nil {
 		return err
 	}
@@ -258,7 +259,7 @@ func (s *Server) handleDeleteWebhook(c echo.Context) error {
 // handleWebhookDeliveries serves GET /api/v1/webhooks/:id/deliveries: recent attempts, newest
 // first.
 func (s *Server) handleWebhookDeliveries(c echo.Context) error {
-	d, h, err := s.findWebhook(c)
+	d, h, err := s.findWebhook(c, "id")
 	if err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func (s *Server) handleWebhookDeliveries(c echo.Context) error {
 // handleReplayWebhook serves POST /api/v1/webhooks/:id/replay {"after":"<event id>"}: the
 // endpoint receives the company's events after that one again (all of them without after).
 func (s *Server) handleReplayWebhook(c echo.Context) error {
-	d, h, err := s.findWebhook(c)
+	d, h, err := s.findWebhook(c, "id")
 	if err != nil {
 		return err
 	}
@@ -301,7 +302,7 @@ func (s *Server) handleReplayWebhook(c echo.Context) error {
 // handleRotateWebhookSecret serves POST /api/v1/webhooks/:id/rotate-secret: a new secret,
 // shown once; deliveries are signed with it from now on.
 func (s *Server) handleRotateWebhookSecret(c echo.Context) error {
-	d, h, err := s.findWebhook(c)
+	d, h, err := s.findWebhook(c, "id")
 	if err != nil {
 		return err
 	}
