@@ -109,6 +109,19 @@ type ListQuery struct {
 	IndexAttr, IndexValue string
 	// Keep selects candidates; nil keeps all.
 	Keep func(Resource) bool
+	// Reads, if not nil, names what Keep and Hold read of a resource's stored attributes
+	// (Resource): top-level attribute names or extension schema URNs, any letter case; a name
+	// ending in ':' stands for every key whose first bytes it is, in any letter case (so "urn:"
+	// for every extension). A read
+	// model may then hand them a resource whose Resource holds only those keys, everything
+	// else of it complete: a scan of a large company decodes what its filter reads, not whole
+	// users. Such a resource is theirs for the call only, unless Hold keeps it.
+	Reads []string
+	// Hold, if not nil, is called with each resource Keep kept (or each candidate, without
+	// Keep), in order, and reports whether it keeps that resource past the call (a sorted
+	// read ranking its page); the read model then makes that resource (the same pointer)
+	// complete before it reads the next candidate.
+	Hold func(Resource) bool
 	// Offset skips that many matches; Limit caps the page (negative means no cap).
 	Offset, Limit int
 	// Yield asks a long read to leave more of its processor to other requests (a company

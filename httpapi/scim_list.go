@@ -73,11 +73,19 @@ func (p listParams) lookup(indexes []string) (scim.Lookup, bool) {
 // view is what the filter sees of a resource (its representation); stored, if not nil, returns
 // the resource's stored attributes, which the representation holds unchanged next to schemas,
 // id and meta. A filter that reads none of those three sees the same through stored, without
-// a representation being rendered for every candidate.
+// a representation being rendered for every candidate. With stored, view must render a
+// resource from its stored attributes key by key (as resourceJSON does): the query then names
+// what the filter reads (Reads), and the read model decodes candidates only that far.
 func (p listParams) query(indexes []string, view, stored func(domain.Resource) map[string]any) domain.ListQuery {
 	q := domain.ListQuery{Offset: p.start - 1, Limit: p.count}
 	if p.sortBy != "" {
 		q.Offset, q.Limit = 0, -1
+	}
+	if stored != nil {
+		q.Reads = []string{}
+		if p.filter != nil {
+			q.Reads = scim.ReadAttributes(p.filter)
+		}
 	}
 	if p.filter != nil {
 		if l, ok := p.lookup(indexes); ok {

@@ -8,9 +8,10 @@ import (
 	"github.com/idledger/idledger/domain/scim"
 )
 
-// rank makes q of a sorted list read keep only the matches up to the end of the page, in
-// sort order (scim.Ranking), instead of returning every match for page to render and sort:
-// a sorted scan of a large company then holds and renders one page, not the company. It
+// rank makes q of a sorted list read hold only the matches up to the end of the page, in
+// sort order (scim.Ranking, as q.Hold), instead of returning every match for page to render
+// and sort: a sorted scan of a large company then holds and renders one page, not the
+// company, and decodes whole only the users it holds (with q.Reads, the sort attribute). It
 // returns nil, leaving q as it is, when p does not sort or the Ranking cannot rank its
 // attribute; the matches the Ranking keeps are read back with ranked.
 //
@@ -31,13 +32,9 @@ func (p listParams) rank(q *domain.ListQuery, view, stored func(domain.Resource)
 	if stored != nil && r.ReadsStored() {
 		view = stored
 	}
-	keep := q.Keep
-	q.Keep = func(res domain.Resource) bool {
-		if keep != nil && !keep(res) {
-			return false
-		}
-		r.Add(view(res), res)
-		return true
+	q.Hold = func(res domain.Resource) bool { return r.Add(view(res), res) }
+	if q.Reads != nil {
+		q.Reads = append(q.Reads, r.Attribute())
 	}
 	q.Offset, q.Limit = 0, 0 // every match counts in the total; the Ranking keeps the page
 	return r, nil

@@ -544,48 +544,66 @@ func (db *DB) ListUsers(ctx context.Context, tenant domain.TenantID, keep func(*
 }
 
 // QueryUsers returns one page of a tenant's users selected by q, in creation order, and the
-// total number of matches. An index attribute narrows the candidates first.
+// total number of matches. An index attribute narrows the candidates first; with q.Reads,
+// candidates are decoded only as far as Keep and Hold read them.
 //
 // It stops with ctx's error when ctx ends: a scan of a large company checks it as it goes.
 func (db *DB) QueryUsers(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.User, int, error) {
-	var out []domain.User
-	total := 0
-	err := db.view(func(tx *bolt.Tx) error {
-		users := tx.Bucket(bucketUsers)
-		return candidates(ctx, tx, tenant, q, users, userIndex, func(id, raw []byte) error {
-			var u domain.User
-			if err := unmarshalUser(raw, &u); err != nil {
-				return fmt.Errorf("projections: user %s: %w", id, err)
-			}
-			if q.Keep != nil && !q.Keep(&u) {
-				return nil
-			}
-			if total >= q.Offset && (q.Limit < 0 || len(out) < q.Limit) {
-				out = append(out, u)
-			}
-			total++
-			return nil
-		})
-	})
-	return out, total, err
+	var part func([]byte, *domain.User) error
+	if q.Reads != nil {
+		part = userPartial(newAttrSet(q.Reads))
+	}
+	return query(ctx, db, tenant, q, bucketUsers, userIndex, unmarshalUser, part)
 }
 
 // QueryGroups is QueryUsers for groups.
 func (db *DB) QueryGroups(ctx context.Context, tenant domain.TenantID, q domain.ListQuery) ([]domain.Group, int, error) {
-	var out []domain.Group
+	var part func([]byte, *domain.Group) error
+	if q.Reads != nil {
+		part = groupPartial(newAttrSet(q.Reads))
+	}
+	return query(ctx, db, tenant, q, bucketGroups, groupIndex, unmarshalGroup, part)
+}
+
+// query is QueryUsers and QueryGroups: it decodes each candidate whole with decode, or with
+// part (nil: decode) for Keep and Hold, then whole if it is on the page or held. A candidate
+// that nothing reads (no Keep, no Hold, not on the page) is counted without being decoded.
+func query[T any, P interface {
+	*T
+	domain.Resource
+}](ctx context.Context, db *DB, tenant domain.TenantID, q domain.ListQuery, bucket []byte, index map[string]indexDef,
+	decode, part func([]byte, *T) error) ([]T, int, error) {
+	var out []T
 	total := 0
+	onPage := func() bool { return total >= q.Offset && (q.Limit < 0 || len(out) < q.Limit) }
 	err := db.view(func(tx *bolt.Tx) error {
-		groups := tx.Bucket(bucketGroups)
-		return candidates(ctx, tx, tenant, q, groups, groupIndex, func(id, raw []byte) error {
-			var g domain.Group
-			if err := unmarshalGroup(raw, &g); err != nil {
-				return fmt.Errorf("projections: group %s: %w", id, err)
-			}
-			if q.Keep != nil && !q.Keep(&g) {
+		return candidates(ctx, tx, tenant, q, tx.Bucket(bucket), index, func(id, raw []byte) error {
+			if q.Keep == nil && q.Hold == nil && !onPage() {
+				total++
 				return nil
 			}
-			if total >= q.Offset && (q.Limit < 0 || len(out) < q.Limit) {
-				out = append(out, g)
+			row := new(T)
+			partial := part != nil && (q.Keep != nil || q.Hold != nil)
+			dec := decode
+			if partial {
+				dec = part
+			}
+			if err := dec(raw, row); err != nil {
+				return fmt.Errorf("projections: %s %s: %w", bucket, id, err)
+			}
+			if q.Keep != nil && !q.Keep(P(row)) {
+				return nil
+			}
+			held := q.Hold != nil && q.Hold(P(row))
+			page := onPage()
+			if partial && (held || page) {
+				*row = *new(T)
+				if err := decode(raw, row); err != nil {
+					return fmt.Errorf("projections: %s %s: %w", bucket, id, err)
+				}
+			}
+			if page {
+				out = append(out, *row)
 			}
 			total++
 			return nil

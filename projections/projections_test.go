@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -240,6 +241,49 @@ func TestReadModel(t *testing.T) {
 		}
 		if _, total, err := f.db.QueryUsers(ctx, f.a.ID, domain.ListQuery{Limit: -1}); err != nil || total != 5 {
 			t.Errorf("QueryUsers with a live context: total %d, %v", total, err)
+		}
+	})
+
+	t.Run("QueryUsers_decodes_what_Keep_reads_and_completes_what_it_holds", func(t *testing.T) {
+		var seen []map[string]any
+		var held []*domain.User
+		q := domain.ListQuery{Reads: []string{"USERNAME"}, Offset: 1, Limit: 1,
+			Keep: func(r domain.Resource) bool {
+				u := r.(*domain.User)
+				seen = append(seen, maps.Clone(u.Resource))
+				return u.UserName() != "User0@Acme.example"
+			},
+			Hold: func(r domain.Resource) bool {
+				u := r.(*domain.User)
+				if u.UserName() == "User3@Acme.example" {
+					held = append(held, u)
+					return true
+				}
+				return false
+			}}
+		page, total, err := f.db.QueryUsers(ctx, f.a.ID, q)
+		if err != nil || total != 4 || len(page) != 1 || page[0].ID != f.usersA[2].ID {
+			t.Fatalf("QueryUsers = %d users, total %d, %v; want usersA[2] of 4", len(page), total, err)
+		}
+		if len(seen) != 5 {
+			t.Fatalf("Keep saw %d users, want 5", len(seen))
+		}
+		for _, res := range seen {
+			if len(res) != 1 || res["userName"] == nil {
+				t.Errorf("Keep saw %v; want the userName only", res)
+			}
+		}
+		// What a caller keeps (the page, what Hold held) is the whole user.
+		if page[0].Resource["active"] != false || page[0].Version != f.usersA[2].Version {
+			t.Errorf("page user = %+v, want the whole of usersA[2]", page[0])
+		}
+		if len(held) != 1 || held[0].ID != f.usersA[3].ID || held[0].Resource["active"] != true {
+			t.Errorf("held = %+v, want the whole of usersA[3]", held)
+		}
+		// Without Reads, Keep sees whole users.
+		q = domain.ListQuery{Limit: -1, Keep: func(r domain.Resource) bool { return r.(*domain.User).Resource["active"] != nil }}
+		if _, total, err := f.db.QueryUsers(ctx, f.a.ID, q); err != nil || total != 5 {
+			t.Errorf("QueryUsers without Reads: total %d, %v; want 5 whole users", total, err)
 		}
 	})
 

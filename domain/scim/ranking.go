@@ -48,22 +48,23 @@ func (r *Ranking) ReadsStored() bool {
 }
 
 // Add ranks res (a representation, or its stored attributes when ReadsStored) and keeps item
-// with it if it is among the first n so far.
-func (r *Ranking) Add(res map[string]any, item any) {
+// with it if it is among the first n so far, reporting whether it does.
+func (r *Ranking) Add(res map[string]any, item any) bool {
 	e := ranked{key: newSortKey(sortValue(res, r.segs), r.def), seq: r.seq, item: item}
 	r.seq++
 	if r.n == 0 {
-		return
+		return false
 	}
 	if len(r.top.items) < r.n {
 		heap.Push(&r.top, e)
-		return
+		return true
 	}
 	if r.top.after(e, r.top.items[0]) {
-		return // the last one kept comes first: e is not among the first n
+		return false // the last one kept comes first: e is not among the first n
 	}
 	r.top.items[0] = e
 	heap.Fix(&r.top, 0)
+	return true
 }
 
 // Items returns the items kept, in order.

@@ -9,7 +9,8 @@ import (
 )
 
 // TestRanking_agrees_with_SortResources: the first n a Ranking keeps are the first n of the
-// stably sorted list, for every order, attribute kind and n, with many ties.
+// stably sorted list, for every order, attribute kind and n, with many ties; Add reports
+// held every one of them.
 func TestRanking_agrees_with_SortResources(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	names := []string{"alice", "Bob", "bob", "carol", "", "Zed"}
@@ -38,10 +39,16 @@ func TestRanking_agrees_with_SortResources(t *testing.T) {
 				if err != nil || r == nil {
 					t.Fatalf("NewRanking(%q, %q, %d) = %v, %v", sortBy, order, n, r, err)
 				}
+				held := map[any]bool{}
 				for _, res := range list {
-					r.Add(res, res["seq"])
+					held[res["seq"]] = r.Add(res, res["seq"])
 				}
 				got := r.Items()
+				for _, item := range got {
+					if !held[item] { // a read model completes only the resources Add reports held
+						t.Errorf("sortBy %q %q n=%d: %v is kept, but Add reported it not held", sortBy, order, n, item)
+					}
+				}
 				var wantSeq []any
 				for _, res := range want[:min(n, len(want))] {
 					wantSeq = append(wantSeq, res["seq"])
