@@ -35,7 +35,9 @@ import (
 //     request waits behind one for a quarter of a millisecond at most.
 //
 // A sorted list keeps only the matches up to its page (scim_list_rank.go) rather than
-// rendering and sorting every user of the company.
+// rendering and sorting every user of the company, and a scan decodes of each user only the
+// attributes its filter and sort read (domain.ListQuery.Reads): decoding every user whole made
+// most of a flooded server's garbage, and the collector's pauses fell on every company.
 
 // FairnessConfig bounds what one company's list reads may cost the others.
 type FairnessConfig struct {
