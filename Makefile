@@ -21,8 +21,8 @@ test:
 # each for FUZZTIME, `make fuzz` for 30 s; -fuzz takes one target per run, so a package's
 # targets run one after another, packages side by side. What a run finds is written to
 # <pkg>/testdata/fuzz/<Target>/ and committed: a regression seed for every later `go test`.
-FUZZ = ./httpapi:FuzzSCIMBody ./domain:FuzzDiffApply ./domain/scim:FuzzParseFilter,FuzzParsePatchPath,FuzzPatchUser ./domain/jsonenc:FuzzAppendJSON \
-	./eventstore:FuzzDecodeEvent ./saml:FuzzParseIDPMetadata ./projections:FuzzRowJSON
+FUZZ = ./httpapi:FuzzSCIMBody ./domain:FuzzDiffApply ./domain/scim:FuzzParseFilter,FuzzParsePatchPath,FuzzPatchUser,FuzzReadAttributes ./domain/jsonenc:FuzzAppendJSON \
+	./eventstore:FuzzDecodeEvent ./saml:FuzzParseIDPMetadata ./projections:FuzzRowJSON,FuzzRowPartial
 FUZZTIME ?= 3s
 # Minimising each new interesting input may take up to 60 s by default, during which a worker
 # explores nothing (a long filter shows as minutes of "0/sec"); a short budget keeps it fuzzing.

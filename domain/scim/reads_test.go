@@ -88,3 +88,28 @@ func TestRanking_Attribute_is_what_it_reads(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadAttributes: for any filter, Match on the keys ReadAttributes names answers what it
+// answers on the whole resource.
+func FuzzReadAttributes(f *testing.F) {
+	for _, text := range matchFilters {
+		f.Add(text)
+	}
+	resources := append(matchResources(f), map[string]any{"Level": 7.0, "urn:x:Y": map[string]any{"level": "7", "A": []any{"b"}}})
+	f.Fuzz(func(t *testing.T, text string) {
+		flt, err := scim.ParseFilter(text)
+		if err != nil {
+			return
+		}
+		reads := scim.ReadAttributes(flt)
+		if reads == nil {
+			return // every key: nothing to compare
+		}
+		var m scim.Matcher
+		for i, res := range resources {
+			if got, want := m.Match(flt, restrict(res, reads)), m.Match(flt, res); got != want {
+				t.Fatalf("%s on resource %d holding only %q: %v, on the whole resource %v", text, i, reads, got, want)
+			}
+		}
+	})
+}
