@@ -565,34 +565,11 @@ func (d *decoder) value() (any, bool) {
 	case c == '"':
 		return d.str()
 	case c == '{':
-		if d.depth++; d.depth > maxDepth {
-			return nil, false
+		m, ok := d.members(nil) // rowpartial.go
+		if !ok {
+			return nil, false // an untyped nil, as the other failures return
 		}
-		d.off++
-		m := make(map[string]any)
-		if d.consume('}') {
-			d.depth--
-			return m, true
-		}
-		for {
-			k, ok := d.key()
-			if !ok || !d.consume(':') {
-				return nil, false
-			}
-			v, ok := d.value()
-			if !ok {
-				return nil, false
-			}
-			m[k] = v // a key twice: the last one wins, as with encoding/json
-			if d.consume(',') {
-				continue
-			}
-			if !d.consume('}') {
-				return nil, false
-			}
-			d.depth--
-			return m, true
-		}
+		return m, true
 	case c == '[':
 		if d.depth++; d.depth > maxDepth {
 			return nil, false

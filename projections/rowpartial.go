@@ -47,44 +47,37 @@ func (s *attrSet) has(key []byte) bool {
 	return false
 }
 
-// partialFields returns fields with the decoding of "resource" replaced by one that keeps
-// only the keys of keep.
-func partialFields[T any](fields []rowField[T], resource func(row *T) *map[string]any, keep *attrSet) []rowField[T] {
-	out := slices.Clone(fields)
-	for i, f := range out {
+// partialDecoder returns a decoder of rows that holds only the keys of keep in the resource
+// (resource returns the row's), or decodes the row with whole when it cannot (a row the
+// partial decoder refuses is whatever whole makes of it).
+func partialDecoder[T any](fields []rowField[T], resource func(row *T) *map[string]any,
+	whole func([]byte, *T) error, keep *attrSet) func([]byte, *T) error {
+	fields = slices.Clone(fields)
+	for i, f := range fields {
 		if f.name == "resource" {
-			out[i].decode = func(d *decoder, row *T) bool {
+			fields[i].decode = func(d *decoder, row *T) bool {
 				m, ok := d.objectOf(keep)
 				*resource(row) = m
 				return ok
 			}
 		}
 	}
-	return out
-}
-
-// userPartial and groupPartial decode a row with only the keys of keep in its resource, or the
-// whole row when the partial decoder cannot (it is then what unmarshalUser gives).
-func userPartial(keep *attrSet) func(data []byte, u *domain.User) error {
-	fields := partialFields(userFields, func(u *domain.User) *map[string]any { return &u.Resource }, keep)
-	return func(data []byte, u *domain.User) error {
-		if decodeRow(data, fields, u) {
+	return func(data []byte, row *T) error {
+		if decodeRow(data, fields, row) {
 			return nil
 		}
-		*u = domain.User{}
-		return unmarshalUser(data, u)
+		*row = *new(T)
+		return whole(data, row)
 	}
+}
+
+// userPartial and groupPartial decode a row with only the keys of keep in its resource.
+func userPartial(keep *attrSet) func(data []byte, u *domain.User) error {
+	return partialDecoder(userFields, func(u *domain.User) *map[string]any { return &u.Resource }, unmarshalUser, keep)
 }
 
 func groupPartial(keep *attrSet) func(data []byte, g *domain.Group) error {
-	fields := partialFields(groupFields, func(g *domain.Group) *map[string]any { return &g.Resource }, keep)
-	return func(data []byte, g *domain.Group) error {
-		if decodeRow(data, fields, g) {
-			return nil
-		}
-		*g = domain.Group{}
-		return unmarshalGroup(data, g)
-	}
+	return partialDecoder(groupFields, func(g *domain.Group) *map[string]any { return &g.Resource }, unmarshalGroup, keep)
 }
 
 // objectOf decodes an object as object does, holding only the keys keep has; the values of
@@ -94,34 +87,27 @@ func (d *decoder) objectOf(keep *attrSet) (map[string]any, bool) {
 	if d.literal("null") {
 		return nil, true
 	}
-	if !d.consume('{') {
+	if d.off >= len(d.data) || d.data[d.off] != '{' {
 		return nil, false
 	}
-	d.depth++
+	return d.members(keep)
+}
+
+// members decodes the object at d.off into a map, as value does, holding only the keys keep
+// has (all of them with a nil keep).
+func (d *decoder) members(keep *attrSet) (map[string]any, bool) {
+	if d.depth++; d.depth > maxDepth {
+		return nil, false
+	}
+	d.off++
 	m := make(map[string]any)
 	if d.consume('}') {
 		d.depth--
 		return m, true
 	}
 	for {
-		d.skipSpace()
-		start := d.off
-		raw, plain := d.plainString()
-		var k string
-		wanted := false
-		switch {
-		case plain && !keep.has(raw):
-		case plain:
-			d.off, wanted = start, true
-			fallthrough
-		default: // a key with escapes, or a wanted one: decode it as value does
-			s, ok := d.key()
-			if !ok {
-				return nil, false
-			}
-			k, wanted = s, wanted || keep.has([]byte(s))
-		}
-		if !d.consume(':') {
+		k, wanted, ok := d.memberKey(keep)
+		if !ok || !d.consume(':') {
 			return nil, false
 		}
 		if wanted {
@@ -142,6 +128,24 @@ func (d *decoder) objectOf(keep *attrSet) (map[string]any, bool) {
 		d.depth--
 		return m, true
 	}
+}
+
+// memberKey decodes an object's key as key does and reports whether keep has it (a nil keep
+// has every key); a key keep does not have is only stepped over when it holds no escape.
+func (d *decoder) memberKey(keep *attrSet) (k string, wanted, ok bool) {
+	if keep == nil {
+		k, ok = d.key()
+		return k, true, ok
+	}
+	d.skipSpace()
+	start := d.off
+	raw, plain := d.plainString()
+	if plain && !keep.has(raw) {
+		return "", false, true
+	}
+	d.off = start // decode it as key does (escapes, known keys)
+	k, ok = d.key()
+	return k, ok && (plain || keep.has([]byte(k))), ok
 }
 
 // plainString returns the bytes of the string at d.off and moves past it if it holds no

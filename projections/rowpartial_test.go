@@ -8,26 +8,8 @@ import (
 	"testing"
 
 	"github.com/idledger/idledger/domain"
+	"github.com/idledger/idledger/domain/scim/scimtest"
 )
-
-// restrictTo returns the keys of m that reads names, ignoring case, or whose first bytes are
-// one of its prefixes (names ending in ':'), ignoring case; nil stays nil.
-func restrictTo(m map[string]any, reads []string) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := map[string]any{}
-	for k, v := range m {
-		for _, r := range reads {
-			prefix := strings.HasSuffix(r, ":")
-			if prefix && len(k) >= len(r) && strings.EqualFold(k[:len(r)], r) || !prefix && strings.EqualFold(k, r) {
-				out[k] = v
-				break
-			}
-		}
-	}
-	return out
-}
 
 // checkPartial checks that part decodes data as whole does, except that the resource holds
 // only the keys of reads; or, where it falls back to whole (exact false), the whole resource.
@@ -44,7 +26,7 @@ func checkPartial[T any](t *testing.T, data []byte, reads []string, exact bool,
 		t.Fatalf("partial decode of %q (reads %q): %v; whole decode succeeds", data, reads, err)
 	}
 	all := *resource(&want)
-	*resource(&want) = restrictTo(all, reads)
+	*resource(&want) = scimtest.Restrict(all, reads)
 	if reflect.DeepEqual(got, want) {
 		return
 	}
@@ -94,7 +76,7 @@ func TestRowPartial_is_the_whole_row_restricted(t *testing.T) {
 		if data, err := json.Marshal(u); err == nil {
 			reads := g.readsOf(u.Resource)
 			checkPartial(t, data, reads, true, unmarshalUser, userPartial(newAttrSet(reads)), userResource)
-			if len(restrictTo(u.Resource, reads)) < len(u.Resource) {
+			if len(scimtest.Restrict(u.Resource, reads)) < len(u.Resource) {
 				restricted++
 			}
 		}

@@ -2,27 +2,11 @@ package scim_test
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/idledger/idledger/domain/scim"
+	"github.com/idledger/idledger/domain/scim/scimtest"
 )
-
-// restrict returns the keys of res that reads names (ignoring case) or that begin with one of
-// its prefixes (names ending in ':'), as a read model decoding only those keys gives them.
-func restrict(res map[string]any, reads []string) map[string]any {
-	out := map[string]any{}
-	for k, v := range res {
-		for _, r := range reads {
-			prefix := strings.HasSuffix(r, ":")
-			if prefix && len(k) >= len(r) && strings.EqualFold(k[:len(r)], r) || !prefix && strings.EqualFold(k, r) {
-				out[k] = v
-				break
-			}
-		}
-	}
-	return out
-}
 
 // TestReadAttributes_are_what_Match_reads: Match on a resource holding only the keys
 // ReadAttributes names answers what it answers on the whole resource, for every filter kind,
@@ -48,7 +32,7 @@ func TestReadAttributes_are_what_Match_reads(t *testing.T) {
 		}
 		for i, res := range resources {
 			want := m.Match(f, res)
-			if got := m.Match(f, restrict(res, reads)); got != want {
+			if got := m.Match(f, scimtest.Restrict(res, reads)); got != want {
 				t.Errorf("%s on resource %d holding only %q: %v, on the whole resource %v", text, i, reads, got, want)
 			}
 		}
@@ -81,7 +65,7 @@ func TestRanking_Attribute_is_what_it_reads(t *testing.T) {
 		part, _ := scim.NewRanking(sortBy, "descending", 3)
 		for i, res := range list {
 			whole.Add(res, i)
-			part.Add(restrict(res, []string{part.Attribute()}), i)
+			part.Add(scimtest.Restrict(res, []string{part.Attribute()}), i)
 		}
 		if got, want := part.Items(), whole.Items(); !slices.Equal(got, want) {
 			t.Errorf("sortBy %q on resources holding only %q: %v, on whole resources %v", sortBy, part.Attribute(), got, want)
@@ -107,7 +91,7 @@ func FuzzReadAttributes(f *testing.F) {
 		}
 		var m scim.Matcher
 		for i, res := range resources {
-			if got, want := m.Match(flt, restrict(res, reads)), m.Match(flt, res); got != want {
+			if got, want := m.Match(flt, scimtest.Restrict(res, reads)), m.Match(flt, res); got != want {
 				t.Fatalf("%s on resource %d holding only %q: %v, on the whole resource %v", text, i, reads, got, want)
 			}
 		}

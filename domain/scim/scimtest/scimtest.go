@@ -1,9 +1,11 @@
-// Package scimtest holds the SCIM resources and filters that the tests of the filter parser
-// (domain/scim) and of the list handlers (httpapi) share. Only tests import it.
+// Package scimtest holds the SCIM resources, filters and helpers that the tests of the filter
+// parser (domain/scim), of the list handlers (httpapi) and of the read models (projections)
+// share. Only tests import it.
 package scimtest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -169,4 +171,24 @@ func FilterCases() []FilterCase {
 		{`userName eq "A\u0064a.Lovelace@contoso.com"`, map[string]bool{"ada": true}},
 		{`emails [ type eq "work" ] . value eq "ada@contoso.com"`, nil},
 	}
+}
+
+// Restrict returns the keys of res that reads names, ignoring case, or whose first bytes are
+// one of its prefixes (names ending in ':'), ignoring case: what a read model given
+// domain.ListQuery.Reads may hand a filter. A nil res stays nil.
+func Restrict(res map[string]any, reads []string) map[string]any {
+	if res == nil {
+		return nil
+	}
+	out := map[string]any{}
+	for k, v := range res {
+		for _, r := range reads {
+			prefix := strings.HasSuffix(r, ":")
+			if prefix && len(k) >= len(r) && strings.EqualFold(k[:len(r)], r) || !prefix && strings.EqualFold(k, r) {
+				out[k] = v
+				break
+			}
+		}
+	}
+	return out
 }
