@@ -112,10 +112,10 @@ type ListQuery struct {
 	// Reads, if not nil, names what Keep and Hold read of a resource's stored attributes
 	// (Resource): top-level attribute names or extension schema URNs, any letter case; a name
 	// ending in ':' stands for every key whose first bytes it is, in any letter case (so "urn:"
-	// for every extension). A read
-	// model may then hand them a resource whose Resource holds only those keys, everything
-	// else of it complete: a scan of a large company decodes what its filter reads, not whole
-	// users. Such a resource is theirs for the call only, unless Hold keeps it.
+	// for every extension). A read model may then hand them a resource whose Resource holds
+	// only those keys, everything else of it complete: a scan of a large company decodes what
+	// its filter reads, not whole users. Such a resource is theirs for the call only, unless
+	// Hold keeps it.
 	Reads []string
 	// Hold, if not nil, is called with each resource Keep kept (or each candidate, without
 	// Keep), in order, and reports whether it keeps that resource past the call (a sorted

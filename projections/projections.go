@@ -576,6 +576,11 @@ func query[T any, P interface {
 	var out []T
 	total := 0
 	onPage := func() bool { return total >= q.Offset && (q.Limit < 0 || len(out) < q.Limit) }
+	partial := part != nil && (q.Keep != nil || q.Hold != nil)
+	first := decode // what Keep and Hold see
+	if partial {
+		first = part
+	}
 	err := db.view(func(tx *bolt.Tx) error {
 		return candidates(ctx, tx, tenant, q, tx.Bucket(bucket), index, func(id, raw []byte) error {
 			if q.Keep == nil && q.Hold == nil && !onPage() {
@@ -583,12 +588,7 @@ func query[T any, P interface {
 				return nil
 			}
 			row := new(T)
-			partial := part != nil && (q.Keep != nil || q.Hold != nil)
-			dec := decode
-			if partial {
-				dec = part
-			}
-			if err := dec(raw, row); err != nil {
+			if err := first(raw, row); err != nil {
 				return fmt.Errorf("projections: %s %s: %w", bucket, id, err)
 			}
 			if q.Keep != nil && !q.Keep(P(row)) {

@@ -545,15 +545,7 @@ func (d *decoder) time(t *time.Time) bool {
 }
 
 // object decodes an object into a map (null into a nil map).
-func (d *decoder) object() (map[string]any, bool) {
-	d.skipSpace()
-	if d.literal("null") {
-		return nil, true
-	}
-	v, ok := d.value()
-	m, isMap := v.(map[string]any)
-	return m, ok && isMap
-}
+func (d *decoder) object() (map[string]any, bool) { return d.objectOf(nil) }
 
 // value decodes any JSON value as encoding/json does into an any.
 func (d *decoder) value() (any, bool) {

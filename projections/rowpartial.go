@@ -80,8 +80,9 @@ func groupPartial(keep *attrSet) func(data []byte, g *domain.Group) error {
 	return partialDecoder(groupFields, func(g *domain.Group) *map[string]any { return &g.Resource }, unmarshalGroup, keep)
 }
 
-// objectOf decodes an object as object does, holding only the keys keep has; the values of
-// the others are stepped over (skip), not built.
+// objectOf decodes an object into a map (null into a nil map), holding only the keys keep
+// has (every key with a nil keep); the values of the others are stepped over (skip), not
+// built.
 func (d *decoder) objectOf(keep *attrSet) (map[string]any, bool) {
 	d.skipSpace()
 	if d.literal("null") {
